@@ -1,0 +1,236 @@
+"""Stage 1: fetch the base model and MedQuAD, and build leakage-free chat-format training data.
+
+    # the real run: TinyLlama from the Hub into models/tinyllama, MedQuAD from GitHub into data/medquad
+    python download_model.py
+
+    # offline: a tiny random model of TinyLlama's family with TinyLlama's real tokenizer, a local MedQuAD
+    python download_model.py --model tiny-random --tokenizer ../shared/tinyllama/tokenizer.model \\
+        --medquad ../shared/data/medquad
+
+    # data only, from the Hub copy of MedQuAD, another seed
+    python download_model.py --skip-model --medquad hf --seed 7
+
+Outputs: models/tinyllama/ (or models/tiny-random/) with model_source.json; data/medquad/{train,val,test}.jsonl
+and data/medquad/stats.json. Exit code 2 on bad input, with one line saying what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medlora import medquad
+from medlora.cli import UsageError, run_stage
+from medlora.files import write_json, write_jsonl
+from medlora.modeling import (
+    DEFAULT_MODEL,
+    build_tiny_random,
+    copy_local_model,
+    download_from_hub,
+    load_tokenizer,
+)
+from medlora.prompts import count_tokens, render
+
+log = logging.getLogger("download_model")
+
+GITHUB_ZIP = "https://github.com/abachaa/MedQuAD/archive/refs/heads/master.zip"
+HF_DATASET = "lavita/MedQuAD"
+
+
+@dataclass
+class DownloadConfig:
+    model: str = field(
+        default=DEFAULT_MODEL,
+        metadata={
+            "help": "a Hub model id, a local model directory, or 'tiny-random' (built offline in seconds)"
+        },
+    )
+    revision: str | None = field(default=None, metadata={"help": "Hub branch, tag or commit of --model"})
+    tokenizer: str | None = field(
+        default=None,
+        metadata={
+            "help": "TinyLlama tokenizer (tokenizer.model or a model directory) for tiny-random and the length stats"
+        },
+    )
+    medquad: str = field(
+        default="github",
+        metadata={
+            "help": "'github' (the original XML zip), 'hf' (lavita/MedQuAD), or a path: XML directory, .zip, .csv, .jsonl"
+        },
+    )
+    models_dir: str = field(default="models", metadata={"help": "where base models are written"})
+    data_dir: str = field(default="data", metadata={"help": "where data/medquad/* is written"})
+    skip_model: bool = field(default=False, metadata={"help": "do not fetch or build a model"})
+    skip_data: bool = field(default=False, metadata={"help": "do not build the MedQuAD splits"})
+    seed: int = field(default=42, metadata={"help": "seed of the focus split"})
+    val_fraction: float = field(default=0.05, metadata={"help": "share of QA pairs in the validation split"})
+    test_fraction: float = field(default=0.10, metadata={"help": "share of QA pairs in the test split"})
+    max_length: int = field(
+        default=512, metadata={"help": "training window in tokens, for the length statistics"}
+    )
+
+    def validate(self) -> None:
+        for name in ("val_fraction", "test_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be in [0, 1)")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise UsageError("--val-fraction plus --test-fraction must leave something to train on")
+        if self.max_length < 16:
+            raise UsageError("--max-length must be at least 16")
+        if self.skip_model and self.skip_data:
+            raise UsageError("--skip-model and --skip-data together leave nothing to do")
+        if self.tokenizer and not Path(self.tokenizer).exists():
+            raise UsageError(f"tokenizer not found: {self.tokenizer}")
+
+    @property
+    def model_dir(self) -> Path:
+        return Path(self.models_dir) / ("tiny-random" if self.model == "tiny-random" else "tinyllama")
+
+
+def fetch_model(cfg: DownloadConfig) -> dict[str, Any]:
+    dest = cfg.model_dir
+    if cfg.model == "tiny-random":
+        source = build_tiny_random(dest, tokenizer_source=cfg.tokenizer, seed=cfg.seed)
+    elif Path(cfg.model).exists():
+        source = copy_local_model(Path(cfg.model), dest)
+    elif cfg.model.startswith((".", "/")) or cfg.model.count("/") > 1:
+        raise UsageError(f"model directory not found: {cfg.model}")
+    else:
+        source = download_from_hub(cfg.model, cfg.revision, dest)
+    log.info("base model ready in %s (%s @ %s)", dest, source["model_id"], source.get("resolved_revision"))
+    return source
+
+
+def _download(url: str, dest: Path) -> None:
+    """Resumable download: a partial file is continued with a Range request, then renamed into place."""
+    part = dest.with_name(dest.name + ".part")
+    done = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(url, headers={"Range": f"bytes={done}-"} if done else {})
+    try:
+        with (
+            urllib.request.urlopen(req, timeout=60) as resp,
+            open(part, "ab" if resp.status == 206 else "wb") as fh,
+        ):
+            while chunk := resp.read(1 << 20):
+                fh.write(chunk)
+    except OSError as e:
+        raise UsageError(
+            f"cannot download MedQuAD from {url} ({e}): pass a local copy with --medquad PATH "
+            "(an XML directory, the GitHub zip, a CSV or JSONL) or use --medquad hf"
+        ) from None
+    os.replace(part, dest)
+
+
+def read_medquad(cfg: DownloadConfig, report: medquad.ReadReport) -> list[medquad.QAPair]:
+    raw = Path(cfg.data_dir) / "medquad" / "raw"
+    if cfg.medquad == "github":
+        zip_path = raw / "MedQuAD-master.zip"
+        if not zip_path.exists():
+            raw.mkdir(parents=True, exist_ok=True)
+            log.info("downloading %s", GITHUB_ZIP)
+            _download(GITHUB_ZIP, zip_path)
+        return medquad.read_source(zip_path, report)
+    if cfg.medquad == "hf":
+        try:
+            import datasets
+
+            ds = datasets.load_dataset(HF_DATASET, cache_dir=str(raw / "hf"))
+        except Exception as e:  # the datasets library raises many unrelated types when offline
+            raise UsageError(
+                f"cannot load {HF_DATASET} ({type(e).__name__}): pass a local copy with --medquad "
+                "PATH, or set HF_DATASETS_OFFLINE=1 with a populated cache"
+            ) from None
+        pairs = medquad.read_hf(ds, report)
+        if not pairs:
+            raise UsageError(f"{HF_DATASET} holds no question-answer pairs with an answer")
+        return pairs
+    return medquad.read_source(Path(cfg.medquad), report)
+
+
+def find_tokenizer(cfg: DownloadConfig, model_source: dict[str, Any] | None):
+    if cfg.tokenizer:
+        from medlora.modeling import tinyllama_tokenizer
+
+        p = Path(cfg.tokenizer)
+        return load_tokenizer(p) if (p / "tokenizer_config.json").exists() else tinyllama_tokenizer(p)
+    # A byte-level fallback tokenizer would give lengths that mean nothing for TinyLlama: skip it.
+    if model_source and model_source.get("tokenizer") != "byte-level" and cfg.model_dir.exists():
+        return load_tokenizer(cfg.model_dir)
+    default = Path(cfg.models_dir) / "tinyllama"
+    return load_tokenizer(default) if (default / "tokenizer_config.json").exists() else None
+
+
+def length_stats(tokenizer, splits: dict[str, list[dict]], max_length: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"max_length": max_length, "tokenizer": getattr(tokenizer, "name_or_path", "")}
+    for kind in ("qa", "treatment"):
+        texts = [
+            render(tokenizer, r["messages"]) for rows in splits.values() for r in rows if r["kind"] == kind
+        ]
+        if not texts:
+            continue
+        lengths = sorted(count_tokens(tokenizer, texts))
+        pct = {f"p{q}": lengths[min(len(lengths) - 1, int(q / 100 * len(lengths)))] for q in (50, 90, 95, 99)}
+        out[kind] = {
+            **pct,
+            "max": lengths[-1],
+            "share_over_max_length": round(sum(n > max_length for n in lengths) / len(lengths), 4),
+        }
+    return out
+
+
+def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict[str, Any]:
+    report = medquad.ReadReport()
+    pairs = read_medquad(cfg, report)
+    answered = len(pairs)
+    pairs, dropped = medquad.deduplicate(pairs)
+    split_pairs = medquad.split_by_focus(pairs, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    splits = {name: medquad.build_examples(rows) for name, rows in split_pairs.items()}
+    out_dir = Path(cfg.data_dir) / "medquad"
+    stats: dict[str, Any] = {
+        "source": cfg.medquad,
+        "seed": cfg.seed,
+        "val_fraction": cfg.val_fraction,
+        "test_fraction": cfg.test_fraction,
+        "records_read": report.records_read,
+        "answered_pairs": answered,
+        "skipped_without_answer": report.skipped_no_answer,
+        "duplicates_dropped": dropped,
+        "malformed_files": {"count": len(report.malformed_files), "files": report.malformed_files},
+        "splits": {name: medquad.split_stats(rows) for name, rows in splits.items()},
+        "leakage": medquad.leakage(splits),
+    }
+    tokenizer = find_tokenizer(cfg, model_source)
+    stats["token_lengths"] = (
+        length_stats(tokenizer, splits, cfg.max_length)
+        if tokenizer
+        else "not computed: no TinyLlama tokenizer at hand (pass --tokenizer)"
+    )
+    # Split files first, stats last: stats.json's presence marks a complete, consistent set.
+    for name, rows in splits.items():
+        write_jsonl(out_dir / f"{name}.jsonl", rows)
+    write_json(out_dir / "stats.json", stats)
+    leak = stats["leakage"]
+    log.info(
+        "wrote %s: %s; leakage %s",
+        out_dir,
+        ", ".join(f"{n} {s['examples']}" for n, s in stats["splits"].items()),
+        leak,
+    )
+    if any(leak.values()):
+        raise RuntimeError(f"split leaks between train/val/test: {leak}")
+    return stats
+
+
+def main(cfg: DownloadConfig) -> dict[str, Any]:
+    model_source = None if cfg.skip_model else fetch_model(cfg)
+    stats = None if cfg.skip_data else build_data(cfg, model_source)
+    return {"model": model_source, "data": stats}
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, DownloadConfig, description=__doc__))
