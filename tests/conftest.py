@@ -1,0 +1,81 @@
+"""Shared fixtures: everything is built in the test session from files the project holds, offline, on CPU.
+
+``../shared`` (full MedQuAD, TinyLlama's tokenizer and config) is used only by tests marked ``integration``,
+which skip with a reason when it is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MEDQUAD_FIXTURE = FIXTURES / "medquad"
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, or a skip with the reason when it is not there."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} is absent (integration data lives in ../shared beside the repository)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """The offline tiny random model with the byte-level tokenizer (no ../shared needed)."""
+    from medlora.modeling import build_tiny_random
+
+    dest = tmp_path_factory.mktemp("models") / "tiny-random"
+    build_tiny_random(dest, seed=0)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """data/medquad/{train,val,test}.jsonl built by the data stage from the XML fixtures."""
+    import download_model
+
+    data_dir = tmp_path_factory.mktemp("data")
+    cfg = download_model.DownloadConfig(
+        skip_model=True, medquad=str(MEDQUAD_FIXTURE), data_dir=str(data_dir), val_fraction=0.2, test_fraction=0.2
+    )
+    cfg.validate()
+    download_model.main(cfg)
+    return data_dir / "medquad"
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tiny_model, tmp_path_factory) -> Path:
+    """A LoRA adapter on the tiny model, saved the way train_model.py saves one (with model_info.json).
+
+    The LoRA B matrices are perturbed so the adapter changes the outputs (fresh LoRA is an identity).
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from medlora.modeling import load_tokenizer, read_model_source
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    )
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    out = tmp_path_factory.mktemp("adapters") / "tiny-adapter"
+    peft_model.save_pretrained(out)
+    load_tokenizer(tiny_model).save_pretrained(out)
+    (out / "model_info.json").write_text(json.dumps({"base_model": read_model_source(tiny_model)}))
+    return out
