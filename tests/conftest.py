@@ -46,7 +46,11 @@ def tiny_data(tmp_path_factory) -> Path:
 
     data_dir = tmp_path_factory.mktemp("data")
     cfg = download_model.DownloadConfig(
-        skip_model=True, medquad=str(MEDQUAD_FIXTURE), data_dir=str(data_dir), val_fraction=0.2, test_fraction=0.2
+        skip_model=True,
+        medquad=str(MEDQUAD_FIXTURE),
+        data_dir=str(data_dir),
+        val_fraction=0.2,
+        test_fraction=0.2,
     )
     cfg.validate()
     download_model.main(cfg)
