@@ -166,3 +166,15 @@ def test_offline_smoke_path_with_full_medquad(tmp_path):
     lengths = stats["token_lengths"]["qa"]
     assert lengths["p50"] < 512 < lengths["p99"] and 0.1 < lengths["share_over_max_length"] < 0.3
     assert (tmp_path / "models" / "tiny-random" / "model.safetensors").is_file()
+
+
+def test_hub_dataset_unreachable_exits_2(tmp_path):
+    r = run_cli(
+        "--skip-model",
+        "--medquad",
+        "hf",
+        "--data-dir",
+        str(tmp_path),
+        env={"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")},
+    )
+    assert r.returncode == 2 and "--medquad PATH" in r.stderr.strip().splitlines()[-1]

@@ -169,3 +169,31 @@ def test_full_medquad_counts_and_no_leakage():
     }
     assert sum(len(v) for v in split.values()) == len(unique) == 16407 - dropped
     assert 0.08 < len(split["test"]) / len(unique) < 0.12
+
+
+def test_hub_dataset_columns_are_read():
+    import datasets
+
+    ds = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(
+                {
+                    "document_id": ["1", "2"],
+                    "document_source": ["GARD", "GARD"],
+                    "document_url": ["u1", "u2"],
+                    "question_focus": ["Gout", "Gout"],
+                    "question_type": ["treatment", "information"],
+                    "question": ["What are the treatments for Gout ?", "What is (are) Gout ?"],
+                    "answer": ["Colchicine helps.", None],
+                }
+            )
+        }
+    )
+    report = medquad.ReadReport()
+    pairs = medquad.read_hf(ds, report)
+    assert pairs == [
+        medquad.QAPair(
+            "What are the treatments for Gout ?", "Colchicine helps.", "treatment", "Gout", "GARD", "u1"
+        )
+    ]
+    assert report.skipped_no_answer == 1
