@@ -1,0 +1,274 @@
+"""train_model.py end to end on the tiny random model and the fixture data (CPU, offline, seconds)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import train_model
+from medlora.cli import UsageError, parse_config, run_stage
+from medlora.schemas import DISCLAIMER
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tiny model's matrices are too small to share between threads; on a busy 2-core box the second
+    thread only waits (a step took 10x longer with two threads than with one)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def error_lines(err: str) -> list[str]:
+    assert "Traceback" not in err
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_config(tiny_model: Path, tiny_data: Path, out: Path, **overrides) -> train_model.TrainConfig:
+    values = {
+        "base_model": str(tiny_model),
+        "data_dir": str(tiny_data),
+        "output_dir": str(out),
+        "cache_dir": str(out.parent / "cache"),  # keeps the shared fixture's directory untouched
+        "max_steps": 4,
+        "eval_steps": 2,
+        "logging_steps": 1,
+        **overrides,
+    }
+    cfg = train_model.TrainConfig(**values)
+    cfg.validate()
+    return cfg
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_model, tiny_data, tmp_path_factory) -> Path:
+    """One short run that all the output tests read: a few repeated examples at a high learning rate."""
+    out = tmp_path_factory.mktemp("train") / "adapter"
+    cfg = make_config(
+        tiny_model, tiny_data, out,
+        limit_examples=4, max_steps=8, eval_steps=4, learning_rate=1e-2, lora_dropout=0.0, warmup_ratio=0.0,
+        merge=True,
+    )  # fmt: skip
+    train_model.main(cfg)
+    return out
+
+
+def test_writes_the_adapter_and_its_records(trained, tiny_model):
+    for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer_config.json", "README.md"):
+        assert (trained / name).is_file(), name
+    assert not (trained / "checkpoints").exists(), "checkpoints of a finished run are removed with it"
+    info = json.loads((trained / "model_info.json").read_text())
+    assert info == json.loads((trained.parent / "model_info.json").read_text())
+    assert info["base_model"]["model_id"] == "tiny-random" and info["base_model"]["path"] == str(tiny_model)
+    assert len(info["data"]["hash"]) == 64 and [Path(f).name for f in info["data"]["files"]] == [
+        "train.jsonl",
+        "val.jsonl",
+    ]
+    assert info["lora"]["r"] == 16 and "down_proj" in info["lora"]["target_modules"]
+    assert 0 < info["lora"]["trainable_share"] < 1
+    assert info["training"]["global_step"] == 8 and info["training"]["precision"] == "float32"
+    assert set(info["versions"]) == {"torch", "transformers", "peft", "accelerate", "python"}
+    run_config = json.loads((trained / "run_config.json").read_text())
+    assert run_config["learning_rate"] == 1e-2 and run_config["max_steps"] == 8
+
+
+def test_training_log_holds_every_logged_step(trained):
+    log = json.loads((trained.parent / "training_log.json").read_text())
+    assert [r["step"] for r in log["steps"]] == list(range(1, 9))
+    for rec in log["steps"]:
+        assert set(rec) == {"step", "epoch", "loss", "learning_rate", "grad_norm", "eval_loss"}
+        assert math.isfinite(rec["loss"]) and rec["grad_norm"] > 0
+    assert [r["step"] for r in log["steps"] if r["eval_loss"] is not None] == [4, 8]
+    ex = log["examples"]["train"]
+    assert ex["total"] == ex["used"] + ex["dropped"] and "shortened" in ex
+    assert log["tokens"] > 0 and log["tokens_per_second"] > 0 and log["wall_time_s"] > 0
+    assert log["peak_memory"]["rss_mib"] > 0
+    assert all(0 <= share < 1 for share in log["padding_share"].values())
+    png = (trained.parent / "training_loss.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+
+def test_model_card_front_matter_and_disclaimer(trained):
+    card = (trained / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["base_model"] == "tiny-random" and front["library_name"] == "peft"
+    assert front["license"] and front["datasets"] and "lora" in front["tags"]
+    assert DISCLAIMER in card and "Not measured yet" in card
+
+
+def test_adapter_loads_for_inference_and_merged_model_matches(trained, tiny_model):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from medlora.modeling import load_model
+
+    model, _, info = load_model(tiny_model, trained, device="cpu", precision="fp32")
+    assert info["adapter"] == str(trained)
+    merged = AutoModelForCausalLM.from_pretrained(trained / "merged").eval()
+    ids = torch.tensor([[1, 20, 30, 40, 50]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, merged(ids).logits, atol=1e-4, rtol=1e-4)
+    assert json.loads((trained / "merged" / "model_source.json").read_text())["source"].startswith("merged")
+
+
+def test_finished_adapter_is_not_overwritten(trained, tiny_model, tiny_data, capsys):
+    before = digest(trained)
+    argv = ["--base-model", str(tiny_model), "--data-dir", str(tiny_data), "--output-dir", str(trained)]
+    assert run_stage(train_model.main, train_model.TrainConfig, argv) == 2
+    (err,) = error_lines(capsys.readouterr().err)
+    assert "--overwrite" in err
+    assert digest(trained) == before
+
+
+def test_loss_falls_on_a_few_repeated_examples(trained):
+    log = json.loads((trained.parent / "training_log.json").read_text())
+    losses = [r["loss"] for r in log["steps"]]
+    assert sum(losses[-3:]) / 3 < losses[0] - 0.2, losses
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_after_save(at_step: int):
+    from transformers import TrainerCallback
+
+    class Kill(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step >= at_step:
+                raise Killed(f"killed after the checkpoint of step {at_step}")
+
+    return Kill()
+
+
+def test_resume_after_a_kill_ends_at_the_uninterrupted_step_count(trained, tiny_model, tiny_data, tmp_path):
+    out = tmp_path / "adapter"
+    shutil.copytree(trained, out)  # a finished adapter that --overwrite will replace, but only at the end
+    before = digest(out)
+    cfg = make_config(
+        tiny_model, tiny_data, out, limit_examples=8, max_steps=0, epochs=2, eval_steps=1, overwrite=True
+    )
+    with pytest.raises(Killed):
+        train_model.main(cfg, callbacks=[kill_after_save(2)])
+    checkpoints = out / "checkpoints"
+    assert (checkpoints / "checkpoint-2" / "trainer_state.json").is_file()
+    assert {k: v for k, v in digest(out).items() if not k.startswith("checkpoints")} == before
+
+    log = train_model.main(cfg)
+    steps = 2 * math.ceil(log["examples"]["train"]["used"] / cfg.batch_size)
+    assert log["resumed_from"].endswith("checkpoint-2")
+    assert log["results"]["global_step"] == steps > 2
+    assert [r["step"] for r in log["steps"]] == list(range(1, steps + 1)), "steps before the kill stay logged"
+    assert not checkpoints.exists() and digest(out) != before
+
+
+def test_checkpoints_of_other_settings_are_not_resumed(tiny_model, tiny_data, tmp_path):
+    out = tmp_path / "adapter"
+    cfg = make_config(tiny_model, tiny_data, out, limit_examples=4, max_steps=2, eval_steps=1)
+    with pytest.raises(Killed):
+        train_model.main(cfg, callbacks=[kill_after_save(1)])
+    changed = make_config(
+        tiny_model, tiny_data, out, limit_examples=4, max_steps=2, eval_steps=1, learning_rate=1e-3
+    )
+    with pytest.raises(UsageError, match=r"other settings \(learning_rate\).*--no-resume"):
+        train_model.main(changed)
+    assert (out / "checkpoints" / "checkpoint-1").is_dir(), "refused checkpoints are kept"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--learning-rate", "0"], "--learning-rate must be > 0"),
+        (["--batch-size", "0"], "--batch-size must be > 0"),
+        (["--max-length", "4096"], "exceeds the model's context of 2048"),
+        (["--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA GPU"),
+        (["--load-in-4bit", "--device", "cpu"], "--load-in-4bit needs a CUDA GPU"),
+        (["--lora-target-modules", "no_such_proj"], "--lora-target-modules"),
+    ],
+)
+def test_bad_settings_exit_2_before_any_output(args, expected, tiny_model, tiny_data, tmp_path, capsys):
+    out = tmp_path / "models" / "adapter"
+    argv = ["--base-model", str(tiny_model), "--data-dir", str(tiny_data), "--output-dir", str(out), *args]
+    assert run_stage(train_model.main, train_model.TrainConfig, argv) == 2
+    (err,) = error_lines(capsys.readouterr().err)
+    assert expected in err
+    assert not (out / "adapter_config.json").exists() and not (out.parent / "training_log.json").exists()
+
+
+def test_missing_inputs_name_the_command_to_run_first(tiny_model, tiny_data, tmp_path, capsys):
+    out = ["--output-dir", str(tmp_path / "adapter")]
+    no_model = ["--base-model", str(tmp_path / "nope"), "--data-dir", str(tiny_data), *out]
+    no_data = ["--base-model", str(tiny_model), "--data-dir", str(tmp_path / "nope"), *out]
+    for argv in (no_model, no_data):
+        assert run_stage(train_model.main, train_model.TrainConfig, argv) == 2
+        assert "python download_model.py" in capsys.readouterr().err
+    assert not (tmp_path / "adapter").exists()
+
+
+def test_config_file_is_overridden_by_flags(tmp_path):
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text(
+        "learning_rate: 1.0e-3\nbatch_size: 2\nepochs: 5\nlora_target_modules: [q_proj, v_proj]\n"
+    )
+    cfg = parse_config(train_model.TrainConfig, ["--config", str(cfg_file), "--batch-size", "8"])
+    assert (cfg.learning_rate, cfg.batch_size, cfg.epochs) == (1e-3, 8, 5.0)
+    assert cfg.lora_target_modules == ["q_proj", "v_proj"] and cfg.max_length == 512
+    example = parse_config(
+        train_model.TrainConfig, ["--config", str(ROOT / "examples" / "train_config.yaml")]
+    )
+    assert example.learning_rate > 0
+
+
+def test_defaults_are_the_model_cards():
+    cfg = train_model.TrainConfig()
+    assert (cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.max_length) == (3.0, 4, 2e-4, 512)
+    assert cfg.output_dir == "models/tinyllama-medquad-treatment" and cfg.precision == "auto"
+
+
+def test_two_process_accelerate_run(tiny_model, tiny_data, tmp_path):
+    """DDP over two CPU processes (gloo). `accelerate launch --cpu` alone starts one process, so --multi_gpu."""
+    out = tmp_path / "adapter"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    cmd += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "train_model.py"]
+    cmd += ["--base-model", str(tiny_model), "--data-dir", str(tiny_data), "--output-dir", str(out)]
+    cmd += [
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--max-steps",
+        "2",
+        "--eval-steps",
+        "2",
+        "--limit-examples",
+        "8",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads((out / "model_info.json").read_text())
+    assert info["training"]["world_size"] == 2 and info["training"]["global_step"] == 2
+    log = json.loads((tmp_path / "training_log.json").read_text())
+    assert log["steps"][-1]["epoch"] == 2.0, "8 examples, 2 processes x batch 4: one step per epoch"

@@ -1,0 +1,348 @@
+"""Stage 2: LoRA fine-tuning of the base model on data/medquad/ with the HF Trainer (the model card's settings).
+
+    # the real run (GPU, card defaults: 3 epochs, batch 4, lr 2e-4, max length 512, AdamW, cosine, fp16)
+    python train_model.py
+
+    # offline smoke run on CPU with the tiny random model
+    python train_model.py --base-model models/tiny-random --max-steps 30
+
+    # several GPUs (DDP); FSDP or DeepSpeed through an accelerate config file
+    accelerate launch --multi_gpu --num_processes 4 train_model.py
+    accelerate launch --config_file fsdp.yaml train_model.py --config examples/train_config.yaml
+    # two CPU processes (gloo), as the tests run it; `accelerate launch --cpu` alone starts only one
+    accelerate launch --multi_gpu --num_processes 2 train_model.py --base-model models/tiny-random --max-steps 4
+
+    # a small GPU: 4-bit base (QLoRA) and gradient checkpointing
+    python train_model.py --load-in-4bit --gradient-checkpointing --batch-size 2
+
+Outputs: OUTPUT_DIR (default models/tinyllama-medquad-treatment/) with the adapter, tokenizer, run_config.json,
+model_info.json and the model card README.md; beside it training_log.json, model_info.json and
+training_loss.png. Checkpoints go to OUTPUT_DIR/checkpoints/ and a rerun resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from medlora import training
+from medlora.cli import UsageError, config_dict, run_stage
+from medlora.files import make_temp_dir, replace_dir, sha256_files, write_json
+from medlora.modelcard import write_model_card
+from medlora.modeling import (
+    load_tokenizer,
+    missing_model_error,
+    read_model_source,
+    resolve_device,
+)
+
+log = logging.getLogger("train_model")
+
+DEFAULT_OUTPUT = "models/tinyllama-medquad-treatment"
+LLAMA_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# Settings that change what is optimised: a checkpoint is resumed only under the same ones.
+RESUME_KEYS = (
+    "base_model", "data_dir", "max_length", "limit_examples", "epochs", "max_steps", "batch_size",
+    "gradient_accumulation_steps", "learning_rate", "warmup_ratio", "weight_decay", "lora_r", "lora_alpha",
+    "lora_dropout", "lora_target_modules", "precision", "load_in_4bit", "seed", "eval_steps",
+)  # fmt: skip
+
+
+@dataclass
+class TrainConfig:
+    base_model: str = field(default="models/tinyllama", metadata={"help": "base model directory"})
+    data_dir: str = field(default="data/medquad", metadata={"help": "holds train.jsonl and val.jsonl"})
+    output_dir: str = field(default=DEFAULT_OUTPUT, metadata={"help": "where the finished adapter goes"})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "cache of tokenised splits; none: DATA_DIR/cache"}
+    )
+    epochs: float = field(default=3.0, metadata={"help": "training epochs"})
+    max_steps: int = field(default=0, metadata={"help": "stop after N optimizer steps (0: all epochs)"})
+    batch_size: int = field(default=4, metadata={"help": "examples per device per step"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
+    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate (AdamW)"})
+    warmup_ratio: float = field(default=0.03, metadata={"help": "share of steps with linear warm-up"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_length: int = field(default=512, metadata={"help": "training window in tokens"})
+    limit_examples: int = field(default=0, metadata={"help": "use only the first N train and val examples"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: float = field(default=32.0, metadata={"help": "LoRA alpha (scale = alpha / r)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: list(LLAMA_PROJECTIONS), metadata={"help": "modules that get LoRA weights"}
+    )
+    precision: Literal["auto", "fp16", "bf16", "fp32"] = field(
+        default="auto", metadata={"help": "auto: fp16 on CUDA (LoRA weights in fp32), fp32 on CPU"}
+    )
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
+    load_in_4bit: bool = field(default=False, metadata={"help": "QLoRA: 4-bit NF4 base (CUDA, bitsandbytes)"})
+    eval_steps: int = field(
+        default=0, metadata={"help": "evaluate and checkpoint every N steps (0: per epoch)"}
+    )
+    logging_steps: int = field(default=10, metadata={"help": "log loss, lr and grad norm every N steps"})
+    save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept (plus the best one)"})
+    early_stopping_patience: int = field(default=0, metadata={"help": "stop after N worse evals (0: off)"})
+    seed: int = field(default=42, metadata={"help": "seed for LoRA init, sampling and dropout"})
+    resume: bool = field(default=True, metadata={"help": "resume from OUTPUT_DIR/checkpoints if present"})
+    tensorboard: bool = field(default=False, metadata={"help": "also log to TensorBoard (models/runs/)"})
+    merge: bool = field(
+        default=False, metadata={"help": "also write a merged full model to OUTPUT_DIR/merged"}
+    )
+    overwrite: bool = field(default=False, metadata={"help": "replace a finished adapter in OUTPUT_DIR"})
+
+    def validate(self) -> None:
+        positive = ("epochs", "batch_size", "gradient_accumulation_steps", "learning_rate", "lora_r")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        for name in ("max_steps", "limit_examples", "eval_steps", "early_stopping_patience", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
+        if self.logging_steps < 1 or self.save_total_limit < 1 or self.lora_alpha <= 0:
+            raise UsageError("--logging-steps, --save-total-limit and --lora-alpha must be positive")
+        if not 0 <= self.lora_dropout < 1 or not 0 <= self.warmup_ratio < 1:
+            raise UsageError("--lora-dropout and --warmup-ratio must be in [0, 1)")
+        if self.max_length < 32:
+            raise UsageError("--max-length must be at least 32 tokens")
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.output_dir) / "checkpoints"
+
+
+def preflight(cfg: TrainConfig) -> dict:
+    """Every check that can fail on input, before anything is loaded or written."""
+    base, data = Path(cfg.base_model), Path(cfg.data_dir)
+    if not (base / "config.json").is_file():
+        raise missing_model_error(base)
+    for split in ("train", "val"):
+        if not (data / f"{split}.jsonl").is_file():
+            raise UsageError(f"no {split} data in {data}: run `python download_model.py` first")
+    context = json.loads((base / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings")
+    if context and cfg.max_length > context:
+        raise UsageError(f"--max-length {cfg.max_length} exceeds the model's context of {context} tokens")
+    if (Path(cfg.output_dir) / "adapter_config.json").is_file() and not cfg.overwrite:
+        raise UsageError(
+            f"{cfg.output_dir} holds a finished adapter: pass --overwrite or another --output-dir"
+        )
+    device = resolve_device(cfg.device)
+    dtype = training.training_dtype(cfg.precision, device, cfg.load_in_4bit)
+    if cfg.tensorboard:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            raise UsageError("--tensorboard needs tensorboard: pip install tensorboard") from None
+    files = [data / "train.jsonl", data / "val.jsonl"]
+    data_info = {"hash": sha256_files(files), "files": [str(f) for f in files]}
+    ckpt = cfg.checkpoint_dir
+    resume_from = training.find_checkpoint(ckpt, fingerprint(cfg, data_info["hash"])) if cfg.resume else None
+    return {"device": device, "dtype": dtype, "data": data_info, "resume_from": resume_from}
+
+
+def fingerprint(cfg: TrainConfig, data_hash: str) -> dict:
+    values = config_dict(cfg)
+    return {**{k: values[k] for k in RESUME_KEYS}, "data_hash": data_hash}
+
+
+def training_args(cfg: TrainConfig, device: str, dtype, has_eval: bool):
+    import torch
+    from transformers import TrainingArguments
+
+    strategy = "steps" if cfg.eval_steps else "epoch"
+    return TrainingArguments(
+        output_dir=str(cfg.checkpoint_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.warmup_ratio,  # a float below 1 is a share of the total steps
+        weight_decay=cfg.weight_decay,
+        optim="adamw_torch_fused" if device.startswith("cuda") else "adamw_torch",
+        fp16=dtype is torch.float16,
+        bf16=dtype is torch.bfloat16,
+        use_cpu=device == "cpu",
+        activation_checkpointing=cfg.gradient_checkpointing,
+        # Non-reentrant checkpointing works with frozen inputs (LoRA) and under DDP.
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        eval_strategy=strategy if has_eval else "no",
+        save_strategy=strategy,
+        eval_steps=cfg.eval_steps or None,
+        save_steps=cfg.eval_steps or 500,
+        save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model="eval_loss" if has_eval else None,
+        greater_is_better=False,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        report_to="none",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        train_sampling_strategy="group_by_length",
+        length_column_name="length",
+        remove_unused_columns=False,
+        label_names=["labels"],
+        include_num_input_tokens_seen="non_padding",
+        dataloader_pin_memory=device.startswith("cuda"),
+        ddp_find_unused_parameters=False,
+    )
+
+
+def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
+    """Train, then write the adapter and the logs; ``callbacks`` are extra Trainer callbacks (tests use one)."""
+    plan = preflight(cfg)
+    from transformers import EarlyStoppingCallback, Trainer, set_seed
+    from transformers.integrations import TensorBoardCallback
+
+    device, dtype = plan["device"], plan["dtype"]
+    out, ckpt, data = Path(cfg.output_dir), cfg.checkpoint_dir, Path(cfg.data_dir)
+    set_seed(cfg.seed)
+    args = training_args(cfg, device, dtype, has_eval=True)
+    try:
+        model, counts = training.build_lora_model(
+            cfg.base_model, dtype, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules,
+            cfg.load_in_4bit, cfg.gradient_checkpointing,
+        )  # fmt: skip
+    except ValueError as e:  # PEFT names the target modules it cannot find
+        raise UsageError(f"--lora-target-modules: {str(e).splitlines()[0]}") from None
+    if args.should_save:
+        if ckpt.exists() and plan["resume_from"] is None:
+            log.info("starting afresh: removing %s", ckpt)
+            shutil.rmtree(ckpt)
+        write_json(ckpt / "run_fingerprint.json", fingerprint(cfg, plan["data"]["hash"]))
+    tokenizer = load_tokenizer(cfg.base_model)
+    tokenizer.pad_token_id = training.pad_token_id(tokenizer)
+    tok_fp = training.tokenizer_fingerprint(cfg.base_model)
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else data / "cache"
+    splits, stats = {}, {}
+    with args.main_process_first(desc="tokenising"):  # one process tokenises, the others read its cache
+        for name in ("train", "val"):
+            splits[name], stats[name] = training.load_split(
+                data / f"{name}.jsonl", tokenizer, tok_fp, cfg.max_length, cache, cfg.limit_examples
+            )
+            log.info("%s examples: %s", name, stats[name])
+    if len(splits["train"]) == 0:
+        raise UsageError(f"no training example fits in --max-length {cfg.max_length}")
+    has_eval = len(splits["val"]) > 0
+    if not has_eval:
+        log.warning("no validation example: no evaluation and no best-checkpoint selection")
+        args = training_args(cfg, device, dtype, has_eval=False)
+    throughput = training.throughput_callback()
+    callbacks = [throughput, *(callbacks or [])]
+    if cfg.early_stopping_patience and has_eval:
+        callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience))
+    if cfg.tensorboard:
+        callbacks.append(TensorBoardCallback())
+        callbacks[-1].logging_dir = str(out.parent / "runs" / out.name / time.strftime("%Y%m%d-%H%M%S"))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=splits["train"],
+        eval_dataset=splits["val"] if has_eval else None,
+        data_collator=training.PadCollator(tokenizer.pad_token_id, 8 if device.startswith("cuda") else None),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    if plan["resume_from"]:
+        log.info("resuming from %s", plan["resume_from"])
+    trainer.train(resume_from_checkpoint=plan["resume_from"])
+    trainer.accelerator.wait_for_everyone()
+    if not args.should_save:
+        return {}
+    state = trainer.state
+    records = training.step_records(state.log_history)
+    evals = [r["eval_loss"] for r in records if r["eval_loss"] is not None]
+    results = {
+        "global_step": state.global_step,
+        "epochs_done": round(state.epoch or 0, 4),
+        "train_loss_last": next((r["loss"] for r in reversed(records) if r["loss"] is not None), None),
+        "best_eval_loss": min(evals) if evals else None,
+        "best_checkpoint_step": state.best_global_step,
+    }
+    hyper = ("epochs", "max_steps", "batch_size", "gradient_accumulation_steps", "learning_rate")
+    hyper += ("warmup_ratio", "weight_decay", "max_length", "load_in_4bit", "gradient_checkpointing", "seed")
+    info = {
+        "base_model": {**read_model_source(cfg.base_model), "path": cfg.base_model},
+        "data": {**plan["data"], "examples": stats},
+        "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout}
+        | {"target_modules": cfg.lora_target_modules, **counts},
+        "training": {k: getattr(cfg, k) for k in hyper}
+        | {
+            "optimizer": str(getattr(args.optim, "value", args.optim)),
+            "lr_scheduler": "cosine",
+            "precision": str(dtype).removeprefix("torch."),
+            "device": device,
+            "world_size": args.world_size,
+            "global_step": state.global_step,
+            "results": results,
+        },
+        "versions": training.library_versions(),
+    }
+    tmp = make_temp_dir(out)
+    try:
+        trainer.model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / "run_config.json", config_dict(cfg))
+        write_json(tmp / "model_info.json", info)
+        write_model_card(tmp)
+        if cfg.merge:
+            write_merged(cfg, dtype, tmp, info)
+        replace_dir(tmp, out)  # the checkpoints of this run go with the old directory
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    write_json(out.parent / "model_info.json", info)
+    train_log = {
+        "config": config_dict(cfg),
+        "steps": records,
+        "examples": stats,
+        "padding_share": {
+            grouping: training.padding_share(
+                splits["train"]["length"], cfg.batch_size, grouping == "length_grouped"
+            )
+            for grouping in ("random_batches", "length_grouped")
+        },
+        "resumed_from": plan["resume_from"],
+        **throughput.summary(),
+        "peak_memory": training.peak_memory(),
+        "results": results,
+    }
+    write_json(out.parent / "training_log.json", train_log)
+    training.plot_loss(records, out.parent / "training_loss.png", title=f"{out.name} on {cfg.base_model}")
+    log.info("adapter in %s after %d steps: %s", out, state.global_step, throughput.summary())
+    return train_log
+
+
+def write_merged(cfg: TrainConfig, dtype, adapter_dir: Path, info: dict) -> None:
+    """The base reloaded unquantised with the adapter merged in: a standalone model for tools without PEFT."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=dtype)
+    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    merged.save_pretrained(adapter_dir / "merged")
+    load_tokenizer(adapter_dir).save_pretrained(adapter_dir / "merged")
+    source = info["base_model"]
+    write_json(
+        adapter_dir / "merged" / "model_source.json",
+        {
+            "model_id": f"{source.get('model_id')}+{Path(cfg.output_dir).name}",
+            "resolved_revision": source.get("resolved_revision"),
+            "source": "merged by train_model.py",
+            "base_model": source,
+            "data_hash": info["data"]["hash"],
+        },
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, TrainConfig, description=__doc__))
