@@ -1,0 +1,285 @@
+"""Stage 3: measure accuracy, BLEU and ROUGE-L on the held-out test split, base model against fine-tuned.
+
+    # the real run (defaults sized for about ten minutes on one GPU): base and base+adapter on the same items
+    python evaluate_model.py
+
+    # offline smoke run on CPU with the tiny random model and an adapter trained on it
+    python evaluate_model.py --base-model models/tiny-random --adapter /tmp/tiny-adapter \\
+        --limit-mc 100 --limit-gen 20 --output /tmp/eval_results.json
+
+    # the retrieval baseline alone on the whole test split (no model needed; limits above the split are capped)
+    python evaluate_model.py --retrieval-only --limit-gen 100000 --output /tmp/retrieval.json
+
+    # one model only
+    python evaluate_model.py --base-only
+    python evaluate_model.py --adapter-only --batch-size 32
+
+accuracy: 4-option multiple choice (true answer + 3 answers of the same question type from other foci), the
+option with the highest log-likelihood per character wins (acc_norm; chance 25%). BLEU: sacrebleu corpus BLEU
+(0-100) of greedy answers. ROUGE-L: rouge-score F1 with stemming. Treatment examples: how often the raw,
+unconstrained output is valid Sections JSON, and how often each section is non-empty. Bootstrap 95% intervals.
+Writes <models-dir>/eval_results.json; with an adapter, adds the figures under "metrics" to
+<models-dir>/model_info.json and the adapter's model_info.json, and re-renders the adapter's model card.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from medlora import metrics
+from medlora.cli import UsageError, config_dict, run_stage
+from medlora.files import read_jsonl, sha256_files, update_json, write_json
+from medlora.modeling import check_adapter_matches, load_model, missing_model_error
+
+log = logging.getLogger("evaluate_model")
+
+
+@dataclass
+class EvalConfig:
+    base_model: str = field(default="models/tinyllama", metadata={"help": "base model directory"})
+    adapter: str = field(
+        default="models/tinyllama-medquad-treatment",
+        metadata={"help": "LoRA adapter directory from train_model.py"},
+    )
+    data_dir: str = field(
+        default="data/medquad", metadata={"help": "directory with train.jsonl and test.jsonl"}
+    )
+    base_only: bool = field(default=False, metadata={"help": "evaluate the base model only"})
+    adapter_only: bool = field(default=False, metadata={"help": "evaluate base+adapter only"})
+    retrieval_only: bool = field(
+        default=False, metadata={"help": "only the retrieval baseline; no model is loaded"}
+    )
+    limit_mc: int = field(
+        default=1000, metadata={"help": "multiple-choice items (0 skips; capped at the split)"}
+    )
+    limit_gen: int = field(
+        default=160, metadata={"help": "questions answered greedily for BLEU/ROUGE-L (0 skips)"}
+    )
+    limit_treatment: int = field(default=48, metadata={"help": "treatment examples generated (0 skips)"})
+    batch_size: int = field(default=16, metadata={"help": "sequences per forward pass / generate call"})
+    max_new_tokens: int = field(
+        default=512, metadata={"help": "token budget of a generated answer (training's max_length)"}
+    )
+    treatment_max_new_tokens: int = field(default=512, metadata={"help": "token budget of a treatment JSON"})
+    mc_answer_tokens: int = field(default=256, metadata={"help": "options are cut to this many tokens"})
+    bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the 95%% intervals"})
+    seed: int = field(default=42, metadata={"help": "seeds item selection, distractors and the bootstrap"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = field(
+        default="auto", metadata={"help": "auto: bf16/fp16 on GPU, fp32 on CPU"}
+    )
+    models_dir: str | None = field(
+        default=None, metadata={"help": "where model_info.json is updated; default: the adapter's parent"}
+    )
+    output: str | None = field(
+        default=None, metadata={"help": "report path; default: <models-dir>/eval_results.json"}
+    )
+
+    def validate(self) -> None:
+        if sum([self.base_only, self.adapter_only, self.retrieval_only]) > 1:
+            raise UsageError("--base-only, --adapter-only and --retrieval-only exclude each other")
+        for name in ("limit_mc", "limit_gen", "limit_treatment"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be 0 or more")
+        for name in (
+            "batch_size",
+            "max_new_tokens",
+            "treatment_max_new_tokens",
+            "mc_answer_tokens",
+            "bootstrap",
+        ):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.retrieval_only and self.limit_gen == 0:
+            raise UsageError("--retrieval-only scores generated-answer items: give --limit-gen above 0")
+
+    @property
+    def models_path(self) -> Path:
+        if self.models_dir:
+            return Path(self.models_dir)
+        return Path(self.adapter).parent if not (self.base_only or self.retrieval_only) else Path("models")
+
+    @property
+    def output_path(self) -> Path:
+        return Path(self.output) if self.output else self.models_path / "eval_results.json"
+
+
+def load_split(data_dir: Path, name: str) -> list[dict[str, Any]]:
+    path = data_dir / f"{name}.jsonl"
+    if not path.is_file():
+        raise UsageError(f"{path} not found: run `python download_model.py` first to build the data splits")
+    try:
+        return read_jsonl(path)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UsageError(
+            f"{path} is not valid JSON lines ({e}): rebuild it with `python download_model.py`"
+        ) from None
+
+
+def capped(what: str, requested: int, available: int) -> dict[str, int]:
+    used = min(requested, available)
+    if requested > available:
+        log.warning(
+            "--limit-%s %d is more than the %d items the test split has: using %d",
+            what,
+            requested,
+            available,
+            used,
+        )
+    return {"requested": requested, "available": available, "used": used}
+
+
+def evaluate_one(cfg: EvalConfig, adapter: str | None, mc_items, gen_rows, treat_rows, idx) -> dict[str, Any]:
+    import torch
+    from tqdm import tqdm
+
+    model, tokenizer, info = load_model(cfg.base_model, adapter, cfg.device, cfg.precision)
+    name = "fine-tuned" if adapter else "base"
+    res: dict[str, Any] = {"model": info, "n_mc": len(mc_items), "n_gen": len(gen_rows)}
+    t0 = time.perf_counter()
+    with tqdm(total=4 * len(mc_items), desc=f"{name}: multiple choice", disable=None) as bar:
+        picks = metrics.choose_options(
+            model, tokenizer, mc_items, cfg.batch_size, cfg.mc_answer_tokens, bar.update
+        )
+    correct = [int(p == it.answer_index) for p, it in zip(picks, mc_items, strict=True)]
+    res.update(_correct=correct, accuracy=float(np.mean(correct)) if correct else None)
+    res["accuracy_ci"] = metrics.mean_ci(correct, idx["mc"])
+    prompts = [r["messages"][:-1] for r in gen_rows]
+    answers, ended = metrics.greedy_generate(
+        model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size, f"{name}: answers"
+    )
+    refs = [r["messages"][-1]["content"] for r in gen_rows]
+    res.update(metrics.text_scores(answers, refs, idx["gen"]))
+    res["eos_rate"] = float(np.mean(ended)) if ended else None
+    prompts = [r["messages"][:-1] for r in treat_rows]
+    treat, _ = metrics.greedy_generate(
+        model, tokenizer, prompts, cfg.treatment_max_new_tokens, cfg.batch_size, f"{name}: treatment"
+    )
+    res.update(metrics.treatment_scores(treat))
+    res["examples"] = [{"id": r["id"], "answer": a} for r, a in zip(gen_rows[:3], answers, strict=False)]
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    del model
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the second model loads into the memory the first one held
+    log.info("%s: accuracy %s, BLEU %s, ROUGE-L %s", name, res["accuracy"], res["bleu"], res["rouge_l"])
+    return res
+
+
+def retrieval_baseline(train: list[dict], gen_rows: list[dict], idx: np.ndarray) -> dict[str, Any]:
+    """The answer of the most similar training question, scored like a generated answer."""
+    pool = [r for r in train if r["kind"] == "qa"]
+    retriever = metrics.TfidfRetriever([r["messages"][1]["content"] for r in pool])
+    hyps = [pool[retriever.nearest(r["messages"][1]["content"])]["messages"][-1]["content"] for r in gen_rows]
+    res = metrics.text_scores(hyps, [r["messages"][-1]["content"] for r in gen_rows], idx)
+    res.update(n_gen=len(gen_rows), method="TF-IDF cosine over training questions")
+    log.info(
+        "retrieval baseline: BLEU %s, ROUGE-L %s on %d items", res["bleu"], res["rouge_l"], len(gen_rows)
+    )
+    return res
+
+
+def public(res: dict[str, Any]) -> dict[str, Any]:
+    """The figures without the per-item arrays kept for paired comparisons."""
+    return {k: v for k, v in res.items() if not k.startswith("_") and k not in ("examples", "seconds")}
+
+
+def record_metrics(cfg: EvalConfig, summary: dict[str, Any]) -> None:
+    """Add the figures to model_info.json files that exist and re-render the adapter's model card."""
+    for path in (cfg.models_path / "model_info.json", Path(cfg.adapter) / "model_info.json"):
+        # An adapter's model_info.json names its base; creating one without that would break the base check.
+        if path.is_file():
+            update_json(
+                path, lambda cur: {**(cur if isinstance(cur, dict) else {}), "metrics": summary}, default={}
+            )
+            log.info("metrics added to %s", path)
+        else:
+            log.warning("%s does not exist; metrics not added there", path)
+    try:
+        from medlora.modelcard import write_model_card
+    except ImportError:
+        log.warning("medlora.modelcard is not available; the adapter's model card was not re-rendered")
+        return
+    write_model_card(Path(cfg.adapter))
+
+
+def main(cfg: EvalConfig) -> dict[str, Any]:
+    data_dir = Path(cfg.data_dir)
+    test, train = load_split(data_dir, "test"), load_split(data_dir, "train")
+    variants = {"base": None, "fine_tuned": cfg.adapter}
+    if cfg.base_only:
+        variants.pop("fine_tuned")
+    if cfg.adapter_only:
+        variants.pop("base")
+    if cfg.retrieval_only:
+        variants = {}
+    if variants and not (Path(cfg.base_model) / "config.json").is_file():
+        raise missing_model_error(cfg.base_model)
+    if "fine_tuned" in variants:
+        if not (Path(cfg.adapter) / "adapter_config.json").is_file():
+            raise UsageError(
+                f"no adapter at {cfg.adapter}: run `python train_model.py` first (or pass --base-only)"
+            )
+        check_adapter_matches(cfg.base_model, cfg.adapter)  # before minutes of base-model evaluation
+    qa = [r for r in test if r["kind"] == "qa"]
+    treatment = [r for r in test if r["kind"] == "treatment"]
+    if not qa:
+        raise UsageError(
+            f"{data_dir / 'test.jsonl'} has no question-answer rows: rebuild it with `python download_model.py`"
+        )
+    limits = {"gen": capped("gen", cfg.limit_gen, len(qa))}
+    gen_rows = metrics.seeded_order(qa, cfg.seed, "gen")[: limits["gen"]["used"]]
+    mc_items, treat_rows = [], []
+    if variants:
+        limits["mc"] = capped("mc", cfg.limit_mc, len(qa))
+        mc_items, skipped = metrics.build_mc_items(test, train, limits["mc"]["used"], cfg.seed)
+        limits["mc"].update(used=len(mc_items), skipped_without_distractors=skipped)
+        limits["treatment"] = capped("treatment", cfg.limit_treatment, len(treatment))
+        treat_rows = metrics.seeded_order(treatment, cfg.seed, "treatment")[: limits["treatment"]["used"]]
+    idx = {
+        "mc": metrics.bootstrap_indices(len(mc_items), cfg.bootstrap, cfg.seed),
+        "gen": metrics.bootstrap_indices(len(gen_rows), cfg.bootstrap, cfg.seed + 1),
+    }
+    started = time.time()
+    results = {"retrieval_baseline": retrieval_baseline(train, gen_rows, idx["gen"])}
+    for name, adapter in variants.items():
+        results[name] = evaluate_one(cfg, adapter, mc_items, gen_rows, treat_rows, idx)
+    command = "python " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    summary: dict[str, Any] = {k: public(v) for k, v in results.items()}
+    summary.update(command=command, seed=cfg.seed, measured=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    report: dict[str, Any] = {
+        **{k: {n: v for n, v in r.items() if not n.startswith("_")} for k, r in results.items()},
+        "command": command,
+        "seed": cfg.seed,
+        "data": {
+            "dir": str(data_dir),
+            "sha256_train_test": sha256_files([data_dir / "train.jsonl", data_dir / "test.jsonl"]),
+        },
+        "limits": limits,
+        "mc_answer_tokens": cfg.mc_answer_tokens,
+        "bootstrap_resamples": cfg.bootstrap,
+        "config": config_dict(cfg),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "seconds": round(time.time() - started, 1),
+    }
+    if "base" in results and "fine_tuned" in results:
+        diff = metrics.paired_difference(results["base"], results["fine_tuned"], idx["mc"], idx["gen"])
+        report["fine_tuned_minus_base"] = summary["fine_tuned_minus_base"] = diff
+    write_json(cfg.output_path, report)
+    log.info("report written to %s", cfg.output_path)
+    if "fine_tuned" in results:
+        record_metrics(cfg, summary)
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, EvalConfig, description=__doc__))

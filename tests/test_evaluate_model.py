@@ -1,0 +1,191 @@
+"""evaluate_model.py end to end on the tiny model, adapter and fixture data: the report's fields, limits,
+model_info updates, the retrieval-only mode, and every bad-input case ending in exit code 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import evaluate_model
+from medlora.cli import build_parser, run_stage
+
+FIELDS = ("accuracy", "accuracy_ci", "bleu", "bleu_ci", "rouge_l", "rouge_l_ci", "eos_rate", "n_mc", "n_gen")
+TINY = [
+    "--max-new-tokens",
+    "8",
+    "--treatment-max-new-tokens",
+    "12",
+    "--mc-answer-tokens",
+    "48",
+    "--bootstrap",
+    "50",
+    "--batch-size",
+    "8",
+    "--device",
+    "cpu",
+]
+
+
+@pytest.fixture
+def adapter_copy(tiny_adapter, tmp_path) -> Path:
+    """A private copy of the session adapter inside a models dir that has a model_info.json from training."""
+    models = tmp_path / "models"
+    dest = models / "adapter"
+    shutil.copytree(tiny_adapter, dest)
+    (models / "model_info.json").write_text(json.dumps({"base_model": {"model_id": "x"}, "lora": {"r": 4}}))
+    return dest
+
+
+def run(argv: list[str]) -> int:
+    return run_stage(evaluate_model.main, evaluate_model.EvalConfig, argv=argv)
+
+
+def test_help_documents_every_flag():
+    text = build_parser(evaluate_model.EvalConfig).format_help()
+    for flag in (
+        "--limit-mc",
+        "--limit-gen",
+        "--limit-treatment",
+        "--batch-size",
+        "--max-new-tokens",
+        "--seed",
+    ):
+        assert flag in text
+    for flag in ("--device", "--precision", "--output", "--models-dir", "--base-only", "--retrieval-only"):
+        assert flag in text
+    assert "95%" in text
+
+
+def test_base_and_fine_tuned_report(tiny_model, tiny_data, adapter_copy, capsys):
+    models = adapter_copy.parent
+    argv = ["--base-model", str(tiny_model), "--adapter", str(adapter_copy), "--data-dir", str(tiny_data)]
+    argv += ["--limit-mc", "1000", "--limit-gen", "3", "--limit-treatment", "2", *TINY]
+    assert run(argv) == 0
+    report = json.loads((models / "eval_results.json").read_text())
+    n_qa = sum(
+        json.loads(line)["kind"] == "qa" for line in (tiny_data / "test.jsonl").read_text().splitlines()
+    )
+    # a limit above the split is capped and reported, not an error
+    assert report["limits"]["mc"]["requested"] == 1000 and report["limits"]["mc"]["available"] == n_qa
+    assert report["limits"]["mc"]["used"] + report["limits"]["mc"]["skipped_without_distractors"] == n_qa
+    assert "--limit-mc 1000 is more than" in capsys.readouterr().err
+    for name in ("base", "fine_tuned"):
+        res = report[name]
+        for key in FIELDS:
+            assert res[key] is not None, (name, key)
+        assert res["n_mc"] == report["limits"]["mc"]["used"] and res["n_gen"] == 3
+        assert 0 <= res["accuracy"] <= 1 and res["accuracy_ci"][0] <= res["accuracy"] <= res["accuracy_ci"][1]
+        assert 0 <= res["bleu"] <= 100 and 0 <= res["rouge_l"] <= 1
+        assert res["n_treatment"] == 2 and 0 <= res["schema_valid"] <= 1
+        assert set(res["section_non_empty"]) == {"immediate_actions", "medications", "lifestyle", "follow_up",
+                                                 "specialist_referrals", "monitoring", "patient_education"}  # fmt: skip
+        assert res["model"]["base"] == "tiny-random" and res["model"]["revision"] == "seed-0"
+    assert report["base"]["model"]["adapter"] is None and report["fine_tuned"]["model"]["adapter"]
+    for key in ("bleu", "bleu_ci", "rouge_l", "rouge_l_ci", "n_gen"):
+        assert report["retrieval_baseline"][key] is not None
+    assert set(report["fine_tuned_minus_base"]) >= {"accuracy", "accuracy_ci", "bleu", "rouge_l"}
+    assert report["seed"] == 42 and report["command"].startswith("python ")
+    assert len(report["data"]["sha256_train_test"]) == 64
+    # the figures land in both model_info.json files, beside what training wrote there
+    for info_path in (models / "model_info.json", adapter_copy / "model_info.json"):
+        info = json.loads(info_path.read_text())
+        assert (
+            "base_model" in info
+            and info["metrics"]["fine_tuned"]["accuracy"] == report["fine_tuned"]["accuracy"]
+        )
+        assert info["metrics"]["seed"] == 42 and "_correct" not in info["metrics"]["base"]
+    assert json.loads((models / "model_info.json").read_text())["lora"] == {"r": 4}
+
+
+def test_same_seed_same_report(tiny_model, tiny_data, tmp_path):
+    reports = []
+    for k in range(2):
+        out = tmp_path / f"r{k}.json"
+        argv = [
+            "--base-model",
+            str(tiny_model),
+            "--data-dir",
+            str(tiny_data),
+            "--base-only",
+            "--output",
+            str(out),
+        ]
+        assert run([*argv, "--limit-mc", "4", "--limit-gen", "2", "--limit-treatment", "1", *TINY]) == 0
+        reports.append(json.loads(out.read_text()))
+    assert reports[0]["base"]["accuracy"] == reports[1]["base"]["accuracy"]
+    assert reports[0]["base"]["accuracy_ci"] == reports[1]["base"]["accuracy_ci"]
+    assert reports[0]["base"]["examples"] == reports[1]["base"]["examples"]
+    assert "fine_tuned" not in reports[0]
+
+
+def test_retrieval_only_needs_no_model(tiny_data, tmp_path):
+    out = tmp_path / "retrieval.json"
+    argv = ["--retrieval-only", "--base-model", str(tmp_path / "absent"), "--data-dir", str(tiny_data)]
+    assert run([*argv, "--limit-gen", "100000", "--output", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report) & {"base", "fine_tuned"} == set()
+    assert report["limits"]["gen"]["used"] == report["retrieval_baseline"]["n_gen"] < 100000
+    assert 0 <= report["retrieval_baseline"]["rouge_l"] <= 1
+
+
+def _one_error_line(capsys) -> str:
+    """The error line (logging also writes to stderr, so it is the last line), and no traceback."""
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in err and err.strip().splitlines()[-1] == errors[0], err
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--base-only", "--adapter-only"], "exclude each other"),
+        (["--limit-mc", "-1"], "--limit-mc must be 0 or more"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--retrieval-only", "--limit-gen", "0"], "--limit-gen above 0"),
+    ],
+)
+def test_bad_flags_exit_2(extra, message, capsys):
+    assert run(extra) == 2
+    assert message in _one_error_line(capsys)
+
+
+def test_missing_inputs_exit_2_naming_the_command(tiny_model, tiny_data, adapter_copy, tmp_path, capsys):
+    out = tmp_path / "eval_results.json"
+    out.write_text('{"earlier": "report"}')
+    common = ["--output", str(out), *TINY]
+    # missing data split
+    assert run(["--data-dir", str(tmp_path / "nodata"), "--base-model", str(tiny_model), *common]) == 2
+    assert "python download_model.py" in _one_error_line(capsys)
+    # corrupt data split
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_data, bad)
+    (bad / "test.jsonl").write_text("{not json\n")
+    assert run(["--data-dir", str(bad), "--base-model", str(tiny_model), *common]) == 2
+    assert "python download_model.py" in _one_error_line(capsys)
+    # missing base model
+    assert run(["--data-dir", str(tiny_data), "--base-model", str(tmp_path / "nobase"), *common]) == 2
+    assert "python download_model.py" in _one_error_line(capsys)
+    # missing adapter
+    argv = [
+        "--data-dir",
+        str(tiny_data),
+        "--base-model",
+        str(tiny_model),
+        "--adapter",
+        str(tmp_path / "none"),
+    ]
+    assert run([*argv, *common]) == 2
+    assert "python train_model.py" in _one_error_line(capsys)
+    # adapter trained on another base model
+    info = adapter_copy / "model_info.json"
+    info.write_text(json.dumps({"base_model": {"model_id": "other/model", "resolved_revision": "abc"}}))
+    argv = ["--data-dir", str(tiny_data), "--base-model", str(tiny_model), "--adapter", str(adapter_copy)]
+    assert run([*argv, *common]) == 2
+    assert "trained on other/model" in _one_error_line(capsys)
+    # nothing already written was touched
+    assert json.loads(out.read_text()) == {"earlier": "report"}
+    assert "metrics" not in json.loads((adapter_copy.parent / "model_info.json").read_text())
