@@ -131,3 +131,29 @@ def append_json_log(path: str | Path, entry: dict[str, Any]) -> None:
         return [*entries, entry]
 
     update_json(path, add, default=[])
+
+
+def replace_dir(tmp: str | Path, dest: str | Path) -> None:
+    """Swap a finished directory into place: ``dest`` is never half-written, the old one is removed after."""
+    import shutil
+
+    tmp, dest = Path(tmp), Path(dest)
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)
+
+
+def extend_json_log(path: str | Path, entries: list[dict[str, Any]]) -> None:
+    """Append several entries (one batch's) in a single locked read-modify-write; same guarantees as above."""
+
+    def add(current: Any) -> list[Any]:
+        if not isinstance(current, list):
+            _move_aside(Path(path))
+            current = []
+        return [*current, *entries]
+
+    update_json(path, add, default=[])

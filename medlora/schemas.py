@@ -144,3 +144,35 @@ def parse_sections(text: str) -> Sections:
 
 def sections_schema() -> dict:
     return Sections.model_json_schema()
+
+
+# A record is a few hundred bytes; the limit keeps a pasted document or a hostile body out of the prompt.
+MAX_RECORD_BYTES = 16 * 1024
+
+
+def field_name(loc: tuple | list, msg: str) -> str:
+    """``("vitals", "spo2")`` -> ``"vitals.spo2"``; the record-level rule names the fields it concerns."""
+    name = ".".join(str(p) for p in loc)
+    if not name and "condition or symptom" in msg:
+        return "conditions/symptoms"
+    return name or "record"
+
+
+def error_details(e) -> list[dict[str, str]]:
+    """A pydantic ``ValidationError`` as ``[{"field", "message"}]``, without echoing the input values."""
+    return [
+        {"field": field_name(err["loc"], err["msg"]), "message": err["msg"]}
+        for err in e.errors(include_url=False, include_input=False)
+    ]
+
+
+def error_line(e) -> str:
+    """One line naming every field that failed: what a command-line user sees."""
+    return "; ".join(f"{d['field']}: {d['message']}" for d in error_details(e))
+
+
+def load_record(raw: str | bytes) -> PatientRecord:
+    """Parse one JSON record strictly; raises ``ValueError`` when oversized, ``ValidationError`` when invalid."""
+    if len(raw.encode("utf-8") if isinstance(raw, str) else raw) > MAX_RECORD_BYTES:
+        raise ValueError(f"record: larger than the limit of {MAX_RECORD_BYTES} bytes")
+    return PatientRecord.model_validate_json(raw)

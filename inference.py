@@ -1,0 +1,288 @@
+"""Treatment recommendations from structured patient records: the inference stage.
+
+    # one record (a file, or - for stdin), the Recommendation JSON on stdout
+    python inference.py --patient examples/patients/hypertension_diabetes.json
+    cat examples/patients/asthma_child.json | python inference.py --patient - --format text
+
+    # many records, one JSON line each, generated in batches
+    python -c "import json,glob; [print(json.dumps(json.load(open(f)))) for f in sorted(glob.glob('examples/patients/*.json'))]" > records.jsonl
+    python inference.py --batch records.jsonl --batch-size 8 --output recommendations.jsonl
+
+    # the base model without an adapter, on purpose
+    python inference.py --base-only --patient examples/patients/strep_penicillin_allergy.json
+
+    # the HTTP endpoint (POST /api/treatment-recommendations, GET /health, docs at /docs)
+    python inference.py --serve --host 127.0.0.1 --port 8000
+    curl -s -X POST http://127.0.0.1:8000/api/treatment-recommendations \\
+        -H 'Content-Type: application/json' -d @examples/patients/chest_pain_low_spo2.json
+
+    # offline smoke run on the tiny random model (no adapter needed with --base-only)
+    python inference.py --base-model models/tiny-random --base-only --max-new-tokens 64 \\
+        --log-file /tmp/inference_log.json --patient examples/patients/chest_pain_low_spo2.json
+
+The model (adapter merged by default) loads once per process. Decoding is greedy and constrained by the
+Sections JSON schema, so the output always validates; the safety rules (medlora/safety.py) run after
+generation. One entry per record is appended to --log-file, without raw patient data unless --log-inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from medlora.cli import UsageError, run_stage
+from medlora.files import atomic_write, extend_json_log
+from medlora.generation import DEFAULT_MAX_NEW_TOKENS, SectionsGenerator
+from medlora.modeling import load_model
+from medlora.safety import apply_safety
+from medlora.schemas import (
+    MAX_RECORD_BYTES,
+    SECTION_NAMES,
+    ModelInfo,
+    PatientRecord,
+    Recommendation,
+    error_details,
+    error_line,
+    load_record,
+)
+
+log = logging.getLogger("inference")
+
+
+@dataclass
+class InferenceConfig:
+    patient: str | None = field(
+        default=None, metadata={"help": "one PatientRecord as JSON: a file, or - for stdin"}
+    )
+    batch: str | None = field(
+        default=None, metadata={"help": "many records, one JSON object per line (JSONL)"}
+    )
+    serve: bool = field(
+        default=False, metadata={"help": "serve the HTTP endpoint instead of reading records"}
+    )
+    output: str | None = field(default=None, metadata={"help": "write here (atomically) instead of stdout"})
+    format: Literal["json", "text"] = field(default="json", metadata={"help": "json, or readable text"})
+    base_model: str = field(default="models/tinyllama", metadata={"help": "base model directory"})
+    adapter: str = field(
+        default="models/tinyllama-medquad-treatment", metadata={"help": "LoRA adapter from train_model.py"}
+    )
+    base_only: bool = field(default=False, metadata={"help": "run the base model without any adapter"})
+    merge: bool = field(default=True, metadata={"help": "merge the adapter into the weights (faster)"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = field(
+        default="auto", metadata={"help": "auto: fp16/bf16 on GPU, fp32 on CPU"}
+    )
+    max_new_tokens: int = field(
+        default=DEFAULT_MAX_NEW_TOKENS,
+        metadata={"help": "generation budget; when it runs out the complete items are kept"},
+    )
+    batch_size: int = field(default=8, metadata={"help": "records per generate() call with --batch"})
+    log_file: str = field(
+        default="models/inference_log.json", metadata={"help": "JSON log, one entry per record"}
+    )
+    log_inputs: bool = field(
+        default=False, metadata={"help": "also log the raw patient record (off by default)"}
+    )
+    host: str = field(default="127.0.0.1", metadata={"help": "--serve: address to bind"})
+    port: int = field(default=8000, metadata={"help": "--serve: port"})
+    max_body_bytes: int = field(default=MAX_RECORD_BYTES, metadata={"help": "--serve: request body limit"})
+
+    def validate(self) -> None:
+        if sum([self.patient is not None, self.batch is not None, self.serve]) != 1:
+            raise UsageError("give exactly one of --patient FILE (or -), --batch FILE.jsonl, --serve")
+        for flag, path in (("--patient", self.patient), ("--batch", self.batch)):
+            if path not in (None, "-") and not Path(path).is_file():
+                raise UsageError(f"{flag}: file not found: {path}")
+        if self.serve and self.output:
+            raise UsageError("--output does not apply to --serve")
+        if not 1 <= self.max_new_tokens <= 8192:
+            raise UsageError(f"--max-new-tokens must be between 1 and 8192, got {self.max_new_tokens}")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not 1 <= self.port <= 65535:
+            raise UsageError(f"--port must be between 1 and 65535, got {self.port}")
+        if self.max_body_bytes < 1024:
+            raise UsageError(f"--max-body-bytes must be at least 1024, got {self.max_body_bytes}")
+
+
+def hash_id(patient_id: str | None) -> str | None:
+    # A plain SHA-256: it hides the id from a casual reader of the log, not from someone who can guess ids.
+    return hashlib.sha256(patient_id.encode("utf-8")).hexdigest() if patient_id else None
+
+
+def log_entry(cfg: InferenceConfig, outcome: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "request_id": fields.pop("request_id", None) or uuid.uuid4().hex,
+        "base_model": cfg.base_model,
+        "adapter": None if cfg.base_only else cfg.adapter,
+        "outcome": outcome,
+        **fields,
+    }
+
+
+def write_log(path: str | Path, *entries: dict[str, Any]) -> None:
+    # One locked rewrite per batch: the log is a JSON array, so each write costs the whole file.
+    extend_json_log(path, list(entries))
+
+
+class Recommender:
+    """The model, its grammar and the log: loaded once, then ``recommend`` per record or batch."""
+
+    def __init__(self, cfg: InferenceConfig):
+        self.cfg = cfg
+        adapter = None if cfg.base_only else cfg.adapter
+        model, tokenizer, info = load_model(cfg.base_model, adapter, cfg.device, cfg.precision, cfg.merge)
+        self.info = ModelInfo(**info)
+        self.generator = SectionsGenerator(model, tokenizer, max_new_tokens=cfg.max_new_tokens)
+
+    def log_invalid(self, fields: list[str], source: str, request_id: str | None = None) -> None:
+        write_log(
+            self.cfg.log_file,
+            log_entry(self.cfg, "invalid_input", request_id=request_id, source=source, invalid_fields=fields),
+        )
+
+    def recommend(
+        self, records: list[PatientRecord], source: str = "cli", request_ids: list[str] | None = None
+    ) -> list[Recommendation]:
+        ids = request_ids or [uuid.uuid4().hex for _ in records]
+        out = []
+        for start in range(0, len(records), self.cfg.batch_size):
+            chunk = slice(start, start + self.cfg.batch_size)
+            out.extend(self._batch(records[chunk], ids[chunk], source))
+        return out
+
+    def _batch(self, records: list[PatientRecord], ids: list[str], source: str) -> list[Recommendation]:
+        start = time.perf_counter()
+        out, entries = [], []
+        try:
+            generated = self.generator.generate(records, batch_size=len(records))
+            latency = round(time.perf_counter() - start, 4)
+            for record, gen, rid in zip(records, generated, ids, strict=True):
+                checked = apply_safety(record, gen.sections)
+                out.append(
+                    Recommendation(**checked.sections.model_dump(), safety=checked.safety, model=self.info)
+                )
+                entries.append(self._entry(
+                    record, rid, source, "ok",
+                    latency_s=latency, batch_size=len(records), prompt_tokens=gen.prompt_tokens,
+                    generated_tokens=gen.generated_tokens, finish=gen.finish, red_flags=checked.flag_codes,
+                    allergy_conflicts=len(checked.safety.allergy_conflicts),
+                ))  # fmt: skip
+        except Exception as e:
+            err = type(e).__name__
+            entries = [
+                self._entry(r, i, source, "error", error=err) for r, i in zip(records, ids, strict=True)
+            ]
+            write_log(self.cfg.log_file, *entries)
+            raise
+        write_log(self.cfg.log_file, *entries)
+        return out
+
+    def _entry(self, record: PatientRecord, rid: str, source: str, outcome: str, **fields: Any) -> dict:
+        entry = log_entry(self.cfg, outcome, request_id=rid, source=source, **fields)
+        entry["model"] = self.info.model_dump()
+        entry["patient_id_sha256"] = hash_id(record.patient_id)
+        if self.cfg.log_inputs:
+            entry["input"] = record.model_dump(mode="json")
+        return entry
+
+
+def _read_limited(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read(MAX_RECORD_BYTES + 1)
+    with open(path, "rb") as fh:
+        return fh.read(MAX_RECORD_BYTES + 1)
+
+
+def read_records(cfg: InferenceConfig) -> list[PatientRecord]:
+    """Every record validated before the model is touched; any invalid one is logged and ends the run."""
+    if cfg.patient is not None:
+        raws = [("", _read_limited(cfg.patient))]
+    else:
+        with open(cfg.batch, "rb") as fh:
+            raws = [(f"line {i}: ", line) for i, line in enumerate(fh, 1) if line.strip()]
+        if not raws:
+            raise UsageError(f"--batch {cfg.batch} holds no records")
+    records, problems = [], []
+    for where, raw in raws:
+        try:
+            records.append(load_record(raw))
+        except ValidationError as e:
+            problems.append((where + error_line(e), [d["field"] for d in error_details(e)]))
+        except ValueError as e:
+            problems.append((where + str(e), ["record"]))
+    if problems:
+        entries = [log_entry(cfg, "invalid_input", source="cli", invalid_fields=f) for _, f in problems]
+        write_log(cfg.log_file, *entries)
+        more = f" (and {len(problems) - 1} more invalid records)" if len(problems) > 1 else ""
+        raise UsageError(f"invalid patient record: {problems[0][0]}{more}")
+    return records
+
+
+def format_text(rec: Recommendation) -> str:
+    """The recommendation as sections a person reads at a terminal."""
+    lines = ["TREATMENT RECOMMENDATION"]
+    if rec.safety.red_flags:
+        lines.append("!! RED FLAGS: " + "; ".join(rec.safety.red_flags))
+    for name in SECTION_NAMES:
+        lines.append(f"\n{name.replace('_', ' ').capitalize()}:")
+        items = getattr(rec, name)
+        for item in items:
+            if isinstance(item, str):
+                lines.append(f"  - {item}")
+            else:
+                data = item.model_dump(exclude_none=True)
+                lines.append("  - " + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in data.items() if v))
+        if not items:
+            lines.append("  (none)")
+    for c in rec.safety.allergy_conflicts:
+        lines.append(f"\nRemoved for allergy ({c.allergy}): {c.medication}, {c.reason}")
+    for d in rec.safety.duplicate_medications:
+        lines.append(f"\nPossible duplicate medication: {d}")
+    model = rec.model
+    if model is not None:
+        lines.append(
+            f"\nModel: {model.base} @ {model.revision or 'unknown'}, adapter: {model.adapter or 'none'}"
+        )
+    lines.append(f"\n{rec.safety.disclaimer}")
+    return "\n".join(lines)
+
+
+def render(recs: list[Recommendation], cfg: InferenceConfig) -> str:
+    if cfg.format == "text":
+        return "\n\n".join(format_text(r) for r in recs) + "\n"
+    if cfg.patient is not None:
+        return recs[0].model_dump_json(indent=2) + "\n"
+    return "".join(r.model_dump_json() + "\n" for r in recs)
+
+
+def main(cfg: InferenceConfig) -> list[Recommendation] | None:
+    if cfg.serve:
+        from medlora.server import serve
+
+        serve(Recommender(cfg), cfg.host, cfg.port, cfg.max_body_bytes)
+        return None
+    records = read_records(cfg)
+    recs = Recommender(cfg).recommend(records)
+    text = render(recs, cfg)
+    if cfg.output:
+        atomic_write(cfg.output, text)
+        log.info("wrote %d recommendation(s) to %s", len(recs), cfg.output)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return recs
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main, InferenceConfig, description=__doc__))

@@ -1,0 +1,204 @@
+"""Schema-constrained generation of ``Sections``: whatever the weights, the text parses.
+
+Decoding is masked by xgrammar (its ``transformers`` logits processor) with a grammar derived from the
+Sections JSON schema (``sections_grammar``), compact like the training targets (``sections_json``), so even a
+random model writes JSON that ``parse_sections`` accepts. xgrammar's own schema conversion leaves two gaps
+that the derived grammar closes: pydantic strips whitespace before checking ``min_length`` (so a string must
+start with a visible character), and JSON forbids raw control characters inside strings. When ``max_new_tokens`` runs out before the object closes, the text is cut back to its last complete item and
+closed (``finish="budget"``); if nothing survives, the result is an empty but valid ``Sections``.
+
+Prompts are the training prompts (``treatment_messages`` + ``encode_prompt``); a batch is padded on the left
+with an attention mask; decoding is greedy, so the same record and weights give the same output.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from .prompts import encode_prompt, treatment_messages
+from .schemas import PatientRecord, Sections, parse_sections, sections_schema
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_NEW_TOKENS = 512
+
+# Unicode White_Space (what pydantic's strip removes) beyond ASCII: a string may not start with any of it.
+_UNICODE_SPACE = r"\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Quotes, backslashes and control characters are left out, so the raw text between quotes is the string.
+_GRAMMAR_HEAD = rf"""
+char ::= [^\0-\x1f\"\\]
+first_char ::= [^\0-\x20\"\\{_UNICODE_SPACE}]
+null ::= "null"
+"""
+
+
+def sections_grammar() -> str:
+    """An EBNF grammar (xgrammar's dialect) for ``sections_schema()``, stricter than the generic conversion.
+
+    Every property is written, in schema order, because training targets (``sections_json``) always write
+    all of them; strings start with a visible character because pydantic strips whitespace before checking
+    ``min_length``; raw control characters are excluded because JSON forbids them. xgrammar's own schema
+    conversion allows both, and its regex ``pattern`` route is two orders of magnitude slower per token.
+    Constructs the schema does not use raise, so a schema change cannot silently loosen the grammar.
+    """
+    schema = sections_schema()
+    rules: dict[str, str] = {}
+
+    def string(node: dict[str, Any]) -> str:
+        lo, hi = node.get("minLength", 0), node.get("maxLength")
+        if hi is None:
+            raise ValueError(f"unbounded string in the Sections schema: {node}")
+        name = f"str_{lo}_{hi}"
+        body = f"char{{0, {hi}}}" if lo == 0 else f"first_char char{{{lo - 1}, {hi - 1}}}"
+        rules[name] = f'"\\"" {body} "\\""'
+        return name
+
+    def value(node: dict[str, Any], name: str) -> str:
+        if "$ref" in node:
+            ref = node["$ref"].rsplit("/", 1)[-1]
+            return value(schema["$defs"][ref], f"def_{ref}")
+        if "anyOf" in node:
+            rules[name] = " | ".join(value(n, f"{name}_{i}") for i, n in enumerate(node["anyOf"]))
+            return name
+        kind = node.get("type")
+        if kind == "null":
+            return "null"
+        if kind == "string" and set(node) <= {"type", "minLength", "maxLength", "title", "description"}:
+            return string(node)
+        if kind == "array" and "maxItems" in node:
+            item = value(node["items"], f"{name}_item")
+            rules[name] = f'"[" "]" | "[" {item} ("," {item}){{0, {node["maxItems"] - 1}}} "]"'
+            return name
+        if kind == "object" and node.get("additionalProperties") is False:
+            parts = [
+                f'"{"{" if i == 0 else ","}\\"{key}\\":" {value(sub, f"{name}_{key}")}'
+                for i, (key, sub) in enumerate(node["properties"].items())
+            ]
+            rules[name] = " ".join(parts) + ' "}"'
+            return name
+        raise ValueError(f"construct not supported by sections_grammar(): {node}")
+
+    root = value(schema, "sections")
+    return _GRAMMAR_HEAD + f"root ::= {root}\n" + "".join(f"{k} ::= {v}\n" for k, v in rules.items())
+
+
+def close_partial(text: str) -> Sections:
+    """The longest prefix of a cut-off constrained generation that closes into valid ``Sections``.
+
+    Candidates end before a comma or after a closing quote or bracket (a complete item or property), or just
+    after an opening bracket; the open brackets are closed in order. Empty ``Sections`` when nothing parses.
+    """
+    stack: list[str] = []
+    cuts: list[tuple[int, str]] = []
+    in_string = escaped = False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+                cuts.append((i + 1, "".join(reversed(stack))))
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            stack.append("]" if ch == "[" else "}")
+            cuts.append((i + 1, "".join(reversed(stack))))
+        elif ch in "]}":
+            if stack:
+                stack.pop()
+            cuts.append((i + 1, "".join(reversed(stack))))
+        elif ch == ",":
+            cuts.append((i, "".join(reversed(stack))))
+    for end, closers in reversed(cuts):
+        try:
+            return parse_sections(text[:end] + closers)
+        except ValidationError:
+            continue
+    return Sections()
+
+
+@dataclass
+class Generated:
+    sections: Sections
+    text: str
+    prompt_tokens: int
+    generated_tokens: int
+    finish: Literal["eos", "budget"]
+
+
+class SectionsGenerator:
+    """Compiles the grammar once for a model and tokenizer; ``generate`` runs batches of records."""
+
+    def __init__(self, model: Any, tokenizer: Any, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS):
+        import xgrammar as xgr
+
+        self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
+        self.eos_id = tokenizer.eos_token_id
+        # Left padding needs a pad id; the attention mask hides it, so EOS is acceptable when none is set.
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+        # The mask must cover the model's output width, which can exceed the tokenizer's vocabulary.
+        vocab = model.get_output_embeddings().weight.shape[0]
+        info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab, stop_token_ids=[self.eos_id])
+        self.grammar = xgr.GrammarCompiler(info).compile_grammar(sections_grammar())
+
+    def prompt_ids(self, record: PatientRecord) -> list[int]:
+        return encode_prompt(self.tokenizer, treatment_messages(record))
+
+    def generate(
+        self, records: Sequence[PatientRecord], batch_size: int = 8, do_sample: bool = False
+    ) -> list[Generated]:
+        """Greedy by default; ``do_sample`` (seed torch yourself) explores other paths through the grammar."""
+        out: list[Generated] = []
+        for start in range(0, len(records), batch_size):
+            prompts = [self.prompt_ids(r) for r in records[start : start + batch_size]]
+            out.extend(self._batch(prompts, do_sample))
+        return out
+
+    def _batch(self, prompts: list[list[int]], do_sample: bool) -> list[Generated]:
+        import torch
+        from transformers import LogitsProcessorList
+        from xgrammar.contrib.hf import LogitsProcessor
+
+        width = max(len(p) for p in prompts)
+        ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        device = next(self.model.parameters()).device
+        with torch.inference_mode():
+            seqs = self.model.generate(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                max_new_tokens=self.max_new_tokens,
+                do_sample=do_sample,
+                # A grammar matcher holds per-call state: one processor per generate() call.
+                logits_processor=LogitsProcessorList([LogitsProcessor(self.grammar)]),
+                pad_token_id=self.pad_id,
+                eos_token_id=self.eos_id,
+            )
+        rows = seqs[:, width:].tolist()
+        out = [finish_row(self.tokenizer, r, len(p), self.eos_id) for p, r in zip(prompts, rows, strict=True)]
+        if cut := sum(g.finish == "budget" for g in out):
+            log.warning("%d of %d generations used all max_new_tokens=%d", cut, len(out), self.max_new_tokens)
+        return out
+
+
+def finish_row(tokenizer: Any, row: list[int], prompt_tokens: int, eos_id: int) -> Generated:
+    """Decode one generated row (padding after EOS included) into ``Sections``."""
+    finish: Literal["eos", "budget"] = "eos" if eos_id in row else "budget"
+    new = row[: row.index(eos_id) + 1] if finish == "eos" else row
+    # No clean-up of spaces: the text must be exactly what the grammar accepted.
+    text = tokenizer.decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    try:
+        sections = parse_sections(text)
+    except ValidationError:
+        if finish == "eos":
+            # The grammar only lets EOS through after a complete object: this is a defect, not bad luck.
+            raise
+        sections = close_partial(text)
+    return Generated(sections, text, prompt_tokens, len(new), finish)
