@@ -96,6 +96,9 @@ class TrainConfig:
         default=False, metadata={"help": "also write a merged full model to OUTPUT_DIR/merged"}
     )
     overwrite: bool = field(default=False, metadata={"help": "replace a finished adapter in OUTPUT_DIR"})
+    evaluate: bool = field(
+        default=False, metadata={"help": "run evaluate_model.py on the test split when training ends"}
+    )
 
     def validate(self) -> None:
         positive = ("epochs", "batch_size", "gradient_accumulation_steps", "learning_rate", "lora_r")
@@ -319,6 +322,14 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     write_json(out.parent / "training_log.json", train_log)
     training.plot_loss(records, out.parent / "training_loss.png", title=f"{out.name} on {cfg.base_model}")
     log.info("adapter in %s after %d steps: %s", out, state.global_step, throughput.summary())
+    if cfg.evaluate:
+        import evaluate_model  # the evaluation stage, with its defaults, on the adapter just written
+
+        eval_cfg = evaluate_model.EvalConfig(
+            base_model=cfg.base_model, adapter=str(out), data_dir=cfg.data_dir, device=cfg.device
+        )
+        eval_cfg.validate()
+        train_log["evaluation"] = evaluate_model.main(eval_cfg)
     return train_log
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli import UsageError
-from .files import make_temp_dir, write_json
+from .files import make_temp_dir, replace_dir, write_json
 from .prompts import TINYLLAMA_CHAT_TEMPLATE
 
 log = logging.getLogger(__name__)
@@ -36,18 +36,6 @@ def read_model_source(model_dir: str | Path) -> dict[str, Any]:
     if p.is_file():
         return json.loads(p.read_text(encoding="utf-8"))
     return {"model_id": str(model_dir), "resolved_revision": None}
-
-
-def _replace_dir(tmp: Path, dest: Path) -> None:
-    """Swap a finished directory into place so a killed run never leaves a half-written model at ``dest``."""
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dest, old)
-        os.replace(tmp, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, dest)
 
 
 def _link_or_copy(src: str, dst: str) -> str:
@@ -76,7 +64,7 @@ def copy_local_model(src: Path, dest: Path) -> dict[str, Any]:
     tmp = make_temp_dir(dest)
     shutil.copytree(src, tmp, copy_function=_link_or_copy, dirs_exist_ok=True)
     write_json(tmp / SOURCE_FILE, source)
-    _replace_dir(tmp, dest)
+    replace_dir(tmp, dest)
     return source
 
 
@@ -186,7 +174,7 @@ def build_tiny_random(
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     write_json(tmp / SOURCE_FILE, source)
-    _replace_dir(tmp, dest)
+    replace_dir(tmp, dest)
     return source
 
 

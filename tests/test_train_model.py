@@ -272,3 +272,32 @@ def test_two_process_accelerate_run(tiny_model, tiny_data, tmp_path):
     assert info["training"]["world_size"] == 2 and info["training"]["global_step"] == 2
     log = json.loads((tmp_path / "training_log.json").read_text())
     assert log["steps"][-1]["epoch"] == 2.0, "8 examples, 2 processes x batch 4: one step per epoch"
+
+
+def test_evaluate_flag_runs_the_evaluation_stage_on_the_new_adapter(
+    tiny_model, tiny_data, tmp_path, monkeypatch
+):
+    import evaluate_model
+
+    real = evaluate_model.EvalConfig
+
+    def small(**kw):  # the stage's own defaults are sized for a GPU; keep the run to seconds
+        return real(
+            **kw,
+            limit_mc=4,
+            limit_gen=2,
+            limit_treatment=1,
+            max_new_tokens=8,
+            treatment_max_new_tokens=8,
+            bootstrap=10,
+        )
+
+    monkeypatch.setattr(evaluate_model, "EvalConfig", small)
+    out = tmp_path / "adapter"
+    result = train_model.main(make_config(tiny_model, tiny_data, out, max_steps=2, evaluate=True))
+    report = json.loads((tmp_path / "eval_results.json").read_text())
+    assert result["evaluation"]["fine_tuned"] == report["fine_tuned"]
+    assert set(report) >= {"base", "fine_tuned", "retrieval_baseline"}
+    info = json.loads((out / "model_info.json").read_text())
+    assert info["metrics"]["fine_tuned"]["n_mc"] == report["fine_tuned"]["n_mc"]
+    assert "Not measured yet" not in (out / "README.md").read_text()
