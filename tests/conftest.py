@@ -29,6 +29,18 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """The test models' matrices are too small to share between threads; on a busy 2-core box the second
+    thread only waits (a training step took 10x longer with two threads than with one)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """The offline tiny random model with the byte-level tokenizer (no ../shared needed)."""

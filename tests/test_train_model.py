@@ -19,18 +19,6 @@ from medlora.cli import UsageError, parse_config, run_stage
 from medlora.schemas import DISCLAIMER
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model's matrices are too small to share between threads; on a busy 2-core box the second
-    thread only waits (a step took 10x longer with two threads than with one)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def error_lines(err: str) -> list[str]:
     assert "Traceback" not in err
     return [line for line in err.splitlines() if line.startswith("error:")]

@@ -16,18 +16,6 @@ from medlora.prompts import IGNORE_INDEX, qa_messages
 LONG_ANSWER = " ".join(f"Sentence number {i} says something about the condition." for i in range(40))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model's matrices are too small to share between threads; on a busy 2-core box the second
-    thread only waits (a step took 10x longer with two threads than with one)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model):
     return load_tokenizer(tiny_model)
