@@ -52,6 +52,15 @@ def _metric_cell(value: Any) -> str | None:
     return None
 
 
+def _with_interval(values: dict[str, Any], name: str) -> str:
+    """The evaluation stage writes ``<name>_ci`` beside each figure; a figure is shown with its interval."""
+    cell = _metric_cell(values.get(name)) or ""
+    ci = values.get(f"{name}_ci")
+    if cell and isinstance(ci, list | tuple) and len(ci) == 2 and all(_number(c) is not None for c in ci):
+        cell += f" [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+    return cell
+
+
 def metrics_section(metrics: Any) -> list[str]:
     if not isinstance(metrics, dict) or not metrics:
         return ["Not measured yet: run `python evaluate_model.py` to measure accuracy, BLEU and ROUGE-L."]
@@ -63,7 +72,7 @@ def metrics_section(metrics: Any) -> list[str]:
     if models and names:
         lines += ["| metric | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
         for name in names:
-            cells = [_metric_cell(metrics[m].get(name)) or "" for m in models]
+            cells = [_with_interval(metrics[m], name) for m in models]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     for key, value in metrics.items():

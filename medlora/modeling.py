@@ -222,7 +222,9 @@ def adapter_base(adapter_dir: str | Path) -> dict[str, Any]:
     """The base model an adapter was trained on, from its ``model_info.json`` (written by train_model.py)."""
     info = Path(adapter_dir) / "model_info.json"
     if info.is_file():
-        return json.loads(info.read_text(encoding="utf-8")).get("base_model", {})
+        base = json.loads(info.read_text(encoding="utf-8")).get("base_model")
+        if base:
+            return base
     cfg = json.loads((Path(adapter_dir) / "adapter_config.json").read_text(encoding="utf-8"))
     return {"model_id": cfg.get("base_model_name_or_path"), "resolved_revision": None}
 

@@ -80,3 +80,13 @@ def test_missing_model_info_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         write_model_card(tmp_path)
     assert not (tmp_path / "README.md").exists()
+
+
+def test_figures_are_shown_with_their_intervals():
+    from medlora.modelcard import metrics_section
+
+    lines = metrics_section(
+        {"base": {"bleu": 1.5, "bleu_ci": [0.5, 2.5], "n_gen": 20}, "command": "python x"}
+    )
+    assert "| bleu | 1.5 [0.5, 2.5] |" in lines
+    assert "- command: `python x`" in lines

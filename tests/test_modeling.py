@@ -112,3 +112,9 @@ def test_load_model_merges_adapter(tiny_model, tiny_adapter):
         modeling.load_model(tiny_model, tiny_model)
     with pytest.raises(UsageError, match="fp16 needs a CUDA GPU"):
         modeling.load_model(tiny_model, precision="fp16", device="cpu")
+
+
+def test_adapter_without_recorded_base_falls_back_to_adapter_config(tmp_path):
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "some/base"}))
+    (tmp_path / "model_info.json").write_text(json.dumps({"metrics": {}}))
+    assert modeling.adapter_base(tmp_path) == {"model_id": "some/base", "resolved_revision": None}
