@@ -123,12 +123,13 @@ def encode_example(
     """
     if messages[-1]["role"] != "assistant":
         raise ValueError("the last message must be the assistant's")
-    prompt_len_chars = len(render(tokenizer, messages[:-1], add_generation_prompt=True))
+    prompt_text = render(tokenizer, messages[:-1], add_generation_prompt=True)
+    prompt_len_chars = len(prompt_text)
 
     def build(answer: str) -> Encoded | None:
         msgs = [*messages[:-1], {"role": "assistant", "content": answer}]
         text = render(tokenizer, msgs)
-        if len(text) < prompt_len_chars or not text.startswith(render(tokenizer, messages[:-1], True)):
+        if not text.startswith(prompt_text):
             raise ValueError("chat template does not render the prompt as a prefix of the conversation")
         enc = _encode(tokenizer, text, offsets=True)
         ids = enc["input_ids"]
