@@ -1,0 +1,92 @@
+"""Smoke tests of the bench scripts at their smallest settings, so they cannot rot.
+
+Each runs the script as a subprocess (as a user would), on TinyLlama's tokenizer and config from ../shared
+(skipped with the reason when absent), and checks its table, its JSON and its refusal of missing inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, shared_path
+
+BENCH = ROOT / "bench"
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def run(script: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def test_train_throughput_smallest(tmp_path: Path):
+    shared_path("tinyllama", "config.json")
+    shared_path("tinyllama", "tokenizer.model")
+    data = ROOT / "data" / "medquad" / "train.jsonl"
+    if not data.is_file():
+        pytest.skip(f"{data} is absent (run `python download_model.py` first)")
+    out = tmp_path / "tt.json"
+    args = [
+        "--limit",
+        "24",
+        "--steps",
+        "1",
+        "--repeats",
+        "1",
+        "--layers",
+        "1",
+        "--no-warmup",
+        "--device",
+        "cpu",
+    ]
+    proc = run("train_throughput.py", *args, "--cache-dir", str(tmp_path / "cache"), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| contender" in proc.stdout and "pad512" in proc.stdout
+    result = json.loads(out.read_text())
+    assert set(result["contenders"]) == {"project", "plain", "pad512"}
+    runs = result["runs"]
+    assert all(r["steps"] == 1 for r in runs)
+    # Same examples for every contender: the same real tokens, only the padding differs.
+    assert len({r["real_tokens"] for r in runs}) == 1
+    assert result["contenders"]["pad512"]["slots"] == 1 * 4 * 512
+    assert result["environment"]["torch_threads"] == 1
+
+
+def test_inference_latency_smallest(tmp_path: Path):
+    shared_path("tinyllama", "config.json")
+    shared_path("tinyllama", "tokenizer.model")
+    out = tmp_path / "il.json"
+    args = ["--shape", "small", "--layers", "1", "--repeats", "1", "--decode-tokens", "3"]
+    args += ["--constrained-tokens", "4", "--batch-records", "2", "--batch-tokens", "2", "--e2e-tokens", "8"]
+    proc = run("inference_latency.py", *args, "--device", "cpu", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "merged LoRA" in proc.stdout and "One recommendation end to end" in proc.stdout
+    result = json.loads(out.read_text())
+    assert {"adapters", "constrained_decoding", "batching", "precision", "end_to_end"} <= set(result)
+    assert result["constrained_decoding"]["constrained"]["runs"][0]["new_tokens"] == 4
+    assert result["end_to_end"]["generated_tokens"] <= 8
+    assert [c["verdict"] for c in result["claims"]] == ["not measured", "not measured"]
+
+
+@pytest.mark.parametrize("script", ["train_throughput.py", "inference_latency.py"])
+def test_missing_inputs_are_one_line_and_exit_2(script, tmp_path: Path):
+    proc = run(script, "--tokenizer-dir", str(tmp_path / "nowhere"), timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    # stderr also carries the resolved-config log line; the refusal itself is one line.
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "not found" in errors[0] and "nowhere" in errors[0]
+
+
+@pytest.mark.parametrize("script", ["train_throughput.py", "inference_latency.py"])
+def test_output_under_models_or_data_is_refused(script):
+    proc = run(script, "--output", str(ROOT / "models" / "x.json"), timeout=60)
+    assert proc.returncode == 2 and "must not be under models/ or data/" in proc.stderr
