@@ -28,12 +28,9 @@ def run(script: str, *args: str, timeout: int = 120) -> subprocess.CompletedProc
     )
 
 
-def test_train_throughput_smallest(tmp_path: Path):
+def test_train_throughput_smallest(tmp_path: Path, tiny_data: Path):
     shared_path("tinyllama", "config.json")
     shared_path("tinyllama", "tokenizer.model")
-    data = ROOT / "data" / "medquad" / "train.jsonl"
-    if not data.is_file():
-        pytest.skip(f"{data} is absent (run `python download_model.py` first)")
     out = tmp_path / "tt.json"
     args = [
         "--limit",
@@ -48,7 +45,9 @@ def test_train_throughput_smallest(tmp_path: Path):
         "--device",
         "cpu",
     ]
-    proc = run("train_throughput.py", *args, "--cache-dir", str(tmp_path / "cache"), "--output", str(out))
+    # the fixture splits (built by the data stage in this session) stand in for data/medquad
+    args += ["--data-dir", str(tiny_data), "--cache-dir", str(tmp_path / "cache")]
+    proc = run("train_throughput.py", *args, "--output", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| contender" in proc.stdout and "pad512" in proc.stdout
     result = json.loads(out.read_text())
