@@ -5,7 +5,7 @@
 - red flags from vitals and from the structured symptom and condition lists put one emergency action first in
   ``immediate_actions`` and are listed in ``safety.red_flags``;
 - a recommended medication that matches an allergy directly or by drug class is removed (from ``medications``
-  and from any free-text item that names it) and recorded in ``safety.allergy_conflicts``;
+  and any item of another section whose text names it) and recorded in ``safety.allergy_conflicts``;
 - a recommended medication that duplicates a current one (same drug or same class) is flagged in
   ``safety.duplicate_medications``;
 - the disclaimer is part of ``Safety`` and cannot be left out.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .schemas import MAX_ITEMS, AllergyConflict, PatientRecord, Safety, Sections
+from .schemas import MAX_ITEMS, SECTION_NAMES, AllergyConflict, PatientRecord, Safety, Sections
 
 
 @dataclass(frozen=True)
@@ -308,11 +308,18 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
         return hit
 
     out.medications = [m for m in sections.medications if not conflict(m.name, "removed from medications")]
-    for section in ("immediate_actions", "lifestyle", "patient_education"):
+    for section in SECTION_NAMES:
+        if section == "medications":
+            continue
         kept = []
         for item in getattr(out, section):
             # A free-text item that names a ruled-out drug goes too: half a sentence could still mislead.
-            named = [d for d in _named_drugs(item) if any(allergy_reason(d, a) for a in record.allergies)]
+            text = (
+                item
+                if isinstance(item, str)
+                else " ".join(v for v in item.model_dump().values() if isinstance(v, str))
+            )
+            named = [d for d in _named_drugs(text) if any(allergy_reason(d, a) for a in record.allergies)]
             if not (named and conflict(named[0], f"removed an item from {section}")):
                 kept.append(item)
         setattr(out, section, kept)

@@ -202,3 +202,19 @@ def test_every_class_member_is_recognised_as_its_class():
     for cls, members in DRUG_CLASSES.items():
         for m in members:
             assert allergy_reason(m, members[0]) is not None, (cls, m)
+
+
+def test_items_of_structured_sections_that_name_a_ruled_out_drug_are_removed():
+    sections = Sections(
+        monitoring=[
+            {"test": "Throat culture after a course of amoxicillin", "frequency": None},
+            {"test": "Temperature", "frequency": "daily"},
+        ],
+        follow_up=[{"timing": "in 2 days", "purpose": "review whether cephalexin helped"}],
+        specialist_referrals=[{"specialty": "ENT surgeon", "reason": "recurrent tonsillitis"}],
+    )
+    out = apply_safety(PatientRecord(conditions=["strep throat"], allergies=["penicillin"]), sections)
+    assert [m.test for m in out.sections.monitoring] == ["Temperature"]
+    assert out.sections.follow_up == []  # cephalexin: possible cross-reactivity with a penicillin allergy
+    assert len(out.sections.specialist_referrals) == 1
+    assert {c.medication for c in out.safety.allergy_conflicts} == {"amoxicillin", "cephalexin"}
