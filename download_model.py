@@ -33,6 +33,7 @@ from medlora.modeling import (
     copy_local_model,
     download_from_hub,
     load_tokenizer,
+    tinyllama_tokenizer,
 )
 from medlora.prompts import count_tokens, render
 
@@ -154,8 +155,6 @@ def read_medquad(cfg: DownloadConfig, report: medquad.ReadReport) -> list[medqua
 
 def find_tokenizer(cfg: DownloadConfig, model_source: dict[str, Any] | None):
     if cfg.tokenizer:
-        from medlora.modeling import tinyllama_tokenizer
-
         p = Path(cfg.tokenizer)
         return load_tokenizer(p) if (p / "tokenizer_config.json").exists() else tinyllama_tokenizer(p)
     # A byte-level fallback tokenizer would give lengths that mean nothing for TinyLlama: skip it.

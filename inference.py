@@ -40,7 +40,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from medlora.cli import UsageError, run_stage
-from medlora.files import atomic_write, extend_json_log
+from medlora.files import append_json_log, atomic_write
 from medlora.generation import DEFAULT_MAX_NEW_TOKENS, SectionsGenerator
 from medlora.modeling import load_model
 from medlora.safety import apply_safety
@@ -132,7 +132,7 @@ def log_entry(cfg: InferenceConfig, outcome: str, **fields: Any) -> dict[str, An
 
 def write_log(path: str | Path, *entries: dict[str, Any]) -> None:
     # One locked rewrite per batch: the log is a JSON array, so each write costs the whole file.
-    extend_json_log(path, list(entries))
+    append_json_log(path, *entries)
 
 
 class Recommender:

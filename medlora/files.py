@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -121,34 +122,9 @@ def update_json(path: str | Path, update, default: Any) -> Any:
         return new
 
 
-def append_json_log(path: str | Path, entry: dict[str, Any]) -> None:
-    """Append one entry to a JSON array file (``inference_log.json``) atomically under a lock."""
-
-    def add(entries: Any) -> list[Any]:
-        if not isinstance(entries, list):
-            _move_aside(Path(path))
-            entries = []
-        return [*entries, entry]
-
-    update_json(path, add, default=[])
-
-
-def replace_dir(tmp: str | Path, dest: str | Path) -> None:
-    """Swap a finished directory into place: ``dest`` is never half-written, the old one is removed after."""
-    import shutil
-
-    tmp, dest = Path(tmp), Path(dest)
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
-        os.replace(tmp, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, dest)
-
-
-def extend_json_log(path: str | Path, entries: list[dict[str, Any]]) -> None:
-    """Append several entries (one batch's) in a single locked read-modify-write; same guarantees as above."""
+def append_json_log(path: str | Path, *entries: dict[str, Any]) -> None:
+    """Append entries (one request's, or one batch's) to a JSON array file such as ``inference_log.json``,
+    in a single read-modify-write under the lock; a file that is not a JSON array is moved aside."""
 
     def add(current: Any) -> list[Any]:
         if not isinstance(current, list):
@@ -157,3 +133,15 @@ def extend_json_log(path: str | Path, entries: list[dict[str, Any]]) -> None:
         return [*current, *entries]
 
     update_json(path, add, default=[])
+
+
+def replace_dir(tmp: str | Path, dest: str | Path) -> None:
+    """Swap a finished directory into place: ``dest`` is never half-written, the old one is removed after."""
+    tmp, dest = Path(tmp), Path(dest)
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)

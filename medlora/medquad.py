@@ -173,7 +173,6 @@ def read_csv(path: Path, report: ReadReport) -> list[QAPair]:
             return []
         rows = list(reader)
         if not rows:
-            rows = []
             # A header without rows is an empty source, but a header lacking columns is the more useful error.
             _read_rows([dict.fromkeys(reader.fieldnames, "")], str(path), ReadReport())
     return _read_rows(rows, str(path), report)
