@@ -15,13 +15,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from .prompts import encode_prompt, treatment_messages
-from .schemas import PatientRecord, Sections, parse_sections, sections_schema
+from .schemas import (
+    SECTION_NAMES,
+    Citations,
+    GroundedSections,
+    PatientRecord,
+    Sections,
+    sections_schema,
+    to_published,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +45,11 @@ null ::= "null"
 """
 
 
-def sections_grammar() -> str:
+def sections_grammar(n_passages: int | None = None) -> str:
     """An EBNF grammar (xgrammar's dialect) for ``sections_schema()``, stricter than the generic conversion.
+
+    With ``n_passages`` the grammar is for ``GroundedSections``, and a citation can only be a number from 1 to
+    ``n_passages`` (none at all with 0 passages): a model cannot cite a passage that is not in its prompt.
 
     Every property is written, in schema order, because training targets (``sections_json``) always write
     all of them; strings start with a visible character because pydantic strips whitespace before checking
@@ -46,7 +57,7 @@ def sections_grammar() -> str:
     conversion allows both, and its regex ``pattern`` route is two orders of magnitude slower per token.
     Constructs the schema does not use raise, so a schema change cannot silently loosen the grammar.
     """
-    schema = sections_schema()
+    schema = sections_schema() if n_passages is None else GroundedSections.model_json_schema()
     rules: dict[str, str] = {}
 
     def string(node: dict[str, Any]) -> str:
@@ -68,10 +79,18 @@ def sections_grammar() -> str:
         kind = node.get("type")
         if kind == "null":
             return "null"
+        if kind == "integer" and n_passages is not None and node.get("minimum") == 1:
+            if n_passages == 0:
+                return None
+            rules["cite"] = " | ".join(f'"{i}"' for i in range(1, min(n_passages, node["maximum"]) + 1))
+            return "cite"
         if kind == "string" and set(node) <= {"type", "minLength", "maxLength", "title", "description"}:
             return string(node)
         if kind == "array" and "maxItems" in node:
             item = value(node["items"], f"{name}_item")
+            if item is None:  # nothing can be an item (no passage to cite): only the empty list
+                rules[name] = '"[" "]"'
+                return name
             rules[name] = f'"[" "]" | "[" {item} ("," {item}){{0, {node["maxItems"] - 1}}} "]"'
             return name
         if kind == "object" and node.get("additionalProperties") is False:
@@ -87,8 +106,8 @@ def sections_grammar() -> str:
     return _GRAMMAR_HEAD + f"root ::= {root}\n" + "".join(f"{k} ::= {v}\n" for k, v in rules.items())
 
 
-def close_partial(text: str) -> Sections:
-    """The longest prefix of a cut-off constrained generation that closes into valid ``Sections``.
+def close_partial(text: str, model: type = Sections):
+    """The longest prefix of a cut-off constrained generation that closes into a valid ``model``.
 
     Candidates end before a comma or after a closing quote or bracket (a complete item or property), or just
     after an opening bracket; the open brackets are closed in order. Empty ``Sections`` when nothing parses.
@@ -118,10 +137,10 @@ def close_partial(text: str) -> Sections:
             cuts.append((i, "".join(reversed(stack))))
     for end, closers in reversed(cuts):
         try:
-            return parse_sections(text[:end] + closers)
+            return model.model_validate_json(text[:end] + closers)
         except ValidationError:
             continue
-    return Sections()
+    return model()
 
 
 @dataclass
@@ -131,6 +150,10 @@ class Generated:
     prompt_tokens: int
     generated_tokens: int
     finish: Literal["eos", "budget"]
+    # Grounded generation: the passage numbers each item cites, and per section the mean probability of the
+    # tokens the grammar left a choice for (None where it left none).
+    citations: Citations = field(default_factory=dict)
+    token_probs: dict[str, float | None] = field(default_factory=dict)
 
 
 class SectionsGenerator:
@@ -146,27 +169,42 @@ class SectionsGenerator:
         # The mask must cover the model's output width, which can exceed the tokenizer's vocabulary.
         vocab = model.get_output_embeddings().weight.shape[0]
         info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab, stop_token_ids=[self.eos_id])
-        self.grammar = xgr.GrammarCompiler(info).compile_grammar(sections_grammar())
+        self.compiler = xgr.GrammarCompiler(info)
+        # One grammar per passage count (citations range over 1..n), compiled on first use.
+        self._grammars: dict[int, Any] = {}
 
-    def prompt_ids(self, record: PatientRecord) -> list[int]:
-        return encode_prompt(self.tokenizer, treatment_messages(record))
+    def grammar(self, n_passages: int) -> Any:
+        if n_passages not in self._grammars:
+            self._grammars[n_passages] = self.compiler.compile_grammar(sections_grammar(n_passages))
+        return self._grammars[n_passages]
+
+    def prompt_ids(self, record: PatientRecord, passages: Sequence[Any] = ()) -> list[int]:
+        return encode_prompt(self.tokenizer, treatment_messages(record, passages=passages))
 
     def generate(
-        self, records: Sequence[PatientRecord], batch_size: int = 8, do_sample: bool = False
+        self,
+        records: Sequence[PatientRecord],
+        batch_size: int = 8,
+        do_sample: bool = False,
+        passages: Sequence[Sequence[Any]] | None = None,
     ) -> list[Generated]:
-        """Greedy by default; ``do_sample`` (seed torch yourself) explores other paths through the grammar."""
+        """Greedy by default; ``do_sample`` (seed torch yourself) explores other paths through the grammar.
+        ``passages[i]`` are record i's numbered passages (``medlora.retrieval.Passage``); none by default."""
+        passages = passages if passages is not None else [()] * len(records)
         out: list[Generated] = []
         for start in range(0, len(records), batch_size):
-            prompts = [self.prompt_ids(r) for r in records[start : start + batch_size]]
-            out.extend(self._batch(prompts, do_sample))
+            chunk = slice(start, start + batch_size)
+            prompts = [self.prompt_ids(r, ps) for r, ps in zip(records[chunk], passages[chunk], strict=True)]
+            out.extend(self._batch(prompts, do_sample, [len(ps) for ps in passages[chunk]]))
         return out
 
-    def _batch(self, prompts: list[list[int]], do_sample: bool) -> list[Generated]:
+    def _batch(self, prompts: list[list[int]], do_sample: bool, n_passages: list[int]) -> list[Generated]:
         import torch
         from transformers import LogitsProcessorList
         from xgrammar.contrib.hf import LogitsProcessor
 
         width = max(len(p) for p in prompts)
+        probs = TokenProbs()
         ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts])
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         device = next(self.model.parameters()).device
@@ -176,29 +214,92 @@ class SectionsGenerator:
                 attention_mask=mask.to(device),
                 max_new_tokens=self.max_new_tokens,
                 do_sample=do_sample,
-                # A grammar matcher holds per-call state: one processor per generate() call.
-                logits_processor=LogitsProcessorList([LogitsProcessor(self.grammar)]),
+                # A grammar matcher holds per-call state: one processor per generate() call, one grammar per row.
+                logits_processor=LogitsProcessorList(
+                    [LogitsProcessor([self.grammar(n) for n in n_passages]), probs]
+                ),
                 pad_token_id=self.pad_id,
                 eos_token_id=self.eos_id,
             )
         rows = seqs[:, width:].tolist()
-        out = [finish_row(self.tokenizer, r, len(p), self.eos_id) for p, r in zip(prompts, rows, strict=True)]
+        chosen = probs.finish(seqs[:, width:])
+        out = [
+            finish_row(self.tokenizer, r, len(p), self.eos_id, grounded=True, probs=c)
+            for p, r, c in zip(prompts, rows, chosen, strict=True)
+        ]
         if cut := sum(g.finish == "budget" for g in out):
             log.warning("%d of %d generations used all max_new_tokens=%d", cut, len(out), self.max_new_tokens)
         return out
 
 
-def finish_row(tokenizer: Any, row: list[int], prompt_tokens: int, eos_id: int) -> Generated:
-    """Decode one generated row (padding after EOS included) into ``Sections``."""
+def finish_row(
+    tokenizer: Any,
+    row: list[int],
+    prompt_tokens: int,
+    eos_id: int,
+    grounded: bool = False,
+    probs: list[tuple[float, bool]] | None = None,
+) -> Generated:
+    """Decode one generated row (padding after EOS included) into ``Sections`` (grounded: from
+    ``GroundedSections``, with the citations and, given ``probs``, the per-section token probabilities)."""
     finish: Literal["eos", "budget"] = "eos" if eos_id in row else "budget"
     new = row[: row.index(eos_id) + 1] if finish == "eos" else row
     # No clean-up of spaces: the text must be exactly what the grammar accepted.
     text = tokenizer.decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    model = GroundedSections if grounded else Sections
     try:
-        sections = parse_sections(text)
+        parsed = model.model_validate_json(text)
     except ValidationError:
         if finish == "eos":
             # The grammar only lets EOS through after a complete object: this is a defect, not bad luck.
             raise
-        sections = close_partial(text)
-    return Generated(sections, text, prompt_tokens, len(new), finish)
+        parsed = close_partial(text, model)
+    if not grounded:
+        return Generated(parsed, text, prompt_tokens, len(new), finish)
+    sections, citations = to_published(parsed)
+    token_probs = section_probs(tokenizer, new, probs[: len(new)]) if probs is not None else {}
+    return Generated(sections, text, prompt_tokens, len(new), finish, citations, token_probs)
+
+
+class TokenProbs:
+    """A logits processor placed after the grammar's: it keeps the probability the constrained decoder gave
+    each chosen token, and whether the grammar left a choice at that step (more than one allowed token)."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[Any, Any]] = []  # per step: (probabilities [batch, vocab], choice [batch])
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        self.steps.append((torch.softmax(scores.float(), dim=-1), (scores > float("-inf")).sum(-1) > 1))
+        return scores
+
+    def finish(self, new_tokens: Any) -> list[list[tuple[float, bool]]]:
+        """Per row, (probability, had a choice) of each generated token."""
+        out: list[list[tuple[float, bool]]] = [[] for _ in range(new_tokens.shape[0])]
+        for t, (p, choice) in enumerate(self.steps[: new_tokens.shape[1]]):
+            chosen = p.gather(1, new_tokens[:, t : t + 1].to(p.device)).squeeze(1).tolist()
+            for b, (prob, c) in enumerate(zip(chosen, choice.tolist(), strict=True)):
+                out[b].append((prob, c))
+        return out
+
+
+def section_probs(
+    tokenizer: Any, tokens: list[int], probs: list[tuple[float, bool]]
+) -> dict[str, float | None]:
+    """Mean probability per section of the tokens that had a choice, a token belonging to the section whose
+    key precedes where the token starts (keys cannot occur inside strings: the grammar forbids quotes there)."""
+    ends = [
+        len(tokenizer.decode(tokens[: i + 1], skip_special_tokens=True, clean_up_tokenization_spaces=False))
+        for i in range(len(tokens))
+    ]
+    text = tokenizer.decode(tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    starts = [(text.find(f'"{name}":'), name) for name in SECTION_NAMES]
+    starts = sorted((pos, name) for pos, name in starts if pos >= 0)
+    acc: dict[str, list[float]] = {name: [] for name in SECTION_NAMES}
+    for i, (p, choice) in enumerate(probs):
+        begin = ends[i - 1] if i else 0
+        owner = [name for pos, name in starts if pos <= begin]
+        if choice and owner:
+            acc[owner[-1]].append(p)
+    return {name: (round(sum(v) / len(v), 4) if v else None) for name, v in acc.items()}

@@ -1,0 +1,194 @@
+"""Grounding: the generation form round-trips to the published one, targets cite supporting passages, the check
+removes unsupported drugs and unstated doses, sources are the cited passages' URLs, RAFT assembly, the grammar
+only admits citations of passages in the prompt."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from pydantic import ValidationError
+
+from medlora.grounding import (
+    check_grounding,
+    citation_scores,
+    ground_target,
+    raft_example,
+    section_confidence,
+    sources_for,
+    support,
+)
+from medlora.retrieval import BM25Index, Hit, Passage
+from medlora.schemas import (
+    GroundedSections,
+    Medication,
+    PatientRecord,
+    Recommendation,
+    Sections,
+    parse_any_sections,
+    to_grounded,
+    to_published,
+)
+
+
+def passage(pid, text, focus="Gout", qtype="treatment", url=None, split="train"):
+    return Passage(
+        pid, text, focus, f"What are the treatments for {focus} ?", qtype, url or f"https://ex.org/{focus}/{pid}",
+        f"qa-{focus}-{pid}", split, 40,
+    )  # fmt: skip
+
+
+GOUT = [
+    passage(0, "Attacks are treated with medicines such as colchicine and NSAIDs."),
+    passage(1, "Drink plenty of water and limit alcohol and foods high in purines such as red meat.", qtype="prevention"),
+    passage(2, "Long-term treatment with allopurinol 100 mg daily lowers uric acid."),
+]  # fmt: skip
+
+
+def test_old_recommendations_still_validate_and_both_forms_parse():
+    old = {
+        "immediate_actions": ["Call emergency services."],
+        "medications": [{"name": "colchicine", "dosage": None, "frequency": None, "side_effects": []}],
+        "lifestyle": ["Drink water."], "follow_up": [], "specialist_referrals": [], "monitoring": [],
+        "patient_education": [], "sources": [], "safety": {"red_flags": [], "allergy_conflicts": []},
+    }  # fmt: skip
+    rec = Recommendation.model_validate(old)
+    assert rec.evidence == "unchecked" and rec.citations == {} and rec.lifestyle == ["Drink water."]
+    sections = {k: v for k, v in old.items() if k not in ("sources", "safety")}
+    assert parse_any_sections(sections) == (Sections.model_validate(sections), {})
+    grounded = to_grounded(Sections.model_validate(sections), {"lifestyle": [[2]]})
+    back, cites = parse_any_sections(grounded.model_dump())
+    assert back == Sections.model_validate(sections) and cites["lifestyle"] == [[2]]
+    with pytest.raises(ValidationError):
+        parse_any_sections({"lifestyle": [{"citations": [1]}]})
+
+
+def test_to_published_keeps_strings_plain_and_citations_parallel():
+    g = GroundedSections.model_validate(
+        {"lifestyle": [{"citations": [2, 1, 2], "text": "Drink water."}],
+         "medications": [{"citations": [1], "name": "colchicine"}]}
+    )  # fmt: skip
+    sections, cites = to_published(g)
+    assert sections.lifestyle == ["Drink water."] and sections.medications[0].name == "colchicine"
+    assert cites["lifestyle"] == [[1, 2]] and cites["medications"] == [[1]] and cites["monitoring"] == []
+
+
+def test_ground_target_cites_supporting_passages_and_drops_the_rest():
+    target = Sections(
+        immediate_actions=["Call emergency services now."],
+        medications=[Medication(name="colchicine"), Medication(name="warfarin")],
+        lifestyle=["Drink plenty of water and limit alcohol and foods high in purines such as red meat.",
+                   "Exercise for thirty minutes every day."],
+    )  # fmt: skip
+    g = ground_target(target, GOUT)
+    assert [(m.name, m.citations) for m in g.medications] == [("colchicine", [1])]
+    assert [(x.text[:5], x.citations) for x in g.lifestyle] == [("Drink", [2])]
+    # The safety rules' action stays uncited; with no passage only it survives (the abstention).
+    assert g.immediate_actions[0].citations == []
+    empty = ground_target(target, [])
+    assert to_published(empty)[0] == Sections(immediate_actions=["Call emergency services now."])
+
+
+def test_support_is_a_share_of_content_words():
+    assert support("Drink plenty of water.", GOUT[1]) == 1.0
+    assert support("Drink plenty of coffee.", GOUT[1]) == pytest.approx(2 / 3)
+    assert support("", GOUT[1]) == 0.0
+
+
+def test_an_unsupported_medication_is_removed_and_reported():
+    rec = PatientRecord(conditions=["gout"], medications=["Zestril 10 mg daily"])
+    sections = Sections(medications=[
+        Medication(name="colchicine", dosage="0.6 mg", frequency="twice daily"),
+        Medication(name="warfarin"),
+        Medication(name="lisinopril"),
+        Medication(name="allopurinol", dosage="100 mg", frequency="daily"),
+    ])  # fmt: skip
+    cites = {"medications": [[1], [1], [], [3]]}
+    out = check_grounding(rec, sections, cites, GOUT)
+    names = [m.name for m in out.sections.medications]
+    assert names == ["colchicine", "lisinopril", "allopurinol"]  # lisinopril: the patient's own (Zestril)
+    assert [u.item for u in out.grounding.unsupported] == ["warfarin"]
+    colchicine, _, allopurinol = out.sections.medications
+    assert colchicine.dosage is None and colchicine.frequency is None  # no passage states them
+    assert allopurinol.dosage == "100 mg" and allopurinol.frequency == "daily"
+    assert out.citations["medications"] == [[1], [], [3]]
+    assert any("0.6 mg" in n for n in out.grounding.nulled)
+
+
+def test_a_drug_in_free_text_needs_a_cited_passage_too():
+    sections = Sections(lifestyle=["Take ibuprofen every night.", "Limit alcohol."])
+    out = check_grounding(PatientRecord(conditions=["gout"]), sections, {"lifestyle": [[2], [2]]}, GOUT)
+    assert out.sections.lifestyle == ["Limit alcohol."] and len(out.grounding.unsupported) == 1
+
+
+def test_citations_outside_the_prompt_are_dropped_and_sources_are_cited_urls():
+    sections = Sections(lifestyle=["Limit alcohol."], patient_education=["Uric acid is lowered long-term."])
+    out = check_grounding(PatientRecord(conditions=["gout"]), sections,
+                          {"lifestyle": [[2, 9]], "patient_education": [[3, 0]]}, GOUT)  # fmt: skip
+    assert out.citations["lifestyle"] == [[2]] and out.citations["patient_education"] == [[3]]
+    assert sources_for(out.citations, GOUT) == [GOUT[1].url, GOUT[2].url]
+    assert sources_for({}, GOUT) == []
+
+
+def test_section_confidence_reports_cited_passage_scores():
+    hits = [Hit(p, 10.0 - p.pid, True) for p in GOUT]
+    conf = section_confidence({"lifestyle": [[2], [2, 3]]}, hits, {"lifestyle": 0.8})
+    assert conf["lifestyle"].mean_token_prob == 0.8 and conf["lifestyle"].retrieval_scores == [9.0, 8.0]
+    assert conf["medications"].retrieval_scores == [] and conf["medications"].mean_token_prob is None
+
+
+def test_citation_scores_count_precise_and_supported_items():
+    sections = Sections(
+        medications=[Medication(name="colchicine"), Medication(name="allopurinol")],
+        lifestyle=["Limit alcohol and red meat."],
+    )
+    c = citation_scores(sections, {"medications": [[1], [1]], "lifestyle": [[1, 2]]}, GOUT)
+    assert c["items"] == 3 and c["items_supported"] == 2  # allopurinol cites a passage that does not name it
+    assert c["citations"] == 4 and c["citations_precise"] == 2
+    assert c["meds"] == 2 and c["meds_grounded"] == 1
+
+
+@pytest.fixture(scope="module")
+def index():
+    ps = [*GOUT]
+    for i, (focus, text) in enumerate([
+        ("Gouty Arthritis Mimic", "Pseudogout treatment uses rest and joint aspiration."),
+        ("Asthma", "Asthma treatment uses inhalers such as albuterol."),
+        ("Kidney Stones", "Treatment of kidney stones: drink water; uric acid stones may need allopurinol."),
+        ("Migraine", "Migraine treatment includes triptans."),
+    ], start=3):  # fmt: skip
+        ps.append(passage(i, text, focus=focus))
+    return BM25Index.build(ps)
+
+
+def test_raft_examples_mix_relevant_and_distractor_passages(index):
+    target = Sections(medications=[Medication(name="colchicine"), Medication(name="allopurinol")],
+                      lifestyle=["Drink plenty of water and limit alcohol and foods high in purines such as red meat."])  # fmt: skip
+    passages, g = raft_example(index, "Gout", target, 4, random.Random(0))
+    foci = [p.focus for p in passages]
+    assert len(passages) == 4 and 1 <= foci.count("Gout") <= 3 and set(foci) - {"Gout"}
+    sections, cites = to_published(g)
+    for name, per_item in cites.items():
+        for item, c in zip(getattr(sections, name), per_item, strict=True):
+            assert c and all(support(item, passages[n - 1], name) >= 0.6 for n in c)
+    again = raft_example(index, "Gout", target, 4, random.Random(0))
+    assert again[0] == passages  # seeded
+    none, abstain = raft_example(index, "Gout", target, 4, random.Random(0), no_relevant=True)
+    assert none and all(p.focus != "Gout" for p in none) and to_published(abstain)[0] == Sections()
+
+
+def test_the_grammar_admits_only_citations_of_passages_in_the_prompt():
+    xgr = pytest.importorskip("xgrammar")
+    from medlora.generation import sections_grammar
+
+    def accepts(n, text):
+        return xgr.testing._is_grammar_accept_string(sections_grammar(n), text)
+
+    def doc(cites):
+        return GroundedSections.model_validate(
+            {"lifestyle": [{"citations": cites, "text": "Limit alcohol."}]}
+        ).model_dump_json()
+
+    assert accepts(3, doc([1, 3])) and accepts(3, doc([]))
+    assert not accepts(2, doc([3])) and not accepts(0, doc([1]))
+    assert accepts(0, doc([]))

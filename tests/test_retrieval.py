@@ -1,0 +1,160 @@
+"""Retrieval: passages within the token cap, BM25 over them, split filters, staleness, and the record rules
+(conditions first, then symptoms, never notes; one passage per parent pair; k and the token budget)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import MEDQUAD_FIXTURE, shared_path
+
+from medlora import medquad
+from medlora.cli import UsageError
+from medlora.modeling import byte_level_tokenizer
+from medlora.retrieval import (
+    BM25Index,
+    build_passages,
+    choose_threshold,
+    load_index,
+    recall_at_k,
+    retrieve_for_record,
+    words,
+)
+from medlora.schemas import PatientRecord
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return medquad.deduplicate(medquad.read_source(MEDQUAD_FIXTURE, medquad.ReadReport()))[0]
+
+
+@pytest.fixture(scope="module")
+def split_pairs(pairs):
+    # Hand-made split: gout and migraine held out, so split filters and thresholds have something to hold out.
+    held = {"gout": "val", "migraine": "test"}
+    out = {"train": [], "val": [], "test": []}
+    for p in pairs:
+        out[held.get(medquad.focus_key(p.focus), "train")].append(p)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return byte_level_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def index(split_pairs, tok):
+    return BM25Index.build(build_passages(split_pairs, tok, max_tokens=128), data_hash="h1")
+
+
+def test_words_drop_stop_words_and_plural_s():
+    assert words("What are the treatments for Gout ?") == ["treatment", "gout"]
+    assert words("glass virus analysis") == ["glass", "virus", "analysis"]
+
+
+def test_passages_respect_the_token_cap_and_lose_no_text(split_pairs, tok):
+    passages = build_passages(split_pairs, tok, max_tokens=128)
+    assert passages and all(p.n_tokens <= 128 for p in passages)
+    assert all(len(tok(p.shown, add_special_tokens=False)["input_ids"]) == p.n_tokens for p in passages)
+    for split, rows in split_pairs.items():
+        for pair in rows:
+            mine = [p for p in passages if p.question == pair.question and p.split == split]
+            assert mine and {p.url for p in mine} == {pair.url} and {p.focus for p in mine} == {pair.focus}
+            # Whole sentences are kept together; only whitespace between them may differ.
+            assert "".join(p.text for p in mine).replace(" ", "") == pair.answer.replace(" ", "")
+    assert [p.pid for p in passages] == list(range(len(passages)))
+
+
+def test_an_overlong_sentence_is_cut_at_the_hard_cap(tok):
+    long = medquad.QAPair("What is X ?", "word " * 200 + "end.", "information", "X", "", "https://x")
+    passages = build_passages({"train": [long]}, tok, max_tokens=64)
+    assert len(passages) > 3 and all(p.n_tokens <= 64 for p in passages)
+
+
+def test_search_ranks_the_focus_first_and_filters_splits(index):
+    hits = index.search("gout treatment", 3)
+    assert hits[0].passage.focus == "Gout" and hits[0].score > 0
+    assert all(h.passage.split == "train" for h in index.search("gout treatment", 10, splits=("train",)))
+    assert not any(h.passage.focus == "Gout" for h in index.search("gout", 10, exclude_focus="gout"))
+
+
+@pytest.mark.parametrize("query", ["", "   ", "xyzzy qwerty", "the of and"])
+def test_an_unknown_or_empty_query_finds_nothing_and_never_crashes(index, query):
+    assert index.search(query, 4) == []
+
+
+def test_save_load_round_trip_and_stale_or_missing_indexes_name_the_rebuild(index, tmp_path):
+    index.save(tmp_path / "index")
+    again = BM25Index.load(tmp_path / "index", data_hash="h1")
+    assert [(h.passage, h.score) for h in again.search("asthma inhaler", 4)] == [
+        (h.passage, h.score) for h in index.search("asthma inhaler", 4)
+    ]
+    with pytest.raises(UsageError, match="stale.*download_model.py"):
+        BM25Index.load(tmp_path / "index", data_hash="other")
+    with pytest.raises(UsageError, match="no passage index.*download_model.py"):
+        BM25Index.load(tmp_path / "nowhere")
+    (tmp_path / "index" / "passages.jsonl").write_text("{not json\n")
+    with pytest.raises(UsageError, match="unreadable.*download_model.py"):
+        BM25Index.load(tmp_path / "index")
+
+
+def test_load_index_checks_the_split_files_beside_it(index, tmp_path):
+    for s in ("train", "val", "test"):
+        (tmp_path / f"{s}.jsonl").write_text(json.dumps({"split": s}) + "\n")
+    from medlora.retrieval import data_hash
+
+    index.data_hash = data_hash(tmp_path)
+    index.save(tmp_path / "index")
+    assert load_index(tmp_path).passages == index.passages
+    (tmp_path / "val.jsonl").write_text("{}\n")  # the splits were rebuilt from other data
+    with pytest.raises(UsageError, match="stale"):
+        load_index(tmp_path)
+
+
+def test_a_record_gets_its_conditions_passages_first_one_per_pair_within_k_and_budget(index):
+    rec = PatientRecord(conditions=["asthma"], symptoms=["headache"])
+    hits = retrieve_for_record(rec, index, k=4, max_tokens=1024)
+    assert 0 < len(hits) <= 4
+    assert medquad.focus_key(hits[0].passage.focus) == "asthma" and hits[0].relevant
+    assert len({h.passage.pair_id for h in hits}) == len(hits)
+    small = retrieve_for_record(rec, index, k=4, max_tokens=130)
+    assert sum(h.passage.n_tokens for h in small) <= 130 and len(small) >= 1
+
+
+def test_two_conditions_share_the_passages(index):
+    hits = retrieve_for_record(PatientRecord(conditions=["Asthma", "Hypertension"]), index, k=2)
+    assert {medquad.focus_key(h.passage.focus) for h in hits} == {"asthma", "hypertension"}
+
+
+def test_notes_are_never_used_and_nonsense_finds_no_evidence(index):
+    rec = PatientRecord(conditions=["florbix syndrome"], notes="gout gout asthma hypertension treatment")
+    assert retrieve_for_record(rec, index, k=4) == []
+
+
+def test_symptoms_are_searched_when_no_condition_matches(index):
+    index.meta["threshold"] = 0.0  # any positive BM25 score counts here; the real one is chosen on val
+    hits = retrieve_for_record(PatientRecord(symptoms=["wheezing and shortness of breath"]), index, k=2)
+    assert hits and all(h.score > 0 for h in hits)
+
+
+def test_training_retrieval_sees_no_held_out_passage(index):
+    hits = retrieve_for_record(PatientRecord(conditions=["gout"]), index, k=4, splits=("train",))
+    assert all(h.passage.split == "train" for h in hits)
+
+
+def test_threshold_and_recall_are_computed_not_assumed(index):
+    chosen = choose_threshold(index, ["Gout"])
+    assert chosen["threshold"] > 0 and chosen["positives"] == 1
+    assert recall_at_k(index, ["Gout", "Migraine"], k=4)["recall"] == 1.0
+    assert recall_at_k(index, ["florbix syndrome"], k=4)["recall"] == 0.0
+
+
+@pytest.mark.integration
+def test_passages_with_tinyllamas_tokenizer_respect_the_cap(split_pairs):
+    from medlora.modeling import tinyllama_tokenizer
+
+    tok = tinyllama_tokenizer(shared_path("tinyllama", "tokenizer.model"))
+    passages = build_passages(split_pairs, tok)
+    assert all(p.n_tokens <= 128 for p in passages)
+    assert max(len(tok(p.shown, add_special_tokens=False)["input_ids"]) for p in passages) <= 128
