@@ -1,0 +1,335 @@
+"""Drug normalisation: any drug mention (brand, generic, abbreviation, misspelling, combination product) to its
+ingredients and classes. Every rule that compares drugs (allergies, duplicate therapy, grounding, clean training
+targets) goes through here, so they cannot disagree about what "Zestril" or "PCN" means.
+
+The name-to-ingredient dictionary is drug-named-entity-recognition's (MIT; DrugBank, MeSH, MedlinePlus and NHS
+names, brand names included), read once from its wheel and cached as a small JSON file; the project adds only
+what it lacks (``drug_tables``): abbreviations, combination products and the class table.
+
+    >>> resolve("Zestril 10 mg daily").ingredients
+    ('lisinopril',)
+    >>> sorted(resolve("Augmentin").classes)
+    ['penicillins']
+"""
+
+from __future__ import annotations
+
+import bz2
+import difflib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import pickle
+import re
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from pathlib import Path
+
+from .drug_tables import (
+    ABBREVIATIONS,
+    CLASSES,
+    COMBINATIONS,
+    CROSS_REACTIVITY,
+    INGREDIENT_CROSS_REACTIVITY,
+    NO_DUPLICATE_CLASSES,
+)
+
+log = logging.getLogger(__name__)
+
+# Classes too broad to rule out from one member: a trimethoprim allergy is not an allergy to every antibiotic.
+# Only an allergy that names the class itself ("antibiotics", "beta-lactams") rules them out.
+UMBRELLA = frozenset({"antibacterials", "beta_lactams"})
+MAX_WORDS = 6
+# Dictionary names that are also everyday or clinical words; the project's own tables are not filtered.
+_NOT_DRUG_WORDS = (
+    "water oxygen air salt sugar sodium potassium calcium magnesium iron zinc copper gold silver lead light heat "
+    "cold glucose protein fat fiber fibre alcohol ethanol nicotine caffeine tobacco vitamin vitamins diet "
+    "exercise surgery therapy blood plasma serum milk honey urea acid base bile fluid fluids saline "
+    "contrast dye iodine latex hormone hormones resistance steroid steroids medicine medicines "
+    "drug drugs medication medications supplement supplements antibodies antibody vaccine vaccines "
+    "toxin toxins enzyme enzymes growth factor collagen keratin gelatin starch cellulose lactose fructose "
+    "sucrose cholesterol triglycerides serotonin "
+    "histamine acetylcholine cortisol thyroid glycine "
+    "arginine glutamine lysine cysteine tyrosine tryptophan carnitine creatine choline inositol "
+    "chlorine fluoride phosphate phosphorus sulfur carbon nitrogen hydrogen helium ozone radon mercury "
+    "arsenic cadmium asbestos benzene uranium radium plutonium cesium strontium barium"
+)
+_NOT_DRUGS = frozenset(_NOT_DRUG_WORDS.split())
+_KEEP_SHORT = (
+    5  # dictionary names shorter than this are mostly codes ("caps", "vals"); our tables list the real ones
+)
+
+
+@dataclass(frozen=True)
+class DrugMention:
+    text: str  # as written
+    start: int
+    end: int
+    ingredients: tuple[str, ...]  # generic names, lower case
+    classes: frozenset[str]  # the most specific classes (keys of drug_tables.CLASSES)
+    is_class: bool = False  # names a class ("NSAIDs"), not one product
+
+    @property
+    def lineage(self) -> frozenset[str]:
+        return frozenset(a for c in self.classes for a in ancestors(c))
+
+    @property
+    def label(self) -> str:
+        return ", ".join(self.ingredients) if self.ingredients else ", ".join(sorted(self.classes))
+
+
+def norm(text: str) -> str:
+    return " ".join(_tokens_of(text.lower()))
+
+
+def _tokens_of(text: str) -> list[str]:
+    return [m.group().replace("β", "beta") for m in re.finditer(r"[^\W_]+", text)]
+
+
+@cache
+def ancestors(cls: str) -> tuple[str, ...]:
+    out = [cls]
+    while (parent := CLASSES[out[-1]].parent) is not None:
+        out.append(parent)
+    return tuple(out)
+
+
+@cache
+def descendants(cls: str) -> frozenset[str]:
+    return frozenset(c for c in CLASSES if cls in ancestors(c))
+
+
+@cache
+def _member_index() -> dict[str, frozenset[str]]:
+    index: dict[str, set[str]] = {}
+    for name, c in CLASSES.items():
+        for m in c.members:
+            index.setdefault(m, set()).add(name)
+    return {k: frozenset(v) for k, v in index.items()}
+
+
+@lru_cache(maxsize=65536)
+def ingredient_classes(ingredient: str) -> frozenset[str]:
+    """Classes of one generic name: the table's members first, then USAN name stems."""
+    if found := _member_index().get(ingredient):
+        return found
+    word = ingredient.split()[-1] if ingredient else ""
+    out = set()
+    for name, c in CLASSES.items():
+        for stem in c.stems:
+            prefix = name == "cephalosporins"
+            if len(word) >= 6 and (word.startswith(stem) if prefix else word.endswith(stem)):
+                out.add(name)
+    return frozenset(out)
+
+
+# ----------------------------------------------------------------------------------------------- dictionary
+def _cache_path(version: str) -> Path:
+    root = Path(os.environ.get("MEDLORA_CACHE") or Path.home() / ".cache" / "medlora")
+    return root / f"drug_dictionary-{version}.json"
+
+
+def _split_ingredients(canonical: str) -> list[str]:
+    return [p.strip() for p in re.split(r"\s*/\s*|,\s*and\s+|\s+and\s+|,\s*", canonical) if p.strip()]
+
+
+def _build_from_wheel() -> dict[str, list[str]]:
+    spec = importlib.util.find_spec("drug_named_entity_recognition")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("drug-named-entity-recognition is not installed: pip install -r requirements.txt")
+    with bz2.open(Path(spec.origin).parent / "drug_ner_dictionary.pkl.bz2", "rb") as fh:
+        data = pickle.load(fh)  # the wheel's own file, shipped by its authors
+    canon = data["drug_canonical_to_data"]
+    # Keep names of medicines (a DrugBank or MedlinePlus entry), not the genes, proteins and foods MeSH also lists.
+    drugs = {c for c, d in canon.items() if d.get("drugbank_id") or d.get("medline_plus_id")}
+    raw: dict[str, list[str]] = {}
+    for variant, canonicals in data["drug_variant_to_canonical"].items():
+        key = norm(variant)
+        kept = [c for c in canonicals if c in drugs]
+        if kept and len(key) >= _KEEP_SHORT and key not in _NOT_DRUGS and len(key.split()) <= MAX_WORDS:
+            raw[key] = kept
+    out = {}
+    for key, canonicals in raw.items():
+        ings = []
+        for c in canonicals:
+            for part in _split_ingredients(c):
+                # "paracetamol" inside a combination is still acetaminophen.
+                mapped = ABBREVIATIONS.get(norm(part)) or tuple(raw.get(norm(part), [part]))
+                ings.extend(i for i in mapped if "/" not in i and " and " not in i)
+        out[key] = list(dict.fromkeys(ings))
+    return out
+
+
+@cache
+def dictionary() -> dict[str, list[str]]:
+    """Normalised name -> ingredients, from the offline dictionary (cached as JSON in the user's cache)."""
+    version = importlib.metadata.version("drug-named-entity-recognition")
+    path = _cache_path(version)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    out = _build_from_wheel()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(out, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only home only costs the rebuild next time
+        log.debug("could not cache the drug dictionary: %s", e)
+    return out
+
+
+@dataclass(frozen=True)
+class _Entry:
+    ingredients: tuple[str, ...]
+    classes: frozenset[str]
+    is_class: bool
+
+
+@cache
+def _own_table() -> dict[str, _Entry]:
+    table: dict[str, _Entry] = {}
+    for name, c in CLASSES.items():
+        for alias in c.aliases:
+            table[norm(alias)] = _Entry((), frozenset({name}), True)
+        for m in c.members:
+            table[norm(m)] = _entry_for((m,))
+    for src in (ABBREVIATIONS, COMBINATIONS):
+        for name, ings in src.items():
+            table[norm(name)] = _entry_for(ings)
+    return table
+
+
+def _entry_for(ingredients: tuple[str, ...]) -> _Entry:
+    classes = frozenset(c for i in ingredients for c in ingredient_classes(i))
+    return _Entry(tuple(ingredients), classes, False)
+
+
+@lru_cache(maxsize=65536)
+def _lookup(key: str) -> _Entry | None:
+    own = _own_table()
+    if key in own:
+        return own[key]
+    if key.endswith("s") and len(key) > 4 and key[:-1] in own:  # plurals of our own names: "statins"
+        return own[key[:-1]]
+    ings = tuple(dictionary().get(key, ()))
+    if ings:
+        # A dictionary name that is one of our class names ("penicillins", "analgesics opioid") is that class.
+        for i in ings:
+            if (hit := own.get(norm(i))) is not None and hit.is_class:
+                return hit
+        return _entry_for(ings)
+    return None
+
+
+def find_drugs(text: str) -> list[DrugMention]:
+    """Every drug or drug-class mention in free text, longest match first, left to right."""
+    matches = list(re.finditer(r"[^\W_]+", text))
+    words = [m.group().lower().replace("β", "beta") for m in matches]
+    out, i = [], 0
+    while i < len(words):
+        for n in range(min(MAX_WORDS, len(words) - i), 0, -1):
+            entry = _lookup(" ".join(words[i : i + n]))
+            if entry is not None:
+                start, end = matches[i].start(), matches[i + n - 1].end()
+                out.append(DrugMention(text[start:end], start, end, *_as_fields(entry)))
+                i += n
+                break
+        else:
+            i += 1
+    return out
+
+
+def _as_fields(entry: _Entry) -> tuple[tuple[str, ...], frozenset[str], bool]:
+    return entry.ingredients, entry.classes, entry.is_class
+
+
+@cache
+def _fuzzy_vocabulary() -> tuple[str, ...]:
+    own = [k for k in _own_table() if " " not in k]
+    return tuple(sorted(set(own)))
+
+
+def resolve(name: str) -> DrugMention | None:
+    """One medication or allergy line ("Zestril 10 mg daily", "PCN", "sulfa drugs", "amoxicilin") as one mention.
+
+    Every mention in the line is merged (a combination written out is one product); a single unknown word is
+    matched within two letters' difference to the project's table of class members and names, then by stem.
+    """
+    found = find_drugs(name)
+    if not found:
+        for word in _tokens_of(name.lower()):
+            if len(word) < 6 or word.isdigit():
+                continue
+            close = difflib.get_close_matches(word, _fuzzy_vocabulary(), n=1, cutoff=0.84)
+            entry = _lookup(close[0]) if close else None
+            if entry is None and (classes := ingredient_classes(word)):
+                entry = _Entry((word,), classes, False)
+            if entry is not None:
+                found.append(DrugMention(name, 0, len(name), *_as_fields(entry)))
+                break
+    if not found:
+        return None
+    ings = tuple(dict.fromkeys(i for m in found for i in m.ingredients))
+    classes = frozenset(c for m in found for c in m.classes)
+    return DrugMention(name, 0, len(name), ings, classes, all(m.is_class for m in found))
+
+
+def is_drug(name: str) -> bool:
+    return resolve(name) is not None
+
+
+_DOSE_WORDS = re.compile(
+    r"^(\d+(\.\d+)?|mg|mcg|g|ml|units?|iu|tabs?|tablets?|caps?|capsules?|oral|po|iv|im|sc|daily|bid|tid|qid|"
+    r"prn|once|twice|a|day|inhaled|topical|cream|ointment|drops|injection|injections|nasal|spray|every|hours?|h|q\d+h|extended|release|er|xr|sr|cr|dr|ds|hcl|sodium|potassium)$"
+)
+
+
+def is_drug_name(name: str) -> bool:
+    """True when the whole text is a drug or class name (dose words allowed): "naproxen" but not
+    "naproxen may be used" or "and anti-arrhythmic drugs". For cleaning extracted names."""
+    mentions = find_drugs(name)
+    if not mentions:
+        return False
+    covered = "".join(" " if any(m.start <= i < m.end for m in mentions) else ch for i, ch in enumerate(name))
+    return all(_DOSE_WORDS.match(w) for w in _tokens_of(covered.lower()))
+
+
+def same_therapy(a: DrugMention | str, b: DrugMention | str) -> str | None:
+    """Why two mentions are the same therapy ("same drug (acetaminophen)", "same class (nsaids)"), or None."""
+    a = resolve(a) if isinstance(a, str) else a
+    b = resolve(b) if isinstance(b, str) else b
+    if a is None or b is None:
+        return None
+    if shared := [i for i in a.ingredients if i in b.ingredients]:
+        return f"same drug ({shared[0]})"
+    if shared_cls := sorted((a.classes & b.classes) - UMBRELLA - NO_DUPLICATE_CLASSES):
+        return f"same class ({shared_cls[0]})"
+    return None
+
+
+@dataclass(frozen=True)
+class AllergyMatch:
+    rule: str  # same_drug | same_class | cross_reactivity
+    action: str  # removed | caution
+    detail: str
+
+
+def allergy_match(drug: DrugMention, allergy: DrugMention) -> AllergyMatch | None:
+    """How a recommended drug meets an allergy: same drug or class (removed), low-risk cross-reactivity (caution)."""
+    if shared := [i for i in drug.ingredients if i in allergy.ingredients]:
+        return AllergyMatch("same_drug", "removed", shared[0])
+    # A class named in the allergy list covers its sub-classes; a single drug's allergy covers its own class.
+    ruled_out = allergy.classes if allergy.is_class else allergy.classes - UMBRELLA
+    if hit := sorted(drug.lineage & ruled_out):
+        return AllergyMatch("same_class", "removed", hit[0])
+    for a_cls, d_cls, why in CROSS_REACTIVITY:
+        if a_cls in allergy.lineage and d_cls in drug.classes:
+            return AllergyMatch("cross_reactivity", "caution", why)
+    for a_ing, d_ing, why in INGREDIENT_CROSS_REACTIVITY:
+        if a_ing in allergy.ingredients and d_ing in drug.ingredients:
+            return AllergyMatch("cross_reactivity", "caution", why)
+    return None

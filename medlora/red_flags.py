@@ -1,0 +1,365 @@
+"""Red flags a clinician would recognise, from the structured vitals and from the text of the record.
+
+``red_flags(record)`` reads the vitals, ``conditions``, ``symptoms`` and ``notes``. Text can only add a flag:
+every source is evaluated on its own and the flags are united, so nothing written anywhere (a contradicting
+value, "ignore the rules", "no red flags") can remove one. Findings that are negated, historical, someone
+else's or hypothetical do not fire (``negation``). Each flag has a stable ``code`` (what the log keeps) and a
+readable ``message``.
+
+Vital-sign limits by age band (flag outside them). Children: at or beyond the edges of the PALS normal ranges
+(American Heart Association, Pediatric Advanced Life Support Provider Manual, 2020, "normal heart rates" and
+"normal respiratory rates"), widened to the NICE NG143 amber/red respiratory rates (fever in under 5s, 2019)
+so that a crying or febrile child in range does not raise an emergency; hypotension is the PALS definition
+(systolic < 60 neonate, < 70 infant, < 70 + 2 x age 1-10 years, < 90 from 10 years). Febrile infant: under 90
+days with 38.0 C or more (NICE NG143 red; AAP 2021 febrile infant guideline). Pregnancy warning signs: CDC
+"Hear Her" urgent maternal warning signs; pre-eclampsia with severe features: ACOG Practice Bulletin 222 (2020).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .negation import affirmed_matches
+from .schemas import PatientRecord
+
+
+@dataclass(frozen=True)
+class RedFlag:
+    code: str  # stable: what the log records (never the patient's own words or values)
+    message: str  # what the recommendation shows, with the measured value where there is one
+
+
+# (band, upper age in years, heart rate low/high, respiratory rate low/high): flag when below low or above high.
+AGE_BANDS: tuple[tuple[str, float, float, float, float, float], ...] = (
+    ("neonate", 28 / 365.25, 90, 190, 25, 60),
+    ("infant", 1, 90, 180, 20, 60),
+    ("toddler", 3, 80, 160, 18, 45),
+    ("preschool", 6, 70, 150, 16, 40),
+    ("school age", 12, 60, 140, 14, 35),
+    ("adolescent", 18, 50, 130, 10, 30),
+    ("adult", 200, 40, 129, 8, 29),
+)
+
+
+def age_band(age: float | None) -> tuple[str, float, float, float, float, float]:
+    if age is None:
+        return AGE_BANDS[-1]
+    return next(b for b in AGE_BANDS if age < b[1])
+
+
+def _re(pattern: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w-])(?:{pattern})(?![\w])", re.I)
+
+
+# Findings (concepts) in text. Each alone may or may not be a red flag; combinations are below.
+C = {
+    "chest_pain": _re(
+        r"chest (?:pain|pressure|tightness|discomfort|heaviness|ache)|(?:pain|pressure|tightness|heaviness) in "
+        r"(?:the |my |his |her |their )?chest|chest (?:hurts|feels tight|feels heavy)|crushing (?:chest )?pain|"
+        r"heart attack|myocardial infarction|acute coronary syndrome|stemi|nstemi|unstable angina|"
+        r"angina at rest|pain (?:radiating|spreading|going) (?:to|into|down) (?:the |his |her |my )?(?:left )?"
+        r"(?:arm|jaw|shoulder)"
+    ),
+    "stroke": _re(
+        r"stroke|cva|cerebrovascular accident|transient ischa?emic attack|tia|facial droop\w*|face (?:is )?"
+        r"droop\w*|droop\w* (?:of )?(?:the |his |her |my )?(?:face|mouth|smile)|(?:face|mouth|smile) "
+        r"(?:is )?(?:droopy|uneven|lopsided)|slurr\w* (?:speech|words)|speech (?:is )?slurred|"
+        r"(?:difficulty|trouble|problems?) (?:speaking|talking|finding words|getting words out|with speech)|"
+        r"(?:can't|cannot|unable to) (?:speak|talk|get (?:the |his |her |my )?words out)(?! in (?:full|complete) sentences)|garbled speech|"
+        r"aphasia|dysarthria|hemiparesis|hemiplegia|(?:one|1)[- ]sided (?:weakness|numbness|paralysis)|"
+        r"(?:left|right)[- ]sided (?:weakness|numbness|paralysis)|unilateral (?:weakness|numbness)|"
+        r"weakness (?:in|of) (?:one|the (?:left|right)|his (?:left|right)|her (?:left|right)) (?:arm|leg|side)|"
+        r"sudden (?:onset )?(?:numbness|weakness|confusion|vision loss|loss of vision|blindness|"
+        r"trouble seeing|severe dizziness|loss of balance|trouble walking)|arm drift|"
+        r"(?:can't|cannot|unable to) (?:lift|raise) (?:his|her|my|one) arm"
+    ),
+    "airway_swelling": _re(
+        r"anaphyla\w*|angioedema|angio-oedema|(?:throat|tongue) (?:is )?(?:swelling|swollen|tightness|closing|"
+        r"tight|closing up)|swelling (?:of|in) (?:the |his |her |my )?(?:throat|tongue)|swollen (?:throat|tongue)"
+    ),
+    "lip_face_swelling": _re(
+        r"(?:lips?|face|facial|eyelids?|mouth) (?:is |are )?(?:swelling|swollen|puffy)|swelling (?:of|in|around) "
+        r"(?:the |his |her |my )?(?:lips?|face|mouth|eyes)|swollen (?:lips?|face|mouth)|puffy (?:lips|face)"
+    ),
+    "hives": _re(r"hives|urticaria|welts|itchy rash all over|widespread (?:itchy )?rash"),
+    "breathing_difficulty": _re(
+        r"short(?:ness)? of breath|sob|dyspn\w*|(?:difficulty|trouble|struggling|labou?red|hard) breathing|"
+        r"breathing (?:is )?(?:difficult|laboured|labored|hard)|hard to breathe|wheez\w*|(?:can't|cannot|unable "
+        r"to) breathe|breathless\w*|out of breath|throat tightness|tight throat|gasping"
+    ),
+    "severe_breathing": _re(
+        r"severe (?:shortness of breath|dyspn\w*|breathing difficulty|difficulty breathing|asthma attack|"
+        r"wheez\w*)|respiratory (?:distress|failure)|(?:can't|cannot|can not|unable to) (?:breathe|catch "
+        r"(?:my|his|her|their) breath|speak in (?:full|complete) sentences|finish (?:a )?sentences?)|"
+        r"struggling to breathe|gasping for (?:air|breath)|cyanos\w*|cyanotic|blue (?:lips|face|skin|tinge)|"
+        r"(?:lips|face|skin) (?:are |is |turning |turned )?(?:blue|grey|gray)|turning blue|grunting|"
+        r"(?:chest|rib|intercostal|subcostal|sternal) (?:wall )?(?:retractions|recession|indrawing)|"
+        r"nasal flaring|stridor|silent chest|too breathless to (?:speak|talk|eat)|not breathing|stopped breathing"
+    ),
+    "suicidal": _re(
+        r"suicid\w*|self[- ]harm\w*|harm(?:ing)? (?:myself|himself|herself|themselves|themself)|"
+        r"hurt(?:ing)? (?:myself|himself|herself|themselves)|kill(?:ing)? (?:myself|himself|herself|themselves|"
+        r"themself)|end(?:ing)? (?:my|his|her|their) (?:own )?life|tak(?:e|ing) (?:my|his|her|their) own life|"
+        r"(?:want|wants|wanted|wanting|wish|wishes|wished) (?:to be dead|to die|(?:he|she|they|i) (?:was|were) "
+        r"dead)|better off dead|no reason to live|not worth living|life (?:is not|isn't) worth living|"
+        r"cutting (?:myself|herself|himself|themselves)|(?:plan|plans|planning) to (?:die|overdose|end)"
+    ),
+    "overdose": _re(
+        r"overdos\w*|took (?:too many|an entire bottle|a whole bottle|a bottle|the whole bottle|all (?:of )?"
+        r"(?:his|her|my|their|the) (?:pills|tablets|medications?)|\d+ (?:pills|tablets))|"
+        r"swallowed (?:pills|bleach|poison|a battery|batteries|button batter\w*|a magnet|magnets|"
+        r"(?:a |the )?whole bottle)|accidental ingestion|ingested (?:bleach|poison|pills|antifreeze)|"
+        r"poisoning|poisoned|toxic ingestion"
+    ),
+    "unconscious": _re(
+        r"unconscious|unresponsive|loss of consciousness|lost consciousness|passed out|pass(?:es|ing) out|"
+        r"fainted|fainting|syncope|syncopal|collapsed|seizur\w*|convuls\w*|fitting|status epilepticus|"
+        r"(?:difficult|hard|unable|impossible) to (?:wake|rouse|arouse)|(?:won't|will not|doesn't) wake up|"
+        r"obtunded|altered mental status|(?:sudden|new|acute) confusion|acutely confused|delirium|"
+        r"limp and unresponsive"
+    ),
+    "major_bleeding": _re(
+        r"vomit\w* (?:up )?blood|throwing up blood|cough\w* (?:up )?blood|ha?ematemesis|ha?emoptysis|"
+        r"(?:severe|heavy|massive|uncontrolled|profuse) bleeding|bleeding (?:heavily|profusely|uncontrollably|"
+        r"that (?:won't|will not|does not|doesn't) stop)|(?:black|tarry|black,? tarry) stools?|melaena|melena|"
+        r"coffee[- ]ground\w*|large amounts? of blood|soak\w* (?:through )?(?:a |one )?pads? (?:every|an) hour"
+    ),
+    # In a child these are NICE NG143 red features; in an adult "lethargic" is too often plain tiredness.
+    "lethargic_child": _re(
+        r"lethargic|floppy|listless|(?:very|excessively|unusually) (?:sleepy|drowsy)|"
+        r"not (?:feeding|drinking|responding)|weak cry|high[- ]pitched cry"
+    ),
+    "fever": _re(r"fever\w*|febrile|pyrexi\w*|high temperature|running a temperature|burning up"),
+    "stiff_neck": _re(
+        r"stiff neck|neck stiffness|nuchal rigidity|neck (?:is |feels )?stiff|meningism\w*|"
+        r"(?:can't|cannot|unable to) (?:bend|touch|put) (?:his|her|my|their) (?:neck|chin)|"
+        r"pain (?:on|when) (?:bending|flexing) (?:the |his |her |my )?neck"
+    ),
+    "meningitis": _re(r"meningitis|meningococca\w*|bulging fontanelle|sepsis|septic|septicaemia|septicemia"),
+    "purpura": _re(
+        r"non[- ]?blanching rash|rash (?:that )?(?:does not|doesn't) (?:blanch|fade)|petechia\w*|purpur\w*"
+    ),
+    "thunderclap": _re(
+        r"worst headache (?:of (?:my|his|her|their) life|ever)|thunderclap headache|sudden(?:ly)?,? "
+        r"(?:and )?(?:severe|excruciating|explosive) headache|sudden[- ]onset (?:severe )?headache|"
+        r"explosive headache|headache (?:came on|started|began) (?:very )?suddenly"
+    ),
+    "severe_headache": _re(
+        r"severe headaches?|bad headaches?|terrible headaches?|pounding headaches?|headaches? that "
+        r"(?:won't|will not|doesn't|does not) go away|persistent headaches?|worsening headaches?|"
+        r"worst headache|thunderclap headache"
+    ),
+    "vision_change": _re(
+        r"blurr?(?:ed|y) vision|vision (?:changes?|is blurry|problems?)|visual (?:changes?|disturbances?|"
+        r"symptoms)|seeing (?:spots|stars|flashing lights|flashes)|flashing lights|spots (?:in|before) "
+        r"(?:my|her|the) (?:eyes|vision)|double vision|loss of vision|vision loss|scotomata|photopsia"
+    ),
+    "pregnancy_bleeding": _re(
+        r"vaginal bleeding|bleeding (?:from the vagina|in pregnancy|during pregnancy)|heavy bleeding|"
+        r"passing clots|leaking fluid|fluid leaking|gush of fluid|waters? (?:has |have )?broken|water broke"
+    ),
+    "severe_abdominal_pain": _re(
+        r"severe (?:abdominal|belly|stomach|tummy|pelvic) pain|(?:abdominal|belly|stomach) pain that "
+        r"(?:won't|will not|doesn't|does not) go away|(?:right upper|upper right) (?:quadrant |abdominal )?pain|"
+        r"ruq pain|epigastric pain|pain under (?:the|her|my) (?:right )?ribs"
+    ),
+    "fetal_movement": _re(
+        r"(?:baby|fetal|foetal)(?:'s)? movements? (?:has |have |is |are )?(?:stopped|slowed|decreased|reduced|"
+        r"less)|(?:decreased|reduced|less|no) (?:fetal|foetal|baby) movements?|baby (?:is |has )?(?:not moving|"
+        r"stopped moving|moving less)|(?:has not|hasn't) felt the baby move"
+    ),
+    "face_hand_swelling": _re(
+        r"swelling (?:of|in) (?:the |her |my )?(?:face|hands)|(?:face|hands) (?:is |are )?(?:very |suddenly )?"
+        r"swollen|(?:sudden|extreme|severe) swelling"
+    ),
+    "back_pain": _re(r"back pain|backache|low back|lower back|sciatica"),
+    "cauda_equina": _re(
+        r"saddle (?:an(?:a)?esthesia|numbness)|numb(?:ness)? (?:in|around) (?:the )?(?:groin|buttocks|genitals)|"
+        r"(?:loss of|lost|new) (?:bladder|bowel) (?:control|incontinence)|urinary retention|"
+        r"(?:can't|cannot|unable to) (?:pass urine|urinate|pee)|weakness in both legs|bilateral leg weakness"
+    ),
+    "pregnant": _re(
+        r"pregnan\w*|\d+ weeks? (?:pregnant|gestation|gestational age)|gestational|(?:first|second|third) "
+        r"trimester|antenatal|prenatal|postpartum|post-partum|g\dp\d|expecting a baby"
+    ),
+}
+
+# (code, message, the concept that fires it alone)
+SINGLE_RULES: tuple[tuple[str, str, str], ...] = (
+    ("chest_pain", "chest pain or pressure (possible acute coronary syndrome)", "chest_pain"),
+    ("stroke_signs", "signs of stroke (face, arm or speech)", "stroke"),
+    ("anaphylaxis", "signs of anaphylaxis or airway swelling", "airway_swelling"),
+    ("severe_breathing", "severe breathing difficulty", "severe_breathing"),
+    ("suicidal_ideation", "suicidal ideation or self-harm", "suicidal"),
+    ("overdose_or_poisoning", "overdose or poisoning", "overdose"),
+    ("altered_consciousness", "loss or alteration of consciousness or a seizure", "unconscious"),
+    ("major_bleeding", "signs of major bleeding", "major_bleeding"),
+    ("meningitis_signs", "signs of meningitis or sepsis", "meningitis"),
+    (
+        "thunderclap_headache",
+        "sudden severe ('worst ever') headache (possible brain haemorrhage)",
+        "thunderclap",
+    ),
+)
+
+_NUM = r"(\d{1,3}(?:\.\d)?)"
+_SEP = r"\s*(?:of|is|was|at|:|=|-|~)?\s*"
+TEXT_VITALS = {
+    "spo2": re.compile(
+        rf"\b(?:spo2|sp02|sao2|o2 sats?|o2 saturation|oxygen sat\w*|sats?|saturations?|pulse ox\w*){_SEP}{_NUM}\s*%?",
+        re.I,
+    ),
+    "bp": re.compile(
+        r"\b(?:bp|blood pressure|b/p)"
+        + _SEP
+        + r"(\d{2,3})\s*/\s*(\d{2,3})|(\d{2,3})\s*/\s*(\d{2,3})\s*mm\s*hg",
+        re.I,
+    ),
+    "heart_rate": re.compile(rf"\b(?:hr|heart rate|pulse(?! ox)(?: rate)?|heart beat){_SEP}{_NUM}", re.I),
+    "respiratory_rate": re.compile(
+        rf"\b(?:rr|resp(?:iratory)? rate|respirations?|breathing rate){_SEP}{_NUM}", re.I
+    ),
+    "temperature_c": re.compile(
+        rf"\b(?:temp(?:erature)?|fever(?: of| to)?|febrile to|t){_SEP}{_NUM}\s*(?:°|degrees?|deg)?\s*([cf])?\b",
+        re.I,
+    ),
+}
+_TEXT_AGE = re.compile(r"\b(\d{1,3})[- ](day|week|month|year)s?[- ]old\b", re.I)
+_AGE_UNIT = {"day": 1 / 365.25, "week": 7 / 365.25, "month": 1 / 12, "year": 1.0}
+
+
+@dataclass
+class _Vitals:
+    systolic_bp: float | None = None
+    diastolic_bp: float | None = None
+    heart_rate: float | None = None
+    respiratory_rate: float | None = None
+    temperature_c: float | None = None
+    spo2: float | None = None
+
+
+def text_vitals(text: str) -> list[_Vitals]:
+    """Vital signs written in text ("SpO2 85% on room air", "BP 190/120", "temp 103 F"), one reading each."""
+    out = []
+    for m in TEXT_VITALS["spo2"].finditer(text):
+        if 40 <= (v := float(m.group(1))) <= 100:
+            out.append(_Vitals(spo2=v))
+    for m in TEXT_VITALS["bp"].finditer(text):
+        s, d = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        if 40 <= float(s) <= 300 and 20 <= float(d) <= 200:
+            out.append(_Vitals(systolic_bp=float(s), diastolic_bp=float(d)))
+    for key in ("heart_rate", "respiratory_rate"):
+        for m in TEXT_VITALS[key].finditer(text):
+            if 4 <= (v := float(m.group(1))) <= 300:
+                out.append(_Vitals(**{key: v}))
+    for m in TEXT_VITALS["temperature_c"].finditer(text):
+        v, unit = float(m.group(1)), (m.group(2) or "").lower()
+        if unit == "f" or (not unit and 90 <= v <= 110):
+            v = round((v - 32) * 5 / 9, 1)
+        if 25 <= v <= 45:
+            out.append(_Vitals(temperature_c=v))
+    return out
+
+
+def _vital_flags(v, age: float | None, pregnant: bool, symptomatic_pregnancy: bool) -> list[RedFlag]:
+    band, _, hr_lo, hr_hi, rr_lo, rr_hi = age_band(age)
+    child = age is not None and age < 18
+    flags = []
+    spo2_min = 92 if child else 90  # BTS/NICE: SpO2 below 92% in a child is a red feature
+    if v.spo2 is not None and v.spo2 < spo2_min:
+        flags.append(RedFlag("low_spo2", f"SpO2 {v.spo2:g}% (below {spo2_min}%)"))
+    s, d = v.systolic_bp, v.diastolic_bp
+    bp = f"{'?' if s is None else f'{s:g}'}/{'?' if d is None else f'{d:g}'} mmHg"
+    if (s or 0) >= 180 or (d or 0) >= 120:
+        flags.append(RedFlag("hypertensive_crisis", f"blood pressure {bp} (180/120 or higher)"))
+    if pregnant and ((s or 0) >= 160 or (d or 0) >= 110):
+        flags.append(
+            RedFlag("severe_hypertension_pregnancy", f"blood pressure {bp} in pregnancy (160/110 or higher)")
+        )
+    elif pregnant and symptomatic_pregnancy and ((s or 0) >= 140 or (d or 0) >= 90):
+        flags.append(RedFlag("preeclampsia_signs", f"blood pressure {bp} in pregnancy with warning symptoms"))
+    if s is not None:
+        if age is None or age >= 10:
+            low = 90
+        elif age < 28 / 365.25:
+            low = 60
+        elif age < 1:
+            low = 70
+        else:
+            low = 70 + 2 * int(age)
+        if s < low:
+            flags.append(RedFlag("hypotension", f"systolic blood pressure {s:g} mmHg (below {low:g})"))
+    if v.heart_rate is not None and not hr_lo <= v.heart_rate <= hr_hi:
+        flags.append(
+            RedFlag(
+                "abnormal_heart_rate", f"heart rate {v.heart_rate:g}/min ({band} limits {hr_lo:g}-{hr_hi:g})"
+            )
+        )
+    if v.respiratory_rate is not None and not rr_lo <= v.respiratory_rate <= rr_hi:
+        flags.append(RedFlag(
+            "abnormal_respiratory_rate",
+            f"respiratory rate {v.respiratory_rate:g}/min ({band} limits {rr_lo:g}-{rr_hi:g})",
+        ))  # fmt: skip
+    t = v.temperature_c
+    if t is not None and (t >= 40.0 or t <= 35.0):
+        flags.append(RedFlag("abnormal_temperature", f"temperature {t:g} °C"))
+    if t is not None and t >= 38.0 and age is not None and age * 365.25 < 90:
+        flags.append(RedFlag("febrile_infant", f"temperature {t:g} °C in an infant under 90 days"))
+    return flags
+
+
+def red_flags(record: PatientRecord) -> list[RedFlag]:
+    """Every red flag of the record, each code once, in a fixed order (vitals first, then findings)."""
+    # One item a sentence, so a negation in one item never reaches into the next.
+    text = ".\n".join([*record.conditions, *record.symptoms, record.notes or ""])
+    found = {name: bool(affirmed_matches(text, pattern)) for name, pattern in C.items()}
+    ages = {record.age} | {int(n) * _AGE_UNIT[u.lower()] for n, u in _TEXT_AGE.findall(text)}
+    if record.age is not None or len(ages) > 1:
+        ages.discard(None)
+    pregnant = bool(record.pregnant) or found["pregnant"]
+    symptomatic = pregnant and any(
+        found[c] for c in ("severe_headache", "vision_change", "severe_abdominal_pain", "face_hand_swelling",
+                           "breathing_difficulty")
+    )  # fmt: skip
+    readings = [record.vitals, *text_vitals(text)]
+    flags: list[RedFlag] = []
+    for age in sorted(ages, key=lambda a: -1 if a is None else a):
+        for v in readings:
+            flags.extend(_vital_flags(v, age, pregnant, symptomatic))
+        if age is not None and age * 365.25 < 90 and found["fever"]:
+            flags.append(RedFlag("febrile_infant", "fever in an infant under 90 days"))
+    if found["lethargic_child"] and any(a is not None and a < 18 for a in ages):
+        flags.append(RedFlag("altered_consciousness", "a drowsy, floppy or unresponsive child"))
+    for code, message, concept in SINGLE_RULES:
+        if found[concept]:
+            flags.append(RedFlag(code, message))
+    if found["breathing_difficulty"] and (found["lip_face_swelling"] or found["hives"]):
+        flags.append(
+            RedFlag("anaphylaxis", "breathing difficulty with swelling or hives (possible anaphylaxis)")
+        )
+    fever = found["fever"] or any((v.temperature_c or 0) >= 38.0 for v in readings)
+    if fever and found["stiff_neck"]:
+        flags.append(RedFlag("meningitis_signs", "fever with a stiff neck (possible meningitis)"))
+    if fever and found["purpura"]:
+        flags.append(
+            RedFlag("meningitis_signs", "fever with a non-blanching rash (possible meningococcal disease)")
+        )
+    if found["back_pain"] and found["cauda_equina"]:
+        flags.append(RedFlag("cauda_equina_signs", "back pain with bladder, bowel or saddle symptoms"))
+    if pregnant and (found["pregnancy_bleeding"] or found["severe_abdominal_pain"]):
+        flags.append(
+            RedFlag(
+                "pregnancy_bleeding_or_pain", "bleeding, leaking fluid or severe abdominal pain in pregnancy"
+            )
+        )
+    if pregnant and (found["severe_headache"] or found["vision_change"] or found["fetal_movement"]):
+        flags.append(RedFlag(
+            "pregnancy_warning_signs", "severe headache, vision change or reduced fetal movement in pregnancy"
+        ))  # fmt: skip
+    seen, out = set(), []
+    for f in flags:
+        if f.code not in seen:
+            seen.add(f.code)
+            out.append(f)
+    return out
