@@ -27,11 +27,11 @@ generation. One entry per record is appended to --log-file, without raw patient 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,8 +40,9 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from medlora.cli import UsageError, run_stage
-from medlora.files import append_json_log, atomic_write
+from medlora.files import DEFAULT_LOG_MAX_BYTES, append_json_log, atomic_write
 from medlora.generation import DEFAULT_MAX_NEW_TOKENS, SectionsGenerator
+from medlora.logs import IdHasher
 from medlora.modeling import load_model
 from medlora.safety import apply_safety
 from medlora.schemas import (
@@ -95,6 +96,15 @@ class InferenceConfig:
     host: str = field(default="127.0.0.1", metadata={"help": "--serve: address to bind"})
     port: int = field(default=8000, metadata={"help": "--serve: port"})
     max_body_bytes: int = field(default=MAX_RECORD_BYTES, metadata={"help": "--serve: request body limit"})
+    max_queue: int = field(default=16, metadata={"help": "--serve: requests admitted at once; then 503"})
+    request_timeout: float = field(default=300.0, metadata={"help": "--serve: seconds per request; then 503"})
+    api_key_file: str | None = field(
+        default=None, metadata={"help": "--serve: file holding the API key (or $MEDLORA_API_KEY)"}
+    )
+    no_auth: bool = field(default=False, metadata={"help": "--serve: no API key even off loopback"})
+    log_max_bytes: int = field(
+        default=DEFAULT_LOG_MAX_BYTES, metadata={"help": "rotate --log-file beyond this size (0: never)"}
+    )
 
     def validate(self) -> None:
         if sum([self.patient is not None, self.batch is not None, self.serve]) != 1:
@@ -112,11 +122,12 @@ class InferenceConfig:
             raise UsageError(f"--port must be between 1 and 65535, got {self.port}")
         if self.max_body_bytes < 1024:
             raise UsageError(f"--max-body-bytes must be at least 1024, got {self.max_body_bytes}")
+        if self.max_queue < 1 or self.request_timeout <= 0 or self.log_max_bytes < 0:
+            raise UsageError("--max-queue must be >= 1, --request-timeout > 0, --log-max-bytes >= 0")
+        if self.serve:
+            from medlora.server import resolve_api_key
 
-
-def hash_id(patient_id: str | None) -> str | None:
-    # A plain SHA-256: it hides the id from a casual reader of the log, not from someone who can guess ids.
-    return hashlib.sha256(patient_id.encode("utf-8")).hexdigest() if patient_id else None
+            resolve_api_key(self.host, self.api_key_file, self.no_auth)  # exit 2 before the model loads
 
 
 def log_entry(cfg: InferenceConfig, outcome: str, **fields: Any) -> dict[str, Any]:
@@ -130,9 +141,9 @@ def log_entry(cfg: InferenceConfig, outcome: str, **fields: Any) -> dict[str, An
     }
 
 
-def write_log(path: str | Path, *entries: dict[str, Any]) -> None:
-    # One locked rewrite per batch: the log is a JSON array, so each write costs the whole file.
-    append_json_log(path, *entries)
+def write_log(path: str | Path, *entries: dict[str, Any], max_bytes: int = DEFAULT_LOG_MAX_BYTES) -> None:
+    # Constant cost per call whatever the log's length; rotated by size (medlora/files.py).
+    append_json_log(path, *entries, max_bytes=max_bytes)
 
 
 class Recommender:
@@ -144,36 +155,45 @@ class Recommender:
         model, tokenizer, info = load_model(cfg.base_model, adapter, cfg.device, cfg.precision, cfg.merge)
         self.info = ModelInfo(**info)
         self.generator = SectionsGenerator(model, tokenizer, max_new_tokens=cfg.max_new_tokens)
+        self.hash_id = IdHasher(cfg.log_file)  # keyed: the log cannot be joined to guessed ids
+
+    def log_outcome(self, outcome: str, source: str, request_id: str | None = None, **fields: Any) -> None:
+        """One entry for a request that never reached the model (invalid_input, overloaded, timeout)."""
+        entry = log_entry(self.cfg, outcome, request_id=request_id, source=source, **fields)
+        write_log(self.cfg.log_file, entry, max_bytes=self.cfg.log_max_bytes)
 
     def log_invalid(self, fields: list[str], source: str, request_id: str | None = None) -> None:
-        write_log(
-            self.cfg.log_file,
-            log_entry(self.cfg, "invalid_input", request_id=request_id, source=source, invalid_fields=fields),
-        )
+        self.log_outcome("invalid_input", source, request_id, invalid_fields=fields)
 
     def recommend(
-        self, records: list[PatientRecord], source: str = "cli", request_ids: list[str] | None = None
+        self,
+        records: list[PatientRecord],
+        source: str = "cli",
+        request_ids: list[str] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> list[Recommendation]:
+        """``cancelled()``, asked once a batch is generated: True logs it as timeout and raises TimeoutError."""
         ids = request_ids or [uuid.uuid4().hex for _ in records]
         out = []
         for start in range(0, len(records), self.cfg.batch_size):
             chunk = slice(start, start + self.cfg.batch_size)
-            out.extend(self._batch(records[chunk], ids[chunk], source))
+            out.extend(self._batch(records[chunk], ids[chunk], source, cancelled))
         return out
 
-    def _batch(self, records: list[PatientRecord], ids: list[str], source: str) -> list[Recommendation]:
+    def _batch(self, records: list[PatientRecord], ids: list[str], source: str, cancelled=None) -> list:
         start = time.perf_counter()
         out, entries = [], []
         try:
             generated = self.generator.generate(records, batch_size=len(records))
             latency = round(time.perf_counter() - start, 4)
+            outcome = "timeout" if cancelled is not None and cancelled() else "ok"
             for record, gen, rid in zip(records, generated, ids, strict=True):
                 checked = apply_safety(record, gen.sections)
                 out.append(
                     Recommendation(**checked.sections.model_dump(), safety=checked.safety, model=self.info)
                 )
                 entries.append(self._entry(
-                    record, rid, source, "ok",
+                    record, rid, source, outcome,
                     latency_s=latency, batch_size=len(records), prompt_tokens=gen.prompt_tokens,
                     generated_tokens=gen.generated_tokens, finish=gen.finish, red_flags=checked.flag_codes,
                     allergy_conflicts=len(checked.safety.allergy_conflicts),
@@ -183,15 +203,17 @@ class Recommender:
             entries = [
                 self._entry(r, i, source, "error", error=err) for r, i in zip(records, ids, strict=True)
             ]
-            write_log(self.cfg.log_file, *entries)
+            write_log(self.cfg.log_file, *entries, max_bytes=self.cfg.log_max_bytes)
             raise
-        write_log(self.cfg.log_file, *entries)
+        write_log(self.cfg.log_file, *entries, max_bytes=self.cfg.log_max_bytes)
+        if outcome == "timeout":
+            raise TimeoutError("the caller gave up before the recommendation was ready")
         return out
 
     def _entry(self, record: PatientRecord, rid: str, source: str, outcome: str, **fields: Any) -> dict:
         entry = log_entry(self.cfg, outcome, request_id=rid, source=source, **fields)
         entry["model"] = self.info.model_dump()
-        entry["patient_id_sha256"] = hash_id(record.patient_id)
+        entry["patient_id_hmac"] = self.hash_id(record.patient_id)
         if self.cfg.log_inputs:
             entry["input"] = record.model_dump(mode="json")
         return entry
@@ -223,7 +245,7 @@ def read_records(cfg: InferenceConfig) -> list[PatientRecord]:
             problems.append((where + str(e), ["record"]))
     if problems:
         entries = [log_entry(cfg, "invalid_input", source="cli", invalid_fields=f) for _, f in problems]
-        write_log(cfg.log_file, *entries)
+        write_log(cfg.log_file, *entries, max_bytes=cfg.log_max_bytes)
         more = f" (and {len(problems) - 1} more invalid records)" if len(problems) > 1 else ""
         raise UsageError(f"invalid patient record: {problems[0][0]}{more}")
     return records
@@ -268,9 +290,11 @@ def render(recs: list[Recommendation], cfg: InferenceConfig) -> str:
 
 def main(cfg: InferenceConfig) -> list[Recommendation] | None:
     if cfg.serve:
-        from medlora.server import serve
+        from medlora.server import resolve_api_key, serve
 
-        serve(Recommender(cfg), cfg.host, cfg.port, cfg.max_body_bytes)
+        limits = {"max_queue": cfg.max_queue, "request_timeout": cfg.request_timeout}
+        key = resolve_api_key(cfg.host, cfg.api_key_file, cfg.no_auth)  # never stored in cfg: cfg is logged
+        serve(Recommender(cfg), cfg.host, cfg.port, cfg.max_body_bytes, **limits, api_key=key)
         return None
     records = read_records(cfg)
     recs = Recommender(cfg).recommend(records)

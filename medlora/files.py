@@ -1,7 +1,9 @@
 """Writing outputs so that a crash, a kill or a concurrent writer never leaves a half-written file.
 
 Every output goes to a temporary file in the same directory and is renamed over the target (atomic on POSIX).
-JSON logs are appended under a file lock; a log that is no longer valid JSON is moved aside, never truncated.
+JSON logs (``append_json_log``) are appended in place at constant cost under a file lock and rotated by size;
+a log that is no longer valid JSON is moved aside, never truncated. Small JSON files that change as a whole
+(``update_json``: model_info.json) are read, modified and replaced under the same kind of lock.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -99,7 +102,10 @@ def sha256_files(paths: Iterable[str | Path]) -> str:
 
 
 def _move_aside(path: Path) -> Path:
-    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    stamp = f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    aside, n = path.with_name(stamp), 1
+    while aside.exists():  # two in one second must not overwrite each other (the caller holds the lock)
+        aside, n = path.with_name(f"{stamp}-{n}"), n + 1
     os.replace(path, aside)
     log.warning("%s was not valid JSON; moved it to %s and started a new log", path, aside)
     return aside
@@ -122,17 +128,102 @@ def update_json(path: str | Path, update, default: Any) -> Any:
         return new
 
 
-def append_json_log(path: str | Path, *entries: dict[str, Any]) -> None:
-    """Append entries (one request's, or one batch's) to a JSON array file such as ``inference_log.json``,
-    in a single read-modify-write under the lock; a file that is not a JSON array is moved aside."""
+DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024
+# A log file is a JSON array with one compact entry per line: "[\n{...},\n{...}\n]\n". Appending overwrites the
+# closing "\n]\n" with ",\n<entries>\n]\n", so an append costs the same whatever the file's length, the file is
+# valid JSON between appends, and a damaged file still yields its complete entries line by line.
+_TAIL = b"\n]\n"
 
-    def add(current: Any) -> list[Any]:
-        if not isinstance(current, list):
-            _move_aside(Path(path))
-            current = []
-        return [*current, *entries]
 
-    update_json(path, add, default=[])
+def rotated_logs(path: str | Path) -> list[Path]:
+    """The rotated files of a log, oldest first: ``inference_log.1.json``, ``inference_log.2.json``, ..."""
+    path = Path(path)
+    pattern = re.compile(rf"^{re.escape(path.stem)}\.(\d+){re.escape(path.suffix)}$")
+    found = [(int(m.group(1)), p) for p in path.parent.glob(f"{path.stem}.*") if (m := pattern.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def _rotate(path: Path) -> Path:
+    """Rename the full log to the next number (never over an existing file); the caller holds the lock."""
+    older = rotated_logs(path)
+    number = int(older[-1].name[len(path.stem) + 1 :].split(".")[0]) + 1 if older else 1
+    dest = path.with_name(f"{path.stem}.{number}{path.suffix}")
+    os.replace(path, dest)
+    log.info("rotated %s to %s", path, dest)
+    return dest
+
+
+def _ends_cleanly(path: Path, size: int) -> bool:
+    # Only the first byte and the last four are read: the check costs the same at any size.
+    with open(path, "rb") as fh:
+        head = fh.read(1)
+        fh.seek(max(0, size - 4))
+        return head == b"[" and fh.read() == b"}" + _TAIL
+
+
+def _repair(path: Path) -> int:
+    """The slow path, for a file not ending as the writer leaves it: a valid JSON array of entries (an older
+    pretty-printed log, ``[]``) is rewritten in the line format; anything else is moved aside. Returns the size."""
+    try:
+        current = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        current = None
+    if not isinstance(current, list) or not all(isinstance(e, dict) for e in current):
+        _move_aside(path)
+        return 0
+    if not current:
+        path.unlink()
+        return 0
+    atomic_write(path, b"[\n" + _lines(current) + _TAIL)
+    return path.stat().st_size
+
+
+def _lines(entries: Iterable[dict[str, Any]]) -> bytes:
+    # Compact JSON never holds a raw newline, so every entry is exactly one line.
+    return ",\n".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) for e in entries).encode(
+        "utf-8"
+    )
+
+
+def append_json_log(
+    path: str | Path, *entries: dict[str, Any], max_bytes: int = DEFAULT_LOG_MAX_BYTES
+) -> None:
+    """Append entries (one request's, or one batch's) to a JSON array log such as ``inference_log.json``.
+
+    Constant cost: the new entries overwrite the closing bracket in place, under a lock shared by every
+    process, then fsync. A failed write (disk full, interrupt) restores the file to what it was. When the
+    file would pass ``max_bytes`` (0: never) it is first renamed to the next number (``inference_log.1.json``,
+    ...) and a new file starts: nothing is deleted. A file that does not end as this writer leaves it and is
+    not a JSON array of entries is moved aside (``.corrupt-*``), never truncated.
+    """
+    if not entries:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = _lines(entries)
+    with FileLock(str(path) + ".lock", timeout=60):
+        size = path.stat().st_size if path.exists() else 0
+        if size and not _ends_cleanly(path, size):
+            size = _repair(path)
+        if size and max_bytes and size + len(lines) + 2 > max_bytes:
+            _rotate(path)
+            size = 0
+        if not size:
+            atomic_write(path, b"[\n" + lines + _TAIL)
+            return
+        with open(path, "r+b") as fh:
+            fh.seek(size - len(_TAIL))
+            try:
+                fh.write(b",\n" + lines + _TAIL)
+                fh.flush()
+                os.fsync(fh.fileno())
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    fh.truncate(size)
+                    fh.seek(size - len(_TAIL))
+                    fh.write(_TAIL)
+                    fh.flush()
+                raise
 
 
 def replace_dir(tmp: str | Path, dest: str | Path) -> None:

@@ -4,7 +4,15 @@ import os
 
 import pytest
 
-from medlora.files import append_json_log, atomic_write, read_jsonl, sha256_files, update_json, write_jsonl
+from medlora.files import (
+    append_json_log,
+    atomic_write,
+    read_jsonl,
+    rotated_logs,
+    sha256_files,
+    update_json,
+    write_jsonl,
+)
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
@@ -62,3 +70,86 @@ def test_update_json_and_hash(tmp_path):
     h1 = sha256_files([tmp_path / "t.jsonl"])
     (tmp_path / "t.jsonl").write_text("y")
     assert sha256_files([tmp_path / "t.jsonl"]) != h1
+
+
+def test_the_log_is_one_entry_per_line_inside_a_json_array(tmp_path):
+    log = tmp_path / "log.json"
+    append_json_log(log, {"i": 0})
+    append_json_log(log, {"i": 1}, {"i": 2, "text": "two\nlines"})
+    raw = log.read_text()
+    assert json.loads(raw) == [{"i": 0}, {"i": 1}, {"i": 2, "text": "two\nlines"}]
+    assert raw.splitlines() == ["[", '{"i":0},', '{"i":1},', '{"i":2,"text":"two\\nlines"}', "]"]
+
+
+@pytest.mark.parametrize("old", ["[]\n", "[]", '[\n  {\n    "i": 0\n  }\n]\n', '[{"i": 0}]'])
+def test_an_older_or_empty_log_is_kept_and_appended_to(tmp_path, old):
+    log = tmp_path / "log.json"
+    log.write_text(old)
+    append_json_log(log, {"i": 1})
+    append_json_log(log, {"i": 2})
+    assert json.loads(log.read_text()) == [*json.loads(old), {"i": 1}, {"i": 2}]
+    assert not list(tmp_path.glob("*.corrupt-*"))
+
+
+def test_rotation_by_size_loses_nothing_and_every_file_is_json(tmp_path):
+    log = tmp_path / "inference_log.json"
+    for i in range(40):
+        append_json_log(log, {"i": i, "pad": "x" * 40}, max_bytes=300)
+    files = [*rotated_logs(log), log]
+    assert [f.name for f in files[:3]] == [
+        "inference_log.1.json",
+        "inference_log.2.json",
+        "inference_log.3.json",
+    ]
+    assert all(f.stat().st_size <= 300 for f in files)
+    entries = [e["i"] for f in files for e in json.loads(f.read_text())]
+    assert entries == list(range(40))  # oldest file first, in order, none lost or repeated
+
+
+def test_an_entry_larger_than_the_limit_gets_a_file_of_its_own(tmp_path):
+    log = tmp_path / "log.json"
+    append_json_log(log, {"i": 0}, max_bytes=100)
+    append_json_log(log, {"i": 1, "pad": "x" * 200}, max_bytes=100)
+    assert json.loads((tmp_path / "log.1.json").read_text()) == [{"i": 0}]
+    assert json.loads(log.read_text())[0]["i"] == 1
+
+
+def test_a_failed_append_leaves_the_log_as_it_was(tmp_path, monkeypatch):
+    log = tmp_path / "log.json"
+    append_json_log(log, {"i": 0})
+    before = log.read_bytes()
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError):
+        append_json_log(log, {"i": 1, "pad": "y" * 5000})
+    monkeypatch.undo()
+    assert log.read_bytes() == before
+    append_json_log(log, {"i": 2})
+    assert json.loads(log.read_text()) == [{"i": 0}, {"i": 2}]
+
+
+def test_two_corrupt_logs_in_one_second_are_both_kept(tmp_path):
+    log = tmp_path / "log.json"
+    for text in ("[{", "[{{"):
+        log.write_text(text)
+        append_json_log(log, {"ok": 1})
+    assert sorted(f.read_text() for f in tmp_path.glob("log.json.corrupt-*")) == ["[{", "[{{"]
+
+
+def _append_rotating(args):
+    path, worker = args
+    for i in range(10):
+        append_json_log(path, {"worker": worker, "i": i}, max_bytes=400)
+
+
+def test_concurrent_appends_across_rotations_keep_every_entry_once(tmp_path):
+    log = tmp_path / "log.json"
+    with mp.get_context("spawn").Pool(4) as pool:
+        pool.map(_append_rotating, [(str(log), w) for w in range(4)])
+    files = [*rotated_logs(log), log]
+    assert len(files) > 2
+    entries = [(e["worker"], e["i"]) for f in files for e in json.loads(f.read_text())]
+    assert sorted(entries) == [(w, i) for w in range(4) for i in range(10)]

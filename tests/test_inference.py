@@ -17,6 +17,7 @@ from conftest import ROOT
 import inference
 from medlora.cli import UsageError, run_stage
 from medlora.generation import Generated
+from medlora.logs import hash_id, id_key
 from medlora.safety import allergy_reason, apply_safety
 from medlora.schemas import DISCLAIMER, MAX_RECORD_BYTES, Medication, PatientRecord, Recommendation, Sections
 
@@ -78,7 +79,9 @@ def test_one_record_to_a_file_as_text_and_the_log_entry(env, tmp_path):
     assert "Immediate actions:" in text and "Patient education:" in text and DISCLAIMER in text
     (entry,) = json.loads(log.read_text())
     record = PatientRecord.model_validate_json(Path(path).read_text())
-    assert entry["patient_id_sha256"] == inference.hash_id(record.patient_id) != record.patient_id
+    key = id_key(log)  # the keyed hash: a guessed id cannot be hashed without the key beside the log
+    assert entry["patient_id_hmac"] == hash_id(record.patient_id, key) != record.patient_id
+    assert (log.parent / (log.name + ".key")).stat().st_mode & 0o777 == 0o600
     assert entry["prompt_tokens"] > 0 and entry["generated_tokens"] == 24 and entry["finish"] == "budget"
     assert entry["latency_s"] > 0 and entry["model"]["adapter"] and entry["request_id"]
     raw = log.read_text()
