@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medlora import medquad
+from medlora import medquad, treatment_data
 from medlora.cli import UsageError, run_stage
 from medlora.files import write_json, write_jsonl
 from medlora.modeling import (
@@ -71,6 +71,10 @@ class DownloadConfig:
     seed: int = field(default=42, metadata={"help": "seed of the focus split"})
     val_fraction: float = field(default=0.05, metadata={"help": "share of QA pairs in the validation split"})
     test_fraction: float = field(default=0.10, metadata={"help": "share of QA pairs in the test split"})
+    patients_per_focus: int = field(
+        default=3,
+        metadata={"help": "synthetic patients per focus with a treatment answer (treatment examples)"},
+    )
     max_length: int = field(
         default=512, metadata={"help": "training window in tokens, for the length statistics"}
     )
@@ -81,6 +85,8 @@ class DownloadConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be in [0, 1)")
         if self.val_fraction + self.test_fraction >= 1:
             raise UsageError("--val-fraction plus --test-fraction must leave something to train on")
+        if self.patients_per_focus < 1:
+            raise UsageError("--patients-per-focus must be at least 1")
         if self.max_length < 16:
             raise UsageError("--max-length must be at least 16")
         if self.skip_model and self.skip_data:
@@ -188,7 +194,11 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
     answered = len(pairs)
     pairs, dropped = medquad.deduplicate(pairs)
     split_pairs = medquad.split_by_focus(pairs, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    splits = {name: medquad.build_examples(rows) for name, rows in split_pairs.items()}
+    templates_dropped = medquad.drop_templates_outside_train(split_pairs)
+    splits = {
+        name: treatment_data.build_examples(rows, seed=cfg.seed, patients_per_focus=cfg.patients_per_focus)
+        for name, rows in split_pairs.items()
+    }
     out_dir = Path(cfg.data_dir) / "medquad"
     stats: dict[str, Any] = {
         "source": cfg.medquad,
@@ -201,6 +211,8 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
         "duplicates_dropped": dropped,
         "malformed_files": {"count": len(report.malformed_files), "files": report.malformed_files},
         "splits": {name: medquad.split_stats(rows) for name, rows in splits.items()},
+        "template_answers_dropped_from_val_test": templates_dropped,
+        "patients": {name: treatment_data.patient_stats(rows) for name, rows in splits.items()},
         "leakage": medquad.leakage(splits),
     }
     tokenizer = find_tokenizer(cfg, model_source)

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from medlora import metrics
+from medlora import metrics, multiple_choice
 from medlora.cli import UsageError, config_dict, run_stage
 from medlora.files import read_jsonl, sha256_files, update_json, write_json
 from medlora.modeling import check_adapter_matches, load_model, missing_model_error
@@ -147,7 +147,7 @@ def evaluate_one(cfg: EvalConfig, adapter: str | None, mc_items, gen_rows, treat
     res: dict[str, Any] = {"model": info, "n_mc": len(mc_items), "n_gen": len(gen_rows)}
     t0 = time.perf_counter()
     with tqdm(total=4 * len(mc_items), desc=f"{name}: multiple choice", disable=None) as bar:
-        picks = metrics.choose_options(
+        picks = multiple_choice.choose_options(
             model, tokenizer, mc_items, cfg.batch_size, cfg.mc_answer_tokens, bar.update
         )
     correct = [int(p == it.answer_index) for p, it in zip(picks, mc_items, strict=True)]
@@ -241,7 +241,7 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
     mc_items, treat_rows = [], []
     if variants:
         limits["mc"] = capped("mc", cfg.limit_mc, len(qa))
-        mc_items, skipped = metrics.build_mc_items(test, train, limits["mc"]["used"], cfg.seed)
+        mc_items, skipped = multiple_choice.build_mc_items(test, train, limits["mc"]["used"], cfg.seed)
         limits["mc"].update(used=len(mc_items), skipped_without_distractors=skipped)
         limits["treatment"] = capped("treatment", cfg.limit_treatment, len(treatment))
         treat_rows = metrics.seeded_order(treatment, cfg.seed, "treatment")[: limits["treatment"]["used"]]

@@ -3,7 +3,7 @@
 Sources: the original XML collection (a directory or the GitHub zip), the Hub dataset ``lavita/MedQuAD``, or a
 CSV/JSONL with question/answer[/qtype/focus/url/source] columns. Pairs without an answer are skipped and
 counted, whitespace is normalised, exact duplicate (question, answer) pairs are dropped. The split is by focus:
-a focus (and any focus that shares an exact question with it) lands in exactly one of train/val/test.
+a focus (and any focus that shares an exact question or answer with it) lands in exactly one of train/val/test.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import logging
 import random
 import re
+import unicodedata
 import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -22,8 +23,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from .cli import UsageError
-from .prompts import qa_messages, treatment_messages
-from .schemas import FollowUp, Medication, Monitoring, PatientRecord, Referral, Sections
+from .prompts import qa_messages
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,22 @@ def clean(text: str | None) -> str:
     return _WS.sub(" ", text or "").strip()
 
 
+_POSSESSIVE = re.compile(r"['\u2019]s\b")
+# "Parkinson's Disease" (NIHSeniorHealth) and "Parkinson disease" (GHR) are one disease. Dropping these words
+# also joins a few foci that are not one ("metabolic syndrome" and "metabolic disorders"): for the split that
+# errs on the safe side (a larger group never leaks), and such pairs are rare.
+_GENERIC_WORDS = re.compile(r"\b(?:diseases?|disorders?|syndromes?)\b")
+
+
 def focus_key(focus: str) -> str:
-    """Foci differ in case and punctuation across MedQuAD's sources; the split must treat them as one."""
-    return re.sub(r"[^a-z0-9]+", " ", focus.lower()).strip()
+    """Foci differ in case, punctuation, accents, possessives and the words "disease", "disorder", "syndrome"
+    across MedQuAD's sources; the split must treat them as one."""
+    text = unicodedata.normalize("NFKD", focus.lower())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = re.sub(r"[^a-z0-9']+", " ", _POSSESSIVE.sub("", text.replace("\u2019", "'")))
+    key = re.sub(r"\s+", " ", _GENERIC_WORDS.sub(" ", text.replace("'", " "))).strip()
+    # "Syndrome" alone, or a focus of only such words, keeps its words rather than becoming empty.
+    return key or re.sub(r"\s+", " ", text.replace("'", " ")).strip()
 
 
 _QUESTION_FOCUS = [
@@ -102,14 +115,32 @@ def _parse_xml(data: bytes, name: str, report: ReadReport, out: list[QAPair]) ->
         log.warning("skipping malformed XML file %s: %s", name, e)
         report.malformed_files.append(name)
         return
-    focus, source, url = root.findtext("Focus"), root.get("source", ""), root.get("url", "")
-    for pair in root.iter("QAPair"):
-        q = pair.find("Question")
+    # Most files are <Document source url><Focus/><QAPairs><QAPair><Question qtype/><Answer/>; four NINDS
+    # files use <doc corpus url><doctitle-focus/><qaPairs><pair><question qtype/><answer/> instead.
+    if root.tag == "doc":
+        focus, source, pair_tag, q_tag, a_tag = (
+            root.findtext("doctitle-focus"),
+            root.get("corpus", ""),
+            "pair",
+            "question",
+            "answer",
+        )
+    else:
+        focus, source, pair_tag, q_tag, a_tag = (
+            root.findtext("Focus"),
+            root.get("source", ""),
+            "QAPair",
+            "Question",
+            "Answer",
+        )
+    url = root.get("url", "")
+    for pair in root.iter(pair_tag):
+        q = pair.find(q_tag)
         _add(
             report,
             out,
             q.text if q is not None else "",
-            pair.findtext("Answer"),
+            pair.findtext(a_tag),
             q.get("qtype", "") if q is not None else "",
             focus,
             source,
@@ -228,10 +259,39 @@ def deduplicate(pairs: list[QAPair]) -> tuple[list[QAPair], int]:
     return out, len(pairs) - len(out)
 
 
+# An answer repeated under more foci than this is boilerplate ("This condition is inherited in an autosomal
+# recessive pattern...", under 348 GHR foci), not knowledge of one disease: joining its foci would make one group
+# of a fifth of the collection. Below it, a shared answer means the foci are one disease (Noonan syndrome 1-6).
+MAX_FOCI_PER_ANSWER = 5
+
+
+def template_answers(pairs: list[QAPair]) -> set[str]:
+    """Answers (lower-cased) that appear under more than ``MAX_FOCI_PER_ANSWER`` foci."""
+    foci: dict[str, set[str]] = defaultdict(set)
+    for p in pairs:
+        foci[p.answer.lower()].add(focus_key(p.focus))
+    return {a for a, fs in foci.items() if len(fs) > MAX_FOCI_PER_ANSWER}
+
+
+def drop_templates_outside_train(split: dict[str, list[QAPair]]) -> int:
+    """Remove val/test pairs whose answer is a template that training also holds, verbatim; returns how many.
+
+    Such an item scores copying, not knowledge (the retrieval baseline would answer it perfectly)."""
+    templates = template_answers([p for rows in split.values() for p in rows])
+    in_train = {p.answer.lower() for p in split["train"]} & templates
+    dropped = 0
+    for name in ("val", "test"):
+        kept = [p for p in split[name] if p.answer.lower() not in in_train]
+        dropped += len(split[name]) - len(kept)
+        split[name] = kept
+    return dropped
+
+
 def split_by_focus(
     pairs: list[QAPair], val_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, list[QAPair]]:
-    """Seeded, deterministic split of whole focus groups; foci that share an exact question are one group."""
+    """Seeded, deterministic split of whole focus groups; foci that share an exact question, or an exact answer
+    that is not a template (``MAX_FOCI_PER_ANSWER``), are one group. Templates: ``drop_templates_outside_train``."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -240,13 +300,18 @@ def split_by_focus(
             x = parent[x]
         return x
 
-    first_focus_of_question: dict[str, str] = {}
+    templates = template_answers(pairs)
+    first_focus_of_text: dict[tuple[str, str], str] = {}
     for p in pairs:
         k = focus_key(p.focus)
         find(k)
-        other = first_focus_of_question.setdefault(p.question.lower(), k)
-        if other != k:
-            parent[find(k)] = find(other)
+        texts = [("q", p.question.lower())]
+        if p.answer.lower() not in templates:
+            texts.append(("a", p.answer.lower()))
+        for text in texts:
+            other = first_focus_of_text.setdefault(text, k)
+            if other != k:
+                parent[find(k)] = find(other)
     groups: dict[str, list[QAPair]] = defaultdict(list)
     for p in pairs:
         groups[find(focus_key(p.focus))].append(p)
@@ -260,103 +325,13 @@ def split_by_focus(
     return out
 
 
-# --- the custom treatment data ----------------------------------------------------------------------------
-# Which MedQuAD question types fill which section. Every item is a sentence (or a name) taken from the
-# focus's own answers; nothing is written that a source does not say. See the README's mapping table.
-SECTION_QTYPES = {
-    "medications": ("treatment",),
-    "lifestyle": ("prevention", "considerations"),
-    "follow_up": ("treatment", "outlook"),
-    "specialist_referrals": ("treatment", "exams and tests", "information"),
-    "monitoring": ("exams and tests",),
-    "patient_education": ("treatment", "outlook", "complications"),
-}
-TREATMENT_QTYPES = ("treatment",)
-ITEMS_PER_SECTION = 3
-MAX_SENTENCE_CHARS = 280
-
-_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])|\s+-\s+")
-_DRUGS = re.compile(
-    r"\b(?:drugs?|medicines?|medications?)\s+(?:called|such as|including|like)\s+([^.;:()]+)", re.I
-)
-_SPECIALISTS = re.compile(
-    r"\b(\w*(?:ologists?|iatrists?|icians?)|genetic counselors?|surgeons?|dietitians?|therapists?)\b", re.I
-)
-_NOT_SPECIALISTS = {"technician", "technicians", "physician", "physicians", "clinician", "clinicians"}
-_INTERVAL = re.compile(
-    r"\b(every \w+(?: to \w+)? (?:days?|weeks?|months?|years?)|once a (?:day|week|month|year)|"
-    r"(?:annually|yearly|monthly|weekly|daily)|each (?:day|week|month|year))\b",
-    re.I,
-)
-
-
-def sentences(text: str) -> list[str]:
-    out = []
-    for s in _SENT.split(text):
-        s = s.strip(" -")
-        # Questions and list fragments are headings, not content.
-        if 20 <= len(s) <= MAX_SENTENCE_CHARS and s[-1] in ".!":
-            out.append(s)
-    return out
-
-
-def _drug_names(sentence: str) -> list[str]:
-    names = []
-    for m in _DRUGS.finditer(sentence):
-        for part in re.split(r",\s*|\s+(?:and|or)\s+", m.group(1)):
-            part = part.strip()
-            if 2 < len(part) <= 60 and len(part.split()) <= 4:
-                names.append(part)
-    return names
-
-
-def treatment_target(answers: dict[str, list[QAPair]]) -> tuple[Sections, list[str]]:
-    """Sections for one focus from its answers, grouped by question type. Returns the target and its sources."""
-    by_type = {qt: [s for p in ps for s in sentences(p.answer)] for qt, ps in answers.items()}
-    pick = lambda *qts: [s for qt in qts for s in by_type.get(qt, [])]  # noqa: E731
-
-    meds, seen = [], set()
-    for s in pick(*SECTION_QTYPES["medications"]):
-        for name in _drug_names(s):
-            if name.lower() not in seen and len(meds) < ITEMS_PER_SECTION:
-                seen.add(name.lower())
-                meds.append(Medication(name=name, dosage=None, frequency=None))
-    referrals, seen = [], set()
-    for s in pick(*SECTION_QTYPES["specialist_referrals"]):
-        for m in _SPECIALISTS.finditer(s):
-            spec = m.group(1).lower()
-            if spec not in seen and spec not in _NOT_SPECIALISTS and len(referrals) < ITEMS_PER_SECTION:
-                seen.add(spec)
-                referrals.append(Referral(specialty=spec, reason=s))
-    follow_up = [
-        FollowUp(timing=m.group(1).lower(), purpose=s)
-        for s in pick(*SECTION_QTYPES["follow_up"])
-        if (m := _INTERVAL.search(s)) and re.search(r"follow|check|visit|appointment|see", s, re.I)
-    ]
-    monitoring = []
-    for s in pick(*SECTION_QTYPES["monitoring"])[:ITEMS_PER_SECTION]:
-        m = _INTERVAL.search(s)
-        monitoring.append(Monitoring(test=s, frequency=m.group(1).lower() if m else None))
-    sections = Sections(
-        medications=meds,
-        lifestyle=pick(*SECTION_QTYPES["lifestyle"])[:ITEMS_PER_SECTION],
-        follow_up=follow_up[:ITEMS_PER_SECTION],
-        specialist_referrals=referrals,
-        monitoring=monitoring,
-        patient_education=pick(*SECTION_QTYPES["patient_education"])[:ITEMS_PER_SECTION],
-    )
-    used = {qt for qts in SECTION_QTYPES.values() for qt in qts}
-    sources = sorted({p.url for qt, ps in answers.items() if qt in used for p in ps if p.url})
-    return sections, sources
-
-
-def _example_id(kind: str, *parts: str) -> str:
+def example_id(kind: str, *parts: str) -> str:
     return f"{kind}-" + hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
 def qa_example(p: QAPair) -> dict[str, Any]:
     return {
-        "id": _example_id("qa", p.question, p.answer),
+        "id": example_id("qa", p.question, p.answer),
         "kind": "qa",
         "focus": p.focus,
         "qtype": p.qtype,
@@ -364,45 +339,6 @@ def qa_example(p: QAPair) -> dict[str, Any]:
         "url": p.url,
         "messages": qa_messages(p.question, p.answer),
     }
-
-
-def treatment_examples(pairs: list[QAPair]) -> list[dict[str, Any]]:
-    """One example per focus that has a treatment answer: a patient with that condition, a sourced target."""
-    by_focus: dict[str, dict[str, list[QAPair]]] = defaultdict(lambda: defaultdict(list))
-    display: dict[str, str] = {}
-    for p in pairs:
-        k = focus_key(p.focus)
-        by_focus[k][p.qtype].append(p)
-        display.setdefault(k, p.focus)
-    out = []
-    for k in sorted(by_focus):
-        answers = by_focus[k]
-        if not any(qt in answers for qt in TREATMENT_QTYPES):
-            continue
-        sections, sources = treatment_target(answers)
-        if not any(getattr(sections, name) for name in Sections.model_fields):
-            continue  # an all-empty target would teach the model to say nothing
-        # Only the condition is known; age, sex and vitals are not invented for the synthetic patient.
-        record = PatientRecord(conditions=[display[k]])
-        first = next(iter(answers.values()))[0]
-        out.append(
-            {
-                "id": _example_id("treatment", k),
-                "kind": "treatment",
-                "focus": display[k],
-                "qtype": "treatment",
-                "source": first.source,
-                "url": sources[0] if sources else "",
-                "sources": sources,
-                "messages": treatment_messages(record, sections),
-            }
-        )
-    return out
-
-
-def build_examples(split: list[QAPair]) -> list[dict[str, Any]]:
-    rows = [qa_example(p) for p in split] + treatment_examples(split)
-    return sorted(rows, key=lambda r: r["id"])
 
 
 def split_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -422,8 +358,13 @@ def leakage(splits: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
         s: {r["messages"][1]["content"].lower() for r in rows if r["kind"] == "qa"}
         for s, rows in splits.items()
     }
+    answers = {
+        s: {r["messages"][2]["content"].lower() for r in rows if r["kind"] == "qa"}
+        for s, rows in splits.items()
+    }
     pairs = [("train", "val"), ("train", "test"), ("val", "test")]
     return {
         "foci_shared_between_splits": sum(len(foci[a] & foci[b]) for a, b in pairs),
         "questions_shared_between_splits": sum(len(questions[a] & questions[b]) for a, b in pairs),
+        "answers_shared_between_splits": sum(len(answers[a] & answers[b]) for a, b in pairs),
     }

@@ -4,9 +4,7 @@
   Both computed by the libraries directly (``evaluate.load`` would fetch metric scripts from the Hub).
 - Bootstrap 95% intervals by resampling items; BLEU is resampled from sacrebleu's per-segment sufficient
   statistics, so every resample is an exact corpus BLEU without re-tokenising.
-- Multiple choice: the true answer and distractors of the same question type from other foci, scored by the
-  log-likelihood of the answer tokens divided by the answer's length in characters (lm-evaluation-harness
-  ``acc_norm``).
+- Multiple choice lives in ``medlora.multiple_choice``.
 - A TF-IDF retrieval baseline: the training answer whose question is most similar to the test question.
 """
 
@@ -16,15 +14,13 @@ import math
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
-from .medquad import focus_key
-from .prompts import IGNORE_INDEX, Message, encode_example, encode_prompt
+from .prompts import Message, encode_prompt
 from .schemas import SECTION_NAMES, parse_sections
 
 # ---------------------------------------------------------------------------------------------- text metrics
@@ -135,18 +131,7 @@ def paired_difference(a: dict[str, Any], b: dict[str, Any], idx_mc: np.ndarray, 
     return out
 
 
-# ------------------------------------------------------------------------------------------- multiple choice
-
-
-@dataclass
-class MCItem:
-    id: str
-    prompt: list[Message]
-    options: list[str]
-    answer_index: int
-    focus: str
-    qtype: str
-    distractor_foci: list[str] = field(default_factory=list)
+# ------------------------------------------------------------------------------------------------ sampling
 
 
 def seeded_order(rows: Sequence[dict[str, Any]], seed: int, salt: str) -> list[dict[str, Any]]:
@@ -154,156 +139,6 @@ def seeded_order(rows: Sequence[dict[str, Any]], seed: int, salt: str) -> list[d
     rows = list(rows)
     random.Random(f"{seed}-{salt}").shuffle(rows)
     return rows
-
-
-def _answers_by_qtype_focus(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
-    out: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for r in rows:
-        if r["kind"] == "qa":
-            out[r["qtype"]][focus_key(r["focus"])].append(r["messages"][-1]["content"])
-    return out
-
-
-def build_mc_items(
-    test_rows: Sequence[dict[str, Any]],
-    fallback_rows: Sequence[dict[str, Any]],
-    limit: int,
-    seed: int,
-    n_options: int = 4,
-) -> tuple[list[MCItem], int]:
-    """Up to ``limit`` items from the test split's qa rows, and how many were skipped for lack of distractors.
-
-    Distractors: answers of the same qtype from other foci, one per focus, drawn from the test split first and
-    from ``fallback_rows`` (train) only when the test split has too few foci of that qtype. An answer whose
-    text equals the true answer is never a distractor, so the true answer is never offered twice.
-    """
-    pools = [_answers_by_qtype_focus(test_rows), _answers_by_qtype_focus(fallback_rows)]
-    items, skipped = [], 0
-    for row in seeded_order([r for r in test_rows if r["kind"] == "qa"], seed, "mc"):
-        if len(items) >= limit:
-            break
-        # One generator per item: its options do not depend on which other items were drawn.
-        rng = random.Random(f"{seed}-mc-{row['id']}")
-        true, own = row["messages"][-1]["content"], focus_key(row["focus"])
-        seen_text, seen_foci, distractors = {true.strip()}, {own}, []
-        for pool in pools:
-            by_focus = pool.get(row["qtype"], {})
-            foci = sorted(f for f in by_focus if f not in seen_foci)
-            rng.shuffle(foci)
-            for f in foci:
-                if len(distractors) == n_options - 1:
-                    break
-                choices = [a for a in by_focus[f] if a.strip() not in seen_text]
-                if choices:
-                    pick = rng.choice(choices)
-                    distractors.append((f, pick))
-                    seen_text.add(pick.strip())
-                    seen_foci.add(f)
-        if len(distractors) < n_options - 1:
-            skipped += 1
-            continue
-        options = [true] + [a for _, a in distractors]
-        order = list(range(n_options))
-        rng.shuffle(order)
-        items.append(
-            MCItem(
-                id=row["id"],
-                prompt=row["messages"][:-1],
-                options=[options[i] for i in order],
-                answer_index=order.index(0),
-                focus=row["focus"],
-                qtype=row["qtype"],
-                distractor_foci=[f for f, _ in distractors],
-            )
-        )
-    return items, skipped
-
-
-def truncate_to_tokens(tokenizer: Any, text: str, max_tokens: int) -> str:
-    """The longest prefix of ``text`` of at most ``max_tokens`` tokens, cut at a token boundary."""
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    if len(enc["input_ids"]) <= max_tokens:
-        return text
-    return text[: enc["offset_mapping"][max_tokens - 1][1]].rstrip()
-
-
-def _answer_sequence(tokenizer: Any, prompt: list[Message], answer: str) -> tuple[list[int], int]:
-    """Token ids of prompt + answer (without the closing EOS) and how many trailing ids are the answer's.
-
-    Tokenised by the training code path (``encode_example``), so the answer is scored as training saw it.
-    """
-    enc = encode_example(tokenizer, [*prompt, {"role": "assistant", "content": answer}], max_length=10**9)
-    answer_pos = [i for i, lab in enumerate(enc.labels) if lab != IGNORE_INDEX]
-    if enc.input_ids[-1] != tokenizer.eos_token_id:
-        raise ValueError("expected the conversation to end with the EOS token")
-    return enc.input_ids[:-1], len(answer_pos) - 1
-
-
-def answer_loglikelihoods(
-    model: Any,
-    tokenizer: Any,
-    pairs: Sequence[tuple[list[Message], str]],
-    batch_size: int,
-    progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """Sum of log-probabilities of each answer's tokens given its prompt; batched, left-padded."""
-    import torch
-
-    seqs = [_answer_sequence(tokenizer, p, a) for p, a in pairs]
-    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i][0]))  # similar lengths share a batch
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    device = next(model.parameters()).device
-    out = np.zeros(len(seqs), dtype=np.float64)
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        width = max(len(seqs[i][0]) for i in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            n = len(seqs[i][0])
-            ids[row, width - n :] = torch.tensor(seqs[i][0])
-            mask[row, width - n :] = 1
-        n_ans = torch.tensor([seqs[i][1] for i in batch])
-        keep = int(n_ans.max()) + 1  # answers end every row, so only the last logits are needed
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        with torch.no_grad():
-            logits = (
-                model(
-                    input_ids=ids.to(device),
-                    attention_mask=mask.to(device),
-                    position_ids=positions.to(device),
-                    logits_to_keep=keep,
-                )
-                .logits[:, :-1]
-                .float()
-            )
-        targets = ids[:, width - keep + 1 :].to(device)
-        token_lp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
-        col = torch.arange(keep - 1, device=device).unsqueeze(0)
-        is_answer = col >= (keep - 1 - n_ans.to(device)).unsqueeze(1)
-        sums = (token_lp * is_answer).sum(-1).cpu().numpy()
-        for row, i in enumerate(batch):
-            out[i] = sums[row]
-        if progress:
-            progress(len(batch))
-    return out
-
-
-def choose_options(
-    model: Any,
-    tokenizer: Any,
-    items: Sequence[MCItem],
-    batch_size: int,
-    max_answer_tokens: int,
-    progress: Callable[[int], None] | None = None,
-) -> list[int]:
-    """The option with the highest log-likelihood per character (acc_norm) for each item."""
-    options = [[truncate_to_tokens(tokenizer, o, max_answer_tokens) for o in it.options] for it in items]
-    pairs = [(it.prompt, o) for it, opts in zip(items, options, strict=True) for o in opts]
-    lls = answer_loglikelihoods(model, tokenizer, pairs, batch_size, progress)
-    norm = lls / np.array([max(len(o), 1) for _, o in pairs])
-    n = len(items[0].options) if items else 0
-    return [int(np.argmax(norm[k * n : (k + 1) * n])) for k in range(len(items))]
 
 
 # ------------------------------------------------------------------------------------------------ generation

@@ -42,7 +42,11 @@ def test_stats_have_every_field_and_no_leakage(tiny_data):
     assert stats["records_read"] == 53 and stats["answered_pairs"] == 41
     assert stats["skipped_without_answer"] == 12 and stats["duplicates_dropped"] == 1
     assert stats["malformed_files"] == {"count": 0, "files": []}
-    assert stats["leakage"] == {"foci_shared_between_splits": 0, "questions_shared_between_splits": 0}
+    assert stats["leakage"] == {
+        "foci_shared_between_splits": 0,
+        "questions_shared_between_splits": 0,
+        "answers_shared_between_splits": 0,
+    }
     for split in ("train", "val", "test"):
         s = stats["splits"][split]
         assert s["examples"] == s["qa"] + s["treatment"] > 0 and s["foci"] > 0 and s["qtypes"]
@@ -162,7 +166,11 @@ def test_offline_smoke_path_with_full_medquad(tmp_path):
     assert r.returncode == 0, r.stderr
     stats = json.loads((tmp_path / "data" / "medquad" / "stats.json").read_text())
     assert stats["answered_pairs"] == 16407
-    assert stats["leakage"] == {"foci_shared_between_splits": 0, "questions_shared_between_splits": 0}
+    assert stats["leakage"] == {
+        "foci_shared_between_splits": 0,
+        "questions_shared_between_splits": 0,
+        "answers_shared_between_splits": 0,
+    }
     lengths = stats["token_lengths"]["qa"]
     assert lengths["p50"] < 512 < lengths["p99"] and 0.1 < lengths["share_over_max_length"] < 0.3
     assert (tmp_path / "models" / "tiny-random" / "model.safetensors").is_file()

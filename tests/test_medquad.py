@@ -6,7 +6,6 @@ from conftest import MEDQUAD_FIXTURE, shared_path
 
 from medlora import medquad
 from medlora.cli import UsageError
-from medlora.schemas import Sections
 
 
 def read(path):
@@ -116,58 +115,25 @@ def test_foci_sharing_a_question_stay_together():
         assert where["Alpha"] == where["Beta"]
 
 
-def test_treatment_target_is_extracted_not_invented():
-    pairs, _ = read(MEDQUAD_FIXTURE)
-    by_type = {}
-    for p in pairs:
-        if p.focus == "Hypertension":
-            by_type.setdefault(p.qtype, []).append(p)
-    sections, sources = medquad.treatment_target(by_type)
-    assert sources == ["https://example.org/hypertension"]
-    assert [m.name for m in sections.medications] == [
-        "thiazide diuretics",
-        "ACE inhibitors",
-        "calcium channel blockers",
-    ]
-    assert all(m.dosage is None for m in sections.medications)  # no source states a dose
-    assert sections.specialist_referrals[0].specialty == "cardiologist"
-    assert sections.follow_up[0].timing == "every 3 months"
-    source_text = " ".join(p.answer for ps in by_type.values() for p in ps)
-    for text in sections.lifestyle + sections.patient_education + [m.test for m in sections.monitoring]:
-        assert text in source_text
-    assert sections.immediate_actions == []
-
-
-def test_examples_follow_the_data_contract():
-    pairs, _ = read(MEDQUAD_FIXTURE)
-    rows = medquad.build_examples(medquad.deduplicate(pairs)[0])
-    assert rows == sorted(rows, key=lambda r: r["id"])
-    assert len({r["id"] for r in rows}) == len(rows)
-    for r in rows:
-        assert set(r) >= {"id", "kind", "focus", "qtype", "source", "url", "messages"}
-        assert [m["role"] for m in r["messages"]] == ["system", "user", "assistant"]
-    treatments = [r for r in rows if r["kind"] == "treatment"]
-    assert len(treatments) == 12
-    for r in treatments:
-        target = Sections.model_validate_json(r["messages"][2]["content"])
-        assert any(getattr(target, s) for s in Sections.model_fields)
-        assert json.loads(r["messages"][1]["content"])["conditions"] == [r["focus"]]
-
-
 @pytest.mark.integration
 def test_full_medquad_counts_and_no_leakage():
     root = shared_path("data", "medquad")
     pairs, report = read(root)
-    assert len(pairs) == 16407
+    assert len(pairs) == 16423  # 16,407 in <Document> files + 16 in the four NINDS <doc> files
     assert report.malformed_files == []
     unique, dropped = medquad.deduplicate(pairs)
     split = medquad.split_by_focus(unique, 0.05, 0.10, seed=42)
+    total = sum(len(v) for v in split.values())
+    dropped_templates = medquad.drop_templates_outside_train(split)
+    assert 0 < dropped_templates < 150
     examples = {s: [medquad.qa_example(p) for p in rows] for s, rows in split.items()}
     assert medquad.leakage(examples) == {
         "foci_shared_between_splits": 0,
         "questions_shared_between_splits": 0,
+        "answers_shared_between_splits": 0,
     }
-    assert sum(len(v) for v in split.values()) == len(unique) == 16407 - dropped
+    assert total == len(unique) == 16423 - dropped
+    assert sum(len(v) for v in split.values()) == total - dropped_templates
     assert 0.08 < len(split["test"]) / len(unique) < 0.12
 
 
@@ -197,3 +163,76 @@ def test_hub_dataset_columns_are_read():
         )
     ]
     assert report.skipped_no_answer == 1
+
+
+NINDS_DOC = """<?xml version="1.0" encoding="UTF-8"?>
+<doc docid="0000007" corpus="NINDS" url="http://www.ninds.nih.gov/disorders/holmes_adie/holmes_adie.htm">
+<doctitle-focus>Holmes-Adie</doctitle-focus>
+<qaPairs>
+<pair pid="1"><question qid="0000007-1" qtype="information">what is holmes-adie syndrome ?</question>
+<answer>Holmes-Adie syndrome is a neurological disorder affecting the pupil of the eye.</answer></pair>
+<pair pid="2"><question qid="0000007-2" qtype="treatment">is there any treatment for Holmes-Adie ?</question>
+<answer></answer></pair>
+</qaPairs>
+</doc>
+"""
+
+
+def test_ninds_doc_pair_layout_is_read(tmp_path):
+    (tmp_path / "0000007.xml").write_text(NINDS_DOC)
+    pairs, report = read(tmp_path)
+    assert report.records_read == 2 and report.skipped_no_answer == 1
+    assert pairs == [
+        medquad.QAPair(
+            "what is holmes-adie syndrome ?",
+            "Holmes-Adie syndrome is a neurological disorder affecting the pupil of the eye.",
+            "information",
+            "Holmes-Adie",
+            "NINDS",
+            "http://www.ninds.nih.gov/disorders/holmes_adie/holmes_adie.htm",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("Parkinson's Disease", "Parkinson disease"),
+        ("Alzheimer\u2019s disease", "Alzheimer Disease"),
+        ("Sj\u00f6gren syndrome", "Sjogren's Syndrome"),
+        ("Heart Valve Diseases", "heart valve disease"),
+        ("Hartnup disorder", "Hartnup Disease"),
+        ("ASTHMA.", "Asthma"),
+    ],
+)
+def test_focus_key_joins_spelling_variants(a, b):
+    assert medquad.focus_key(a) == medquad.focus_key(b)
+
+
+def test_focus_key_keeps_distinct_foci_apart_and_never_empties():
+    assert medquad.focus_key("Down syndrome") != medquad.focus_key("Turner syndrome")
+    assert medquad.focus_key("Syndrome") == "syndrome"
+
+
+def test_template_answers_do_not_join_foci_and_stay_in_train_only():
+    template = "This condition is inherited in an autosomal dominant pattern."
+    pairs = [medquad.QAPair(f"Is F{i} inherited ?", template, "inheritance", f"F{i}") for i in range(12)]
+    pairs += [medquad.QAPair(f"What is F{i} ?", f"F{i} is rare.", "information", f"F{i}") for i in range(12)]
+    split = medquad.split_by_focus(pairs, 0.25, 0.25, seed=0)
+    assert all(split[s] for s in medquad.SPLITS), "a template does not glue every focus into one group"
+    dropped = medquad.drop_templates_outside_train(split)
+    assert dropped > 0
+    assert all(p.answer != template for s in ("val", "test") for p in split[s])
+    assert any(p.answer == template for p in split["train"])
+
+
+def test_foci_sharing_an_answer_stay_together():
+    template = "This condition is inherited in an autosomal recessive pattern."
+    pairs = [
+        medquad.QAPair("Is Alpha inherited ?", template, "inheritance", "Alpha"),
+        medquad.QAPair("Is Beta inherited ?", template, "inheritance", "Beta"),
+    ] + [medquad.QAPair(f"Q{i}?", f"x{i}.", "information", f"F{i}") for i in range(20)]
+    for seed in range(5):
+        split = medquad.split_by_focus(pairs, 0.3, 0.3, seed)
+        where = {p.focus: s for s, rows in split.items() for p in rows}
+        assert where["Alpha"] == where["Beta"]

@@ -44,6 +44,7 @@ def test_offline_pipeline_end_to_end(tmp_path):
     assert json.loads((tmp_path / "data/medquad/stats.json").read_text())["leakage"] == {
         "foci_shared_between_splits": 0,
         "questions_shared_between_splits": 0,
+        "answers_shared_between_splits": 0,
     }
 
     run(

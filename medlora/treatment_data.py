@@ -1,0 +1,313 @@
+"""The custom treatment data: for each focus with a treatment answer, several synthetic patients
+(``medlora.patients``), each with a target built from the focus's own MedQuAD answers.
+
+The sourced sections are extracted, never written: sentences and names taken from the focus's answers in the
+same split (see the README's mapping table); a medication name is kept only when the drug normalisation
+(``medlora.drugs``) resolves it to a drug or a drug class. Each patient's target is those sections transformed
+by the same deterministic rules as inference (``medlora.safety.apply_safety``: allergy conflicts removed, the
+emergency action first on a red flag), minus any medication that duplicates one the patient already takes.
+``build_examples`` turns one split's pairs into the chat-format rows of the data contract.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import drugs, patients
+from .medquad import QAPair, example_id, focus_key, qa_example
+from .prompts import treatment_messages
+from .safety import apply_safety
+from .schemas import FollowUp, Medication, Monitoring, PatientRecord, Referral, Sections
+
+# Which MedQuAD question types fill which section. Every item is a sentence (or a name) taken from the
+# focus's own answers; nothing is written that a source does not say. See the README's mapping table.
+SECTION_QTYPES = {
+    "medications": ("treatment",),
+    "lifestyle": ("prevention", "considerations"),
+    "follow_up": ("treatment", "outlook"),
+    "specialist_referrals": ("treatment", "exams and tests", "information"),
+    "monitoring": ("exams and tests",),
+    "patient_education": ("treatment", "outlook", "complications"),
+}
+TREATMENT_QTYPES = ("treatment",)
+ITEMS_PER_SECTION = 3
+MAX_SENTENCE_CHARS = 280
+
+_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])|\s+-\s+")
+_DRUGS = re.compile(
+    r"\b(?:drugs?|medicines?|medications?)\s+(?:called|such as|including|like)\s+([^.;:()]+)", re.I
+)
+_SPECIALISTS = re.compile(
+    r"\b(\w*(?:ologists?|iatrists?|icians?)|genetic counselors?|surgeons?|dietitians?|therapists?)\b", re.I
+)
+_NOT_SPECIALISTS = {"technician", "technicians", "physician", "physicians", "clinician", "clinicians"}
+_INTERVAL = re.compile(
+    r"\b(every \w+(?: to \w+)? (?:days?|weeks?|months?|years?)|once a (?:day|week|month|year)|"
+    r"(?:annually|yearly|monthly|weekly|daily)|each (?:day|week|month|year))\b",
+    re.I,
+)
+
+
+def sentences(text: str) -> list[str]:
+    out = []
+    for s in _SENT.split(text):
+        s = s.strip(" -")
+        # Questions and list fragments are headings, not content.
+        if 20 <= len(s) <= MAX_SENTENCE_CHARS and s[-1] in ".!":
+            out.append(s)
+    return out
+
+
+# Conjunctions and fillers the list split leaves at an edge ("or NSAIDs", "such as aspirin", "colchicine and").
+_EDGE_WORDS = re.compile(
+    r"^(?:(?:and/or|and|or|plus|such as|including|like|other|the|a|an|notably)\s+)+|\s+(?:and|or)$", re.I
+)
+
+
+def clean_candidate(part: str) -> str:
+    return _EDGE_WORDS.sub("", part.strip().strip('"')).strip()
+
+
+def medication_candidates(sentence: str) -> list[str]:
+    """Names after "drugs/medicines/medications called / such as / including / like", before any check."""
+    names = []
+    for m in _DRUGS.finditer(sentence):
+        for part in re.split(r",\s*|\s+(?:and|or)\s+", m.group(1)):
+            part = clean_candidate(part)
+            if 2 < len(part) <= 60 and len(part.split()) <= 4:
+                names.append(part)
+    return names
+
+
+def medication_name(candidate: str) -> str | None:
+    """The drug or class a candidate names, as written, or None when the drug normalisation resolves nothing
+    in it ("thymic carcinoma", "swelling", "reduce inflammation"). Words around the drug are dropped
+    ("naproxen may be used" -> "naproxen"); a combination keeps its span ("diphenoxylate with atropine")."""
+    if drugs.resolve(candidate) is None:
+        return None
+    if drugs.is_drug_name(candidate):
+        return candidate.strip('"')
+    mentions = drugs.find_drugs(candidate)
+    # resolve() also matches a misspelling ("pentoxyfilline") that find_drugs() does not: keep it as written.
+    return candidate[mentions[0].start : mentions[-1].end] if mentions else candidate
+
+
+def treatment_target(answers: dict[str, list[QAPair]]) -> tuple[Sections, list[str]]:
+    """Sections for one focus from its answers, grouped by question type. Returns the target and its sources."""
+    by_type = {qt: [s for p in ps for s in sentences(p.answer)] for qt, ps in answers.items()}
+    pick = lambda *qts: [s for qt in qts for s in by_type.get(qt, [])]  # noqa: E731
+
+    meds, seen = [], set()
+    for s in pick(*SECTION_QTYPES["medications"]):
+        for candidate in medication_candidates(s):
+            name = medication_name(candidate)
+            if name and name.lower() not in seen and len(meds) < ITEMS_PER_SECTION:
+                seen.add(name.lower())
+                meds.append(Medication(name=name, dosage=None, frequency=None))
+    referrals, seen = [], set()
+    for s in pick(*SECTION_QTYPES["specialist_referrals"]):
+        for m in _SPECIALISTS.finditer(s):
+            spec = m.group(1).lower()
+            if spec not in seen and spec not in _NOT_SPECIALISTS and len(referrals) < ITEMS_PER_SECTION:
+                seen.add(spec)
+                referrals.append(Referral(specialty=spec, reason=s))
+    follow_up = [
+        FollowUp(timing=m.group(1).lower(), purpose=s)
+        for s in pick(*SECTION_QTYPES["follow_up"])
+        if (m := _INTERVAL.search(s)) and re.search(r"follow|check|visit|appointment|see", s, re.I)
+    ]
+    monitoring = []
+    for s in pick(*SECTION_QTYPES["monitoring"])[:ITEMS_PER_SECTION]:
+        m = _INTERVAL.search(s)
+        monitoring.append(Monitoring(test=s, frequency=m.group(1).lower() if m else None))
+    sections = Sections(
+        medications=meds,
+        lifestyle=pick(*SECTION_QTYPES["lifestyle"])[:ITEMS_PER_SECTION],
+        follow_up=follow_up[:ITEMS_PER_SECTION],
+        specialist_referrals=referrals,
+        monitoring=monitoring,
+        patient_education=pick(*SECTION_QTYPES["patient_education"])[:ITEMS_PER_SECTION],
+    )
+    used = {qt for qts in SECTION_QTYPES.values() for qt in qts}
+    sources = sorted({p.url for qt, ps in answers.items() if qt in used for p in ps if p.url})
+    return sections, sources
+
+
+@dataclass
+class TreatmentCase:
+    """One (focus, patient) example before it becomes chat messages; what a ``ground`` callable receives."""
+
+    key: str  # focus_key
+    focus: str  # display name
+    index: int  # patient number within the focus
+    record: PatientRecord
+    target: Sections  # after the safety rules and duplicate removal
+    sources: list[str]
+    answers: dict[str, list[QAPair]]
+    red_flags: list[str] = field(default_factory=list)  # codes
+    allergy_conflicts: int = 0
+    duplicates_removed: int = 0
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def personalised_target(record: PatientRecord, sections: Sections) -> tuple[Sections, Any, int]:
+    """The inference rules applied to sourced sections, then current medications not prescribed again.
+
+    Returns the target, the ``SafetyResult`` and how many medications were dropped as duplicates."""
+    result = apply_safety(record, sections)
+    if hasattr(result, "duplicates"):
+        duplicated = {str(_field(d, "medication")).lower() for d in result.duplicates}
+    else:  # a SafetyResult from before issue 9 lists duplicates as text only
+        duplicated = {
+            m.name.lower()
+            for m in result.sections.medications
+            if any(drugs.same_therapy(m.name, current) for current in record.medications)
+        }
+    meds = [m for m in result.sections.medications if m.name.lower() not in duplicated]
+    removed = len(result.sections.medications) - len(meds)
+    return result.sections.model_copy(update={"medications": meds}), result, removed
+
+
+# Shares of patients who get an allergy to, or a current prescription of, one of the focus's own target drugs:
+# without them the rules would rarely act in training and the model would never see them act.
+TARGET_ALLERGY_SHARE = 0.2
+TARGET_CURRENT_MED_SHARE = 0.2
+
+
+def _patient(focus: str, answers: dict, sections: Sections, rng: random.Random) -> PatientRecord:
+    resolved = [(m.name, drugs.resolve(m.name)) for m in sections.medications]
+    resolved = [(name, r) for name, r in resolved if r is not None]
+    extra_allergies, extra_meds = [], []
+    if resolved and rng.random() < TARGET_ALLERGY_SHARE:
+        name, mention = rng.choice(resolved)
+        extra_allergies.append(
+            name if mention.is_class or not mention.ingredients else mention.ingredients[0]
+        )
+    singles = [r for _, r in resolved if not r.is_class and r.ingredients]
+    if singles and rng.random() < TARGET_CURRENT_MED_SHARE:
+        extra_meds.append(rng.choice(singles).ingredients[0])
+    return patients.make_patient(focus, answers, rng, extra_allergies, extra_meds)
+
+
+def treatment_cases(pairs: list[QAPair], seed: int = 42, patients_per_focus: int = 3) -> list[TreatmentCase]:
+    """``patients_per_focus`` cases per focus that has a treatment answer and a non-empty sourced target."""
+    by_focus: dict[str, dict[str, list[QAPair]]] = defaultdict(lambda: defaultdict(list))
+    display: dict[str, str] = {}
+    for p in pairs:
+        k = focus_key(p.focus)
+        by_focus[k][p.qtype].append(p)
+        display.setdefault(k, p.focus)
+    out = []
+    for k in sorted(by_focus):
+        answers = dict(by_focus[k])
+        if not any(qt in answers for qt in TREATMENT_QTYPES):
+            continue
+        sections, sources = treatment_target(answers)
+        if not any(getattr(sections, name) for name in Sections.model_fields):
+            continue  # an all-empty target would teach the model to say nothing
+        for i in range(patients_per_focus):
+            # One generator per patient: a focus's patients do not change when other foci come or go.
+            rng = random.Random(f"{seed}-patient-{k}-{i}")
+            record = _patient(display[k], answers, sections, rng)
+            target, result, removed = personalised_target(record, sections)
+            if not any(getattr(target, name) for name in Sections.model_fields):
+                continue
+            out.append(
+                TreatmentCase(
+                    k,
+                    display[k],
+                    i,
+                    record,
+                    target,
+                    sources,
+                    answers,
+                    list(result.flag_codes),
+                    len(result.safety.allergy_conflicts),
+                    removed,
+                )
+            )
+    return out
+
+
+def treatment_examples(
+    pairs: list[QAPair],
+    seed: int = 42,
+    patients_per_focus: int = 3,
+    ground: Callable[[TreatmentCase, random.Random], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of the treatment cases; ``ground`` (``medlora.grounding``) adds passages to prompt and target."""
+    out = []
+    for case in treatment_cases(pairs, seed, patients_per_focus):
+        first = next(iter(case.answers.values()))[0]
+        row = {
+            "id": example_id("treatment", case.key, str(case.index)),
+            "kind": "treatment",
+            "focus": case.focus,
+            "qtype": "treatment",
+            "source": first.source,
+            "url": case.sources[0] if case.sources else "",
+            "sources": case.sources,
+            "record": case.record.model_dump(exclude_none=True),
+            "red_flags": case.red_flags,
+            "allergy_conflicts": case.allergy_conflicts,
+            "duplicates_removed": case.duplicates_removed,
+            "messages": treatment_messages(case.record, case.target),
+        }
+        if ground is not None:
+            row.update(ground(case, random.Random(f"{seed}-ground-{case.key}-{case.index}")))
+        out.append(row)
+    return out
+
+
+def build_examples(
+    split: list[QAPair],
+    seed: int = 42,
+    patients_per_focus: int = 3,
+    ground: Callable[[TreatmentCase, random.Random], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    rows = [qa_example(p) for p in split] + treatment_examples(split, seed, patients_per_focus, ground)
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def patient_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Shares of the treatment examples' patients with each kind of context (stats.json, per split)."""
+    treat = [r for r in rows if r["kind"] == "treatment"]
+    if not treat:
+        return {"treatment_examples": 0}
+    records = [PatientRecord.model_validate(r["record"]) for r in treat]
+    n = len(treat)
+    share = lambda k: round(k / n, 4)  # noqa: E731
+    ages = Counter(
+        "under 2"
+        if r.age < 2
+        else "2-11"
+        if r.age < 12
+        else "12-17"
+        if r.age < 18
+        else "18-64"
+        if r.age < 65
+        else "65+"
+        for r in records
+    )
+    return {
+        "treatment_examples": n,
+        "foci": len({focus_key(r["focus"]) for r in treat}),
+        "share_with_allergies": share(sum(bool(r.allergies) for r in records)),
+        "share_with_current_medications": share(sum(bool(r.medications) for r in records)),
+        "share_with_comorbidities": share(sum(len(r.conditions) > 1 for r in records)),
+        "share_with_abnormal_vitals": share(sum(patients.abnormal(r) for r in records)),
+        "share_pregnant": share(sum(bool(r.pregnant) for r in records)),
+        "share_with_red_flags": share(sum(bool(r["red_flags"]) for r in treat)),
+        "share_with_allergy_conflicts_removed": share(sum(r["allergy_conflicts"] > 0 for r in treat)),
+        "share_with_duplicate_medications_removed": share(sum(r["duplicates_removed"] > 0 for r in treat)),
+        "sex": dict(sorted(Counter(r.sex for r in records).items())),
+        "age": {k: ages[k] for k in ("under 2", "2-11", "12-17", "18-64", "65+")},
+    }

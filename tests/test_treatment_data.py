@@ -1,0 +1,140 @@
+from pathlib import Path
+
+from conftest import MEDQUAD_FIXTURE
+
+from medlora import medquad, treatment_data
+from medlora.prompts import patient_text
+from medlora.schemas import Medication, PatientRecord, Sections, Vitals
+
+LABELLED = Path(__file__).parent / "data" / "medication_names_labelled.tsv"
+
+
+def read_fixture():
+    return medquad.read_source(MEDQUAD_FIXTURE, medquad.ReadReport())
+
+
+def test_treatment_target_is_extracted_not_invented():
+    pairs = read_fixture()
+    by_type = {}
+    for p in pairs:
+        if p.focus == "Hypertension":
+            by_type.setdefault(p.qtype, []).append(p)
+    sections, sources = treatment_data.treatment_target(by_type)
+    assert sources == ["https://example.org/hypertension"]
+    assert [m.name for m in sections.medications] == [
+        "thiazide diuretics",
+        "ACE inhibitors",
+        "calcium channel blockers",
+    ]
+    assert all(m.dosage is None for m in sections.medications)  # no source states a dose
+    assert sections.specialist_referrals[0].specialty == "cardiologist"
+    assert sections.follow_up[0].timing == "every 3 months"
+    source_text = " ".join(p.answer for ps in by_type.values() for p in ps)
+    for text in sections.lifestyle + sections.patient_education + [m.test for m in sections.monitoring]:
+        assert text in source_text
+    assert sections.immediate_actions == []
+
+
+def test_examples_follow_the_data_contract():
+    pairs = medquad.deduplicate(read_fixture())[0]
+    rows = treatment_data.build_examples(pairs)
+    assert rows == sorted(rows, key=lambda r: r["id"])
+    assert len({r["id"] for r in rows}) == len(rows)
+    for r in rows:
+        assert set(r) >= {"id", "kind", "focus", "qtype", "source", "url", "messages"}
+        assert [m["role"] for m in r["messages"]] == ["system", "user", "assistant"]
+    treatments = [r for r in rows if r["kind"] == "treatment"]
+    assert len(treatments) == 36  # 12 foci with a treatment answer, 3 patients each
+    for r in treatments:
+        target = Sections.model_validate_json(r["messages"][2]["content"])
+        assert any(getattr(target, s) for s in Sections.model_fields)
+        record = PatientRecord.model_validate(r["record"])
+        assert record.conditions[0] == r["focus"] and record.age is not None
+        assert patient_text(record) in r["messages"][1]["content"]  # the prompt shows this record
+    one = [r for r in treatment_data.build_examples(pairs, patients_per_focus=1) if r["kind"] == "treatment"]
+    assert len(one) == 12
+    assert treatment_data.build_examples(pairs) == rows, "same seed, same rows"
+    other = treatment_data.build_examples(pairs, seed=7)
+    assert [r["record"] for r in other if r["kind"] == "treatment"] != [r["record"] for r in treatments]
+
+
+def test_medication_names_are_kept_only_when_they_name_a_drug():
+    sentence = (
+        "Doctors may prescribe medicines such as naproxen may be used, thymic carcinoma, swelling, "
+        "or NSAIDs and anti-arrhythmic drugs."
+    )
+    candidates = treatment_data.medication_candidates(sentence)
+    assert "thymic carcinoma" in candidates and "NSAIDs" in candidates  # edge words stripped
+    kept = [n for c in candidates if (n := treatment_data.medication_name(c))]
+    assert kept == ["naproxen", "NSAIDs", "anti-arrhythmic drugs"]
+
+
+def _labelled():
+    lines = [
+        ln.rstrip("\n").split("\t") for ln in LABELLED.read_text().splitlines() if not ln.startswith("#")
+    ]
+    return [(name, int(label)) for name, label, *_ in lines[1:]]
+
+
+def test_medication_cleaning_precision_on_hand_labelled_names():
+    """150 names extracted from the full MedQuAD, labelled by hand (tests/data/medication_names_labelled.tsv):
+    of the names the cleaning keeps, at least 95% are drugs; the recall it costs is bounded and reported."""
+    rows = _labelled()
+    assert len(rows) == 150
+    clean = treatment_data.clean_candidate  # the sample was drawn before edge words were stripped
+    kept = [(name, label) for name, label in rows if treatment_data.medication_name(clean(name)) is not None]
+    drugs_labelled = sum(label for _, label in rows)
+    precision = sum(label for _, label in kept) / len(kept)
+    recall_loss = 1 - sum(label for _, label in kept) / drugs_labelled
+    print(f"kept {len(kept)} of 150; precision {precision:.3f}; recall loss {recall_loss:.3f}")
+    assert precision >= 0.95
+    assert recall_loss <= 0.15
+
+
+def _sections(*meds: str) -> Sections:
+    return Sections(medications=[Medication(name=m) for m in meds], lifestyle=["Rest the joint."])
+
+
+def test_target_is_the_sourced_sections_after_the_inference_rules():
+    sections = _sections("amoxicillin", "ibuprofen", "colchicine")
+    allergic = PatientRecord(conditions=["Gout"], allergies=["PCN"])
+    target, result, removed = treatment_data.personalised_target(allergic, sections)
+    assert [m.name for m in target.medications] == ["ibuprofen", "colchicine"]
+    assert result.safety.allergy_conflicts and removed == 0
+    on_advil = PatientRecord(conditions=["Gout"], medications=["Advil 200 mg as needed"])
+    target, _, removed = treatment_data.personalised_target(on_advil, sections)
+    assert [m.name for m in target.medications] == ["amoxicillin", "colchicine"] and removed == 1
+    hypoxic = PatientRecord(age=40, conditions=["Gout"], vitals=Vitals(spo2=84))
+    target, result, _ = treatment_data.personalised_target(hypoxic, sections)
+    assert (
+        result.flag_codes
+        and target.immediate_actions
+        and target.immediate_actions[0] not in sections.lifestyle
+    )
+    assert target.lifestyle == sections.lifestyle, "nothing is added that the sources do not say"
+
+
+def test_patient_stats_and_the_ground_seam():
+    pairs = medquad.deduplicate(read_fixture())[0]
+    seen = []
+
+    def ground(case, rng):
+        seen.append((case.focus, case.index, isinstance(case.target, Sections), rng.random()))
+        return {
+            "messages": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "u"},
+                {"role": "assistant", "content": "a"},
+            ],
+            "passages": [1],
+        }
+
+    rows = treatment_data.build_examples(pairs, ground=ground)
+    treat = [r for r in rows if r["kind"] == "treatment"]
+    assert len(seen) == len(treat) and all(
+        r["passages"] == [1] and r["messages"][2]["content"] == "a" for r in treat
+    )
+    stats = treatment_data.patient_stats(treatment_data.build_examples(pairs))
+    assert stats["treatment_examples"] == 36 and sum(stats["age"].values()) == 36
+    for key in ("allergies", "current_medications", "comorbidities", "abnormal_vitals", "red_flags"):
+        assert 0 <= stats[f"share_with_{key}"] <= 1
