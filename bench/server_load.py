@@ -43,6 +43,7 @@ from medlora.cli import UsageError, run_stage  # noqa: E402
 from medlora.logs import log_files, percentile, read_log  # noqa: E402
 
 log = logging.getLogger("server_load")
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the report
 
 ENDPOINT = "/api/treatment-recommendations"
 DOCUMENTED = {200: {"ok"}, 413: {"invalid_input"}, 422: {"invalid_input"}, 503: {"overloaded", "timeout"}}
@@ -161,6 +162,15 @@ def tiny_model(cfg: LoadConfig, tmp: Path) -> str:
     return str(dest)
 
 
+def retrieval_off() -> list[str]:
+    """The tiny model has no passage index: ``--k 0`` where inference.py has retrieval (issue 10)."""
+    import dataclasses
+
+    from inference import InferenceConfig
+
+    return ["--k", "0"] if "k" in {f.name for f in dataclasses.fields(InferenceConfig)} else []
+
+
 def check(results: list[dict[str, Any]], entries: list[dict[str, Any]]) -> dict[str, Any]:
     seen = Counter(e.get("request_id") for e in entries)
     outcome = {e.get("request_id"): e.get("outcome") for e in entries}
@@ -197,6 +207,7 @@ def main(cfg: LoadConfig) -> dict[str, Any]:
                 "--port", str(port), "--log-file", str(log_file), "--max-new-tokens", str(cfg.max_new_tokens),
                 "--max-queue", str(cfg.max_queue), "--request-timeout", str(cfg.request_timeout),
                 "--log-max-bytes", str(cfg.log_max_bytes), "--device", "cpu"]  # fmt: skip
+        argv += retrieval_off()
         env = {**os.environ, "MEDLORA_API_KEY": key, "OMP_NUM_THREADS": "1"}
         server_log = open(Path(tmp) / "server.log", "w+")  # noqa: SIM115  (closed below)
         proc = subprocess.Popen(argv, env=env, stdout=server_log, stderr=subprocess.STDOUT, cwd=ROOT)
