@@ -42,8 +42,17 @@ from pydantic import ValidationError
 from medlora.cli import UsageError, run_stage
 from medlora.files import DEFAULT_LOG_MAX_BYTES, append_json_log, atomic_write
 from medlora.generation import DEFAULT_MAX_NEW_TOKENS, SectionsGenerator
+from medlora.grounding import check_grounding, grounding_fields, realign
 from medlora.logs import IdHasher
 from medlora.modeling import load_model
+from medlora.retrieval import (
+    DEFAULT_K,
+    DEFAULT_MAX_CONTEXT_TOKENS,
+    MAX_PASSAGES,
+    Hit,
+    load_index,
+    retrieve_for_record,
+)
 from medlora.safety import apply_safety
 from medlora.schemas import (
     MAX_RECORD_BYTES,
@@ -51,6 +60,7 @@ from medlora.schemas import (
     ModelInfo,
     PatientRecord,
     Recommendation,
+    Sections,
     error_details,
     error_line,
     load_record,
@@ -67,6 +77,10 @@ class InferenceConfig:
     batch: str | None = field(
         default=None, metadata={"help": "many records, one JSON object per line (JSONL)"}
     )
+    check: str | None = field(
+        default=None,
+        metadata={"help": "with --patient: apply the safety rules to this recommendation JSON, no model loaded"},
+    )
     serve: bool = field(
         default=False, metadata={"help": "serve the HTTP endpoint instead of reading records"}
     )
@@ -78,6 +92,11 @@ class InferenceConfig:
     )
     base_only: bool = field(default=False, metadata={"help": "run the base model without any adapter"})
     merge: bool = field(default=True, metadata={"help": "merge the adapter into the weights (faster)"})
+    backend: Literal["transformers", "llama-cpp"] = field(
+        default="transformers", metadata={"help": "transformers, or llama-cpp with an exported --gguf file"}
+    )
+    gguf: str | None = field(default=None, metadata={"help": "--backend llama-cpp: GGUF from export_model.py"})
+    threads: int = field(default=0, metadata={"help": "--backend llama-cpp: CPU threads (0: llama.cpp's choice)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
     precision: Literal["auto", "fp32", "fp16", "bf16"] = field(
         default="auto", metadata={"help": "auto: fp16/bf16 on GPU, fp32 on CPU"}
@@ -96,6 +115,15 @@ class InferenceConfig:
     host: str = field(default="127.0.0.1", metadata={"help": "--serve: address to bind"})
     port: int = field(default=8000, metadata={"help": "--serve: port"})
     max_body_bytes: int = field(default=MAX_RECORD_BYTES, metadata={"help": "--serve: request body limit"})
+    k: int = field(
+        default=DEFAULT_K, metadata={"help": "MedQuAD passages retrieved into the prompt (0: no retrieval)"}
+    )
+    max_context_tokens: int = field(
+        default=DEFAULT_MAX_CONTEXT_TOKENS, metadata={"help": "token budget of the retrieved passages"}
+    )
+    index: str = field(
+        default="data/medquad/index", metadata={"help": "passage index built by download_model.py"}
+    )
     max_queue: int = field(default=16, metadata={"help": "--serve: requests admitted at once; then 503"})
     request_timeout: float = field(default=300.0, metadata={"help": "--serve: seconds per request; then 503"})
     api_key_file: str | None = field(
@@ -109,9 +137,17 @@ class InferenceConfig:
     def validate(self) -> None:
         if sum([self.patient is not None, self.batch is not None, self.serve]) != 1:
             raise UsageError("give exactly one of --patient FILE (or -), --batch FILE.jsonl, --serve")
+        if (self.backend == "llama-cpp") != (self.gguf is not None):
+            raise UsageError("--backend llama-cpp needs --gguf FILE; --gguf needs --backend llama-cpp")
+        if self.gguf is not None:
+            from medlora.llama_backend import check_gguf
+
+            check_gguf(self.gguf)  # exit 2 naming the file before any record is read
         for flag, path in (("--patient", self.patient), ("--batch", self.batch)):
             if path not in (None, "-") and not Path(path).is_file():
                 raise UsageError(f"{flag}: file not found: {path}")
+        if self.check is not None and (self.patient is None or not Path(self.check).is_file()):
+            raise UsageError(f"--check needs --patient and an existing file, got {self.check}")
         if self.serve and self.output:
             raise UsageError("--output does not apply to --serve")
         if not 1 <= self.max_new_tokens <= 8192:
@@ -122,6 +158,8 @@ class InferenceConfig:
             raise UsageError(f"--port must be between 1 and 65535, got {self.port}")
         if self.max_body_bytes < 1024:
             raise UsageError(f"--max-body-bytes must be at least 1024, got {self.max_body_bytes}")
+        if not 0 <= self.k <= MAX_PASSAGES or self.max_context_tokens < 1:
+            raise UsageError(f"--k must be between 0 and {MAX_PASSAGES}, --max-context-tokens at least 1")
         if self.max_queue < 1 or self.request_timeout <= 0 or self.log_max_bytes < 0:
             raise UsageError("--max-queue must be >= 1, --request-timeout > 0, --log-max-bytes >= 0")
         if self.serve:
@@ -136,6 +174,8 @@ def log_entry(cfg: InferenceConfig, outcome: str, **fields: Any) -> dict[str, An
         "request_id": fields.pop("request_id", None) or uuid.uuid4().hex,
         "base_model": cfg.base_model,
         "adapter": None if cfg.base_only else cfg.adapter,
+        "backend": cfg.backend,
+        "gguf": cfg.gguf,
         "outcome": outcome,
         **fields,
     }
@@ -151,11 +191,57 @@ class Recommender:
 
     def __init__(self, cfg: InferenceConfig):
         self.cfg = cfg
-        adapter = None if cfg.base_only else cfg.adapter
-        model, tokenizer, info = load_model(cfg.base_model, adapter, cfg.device, cfg.precision, cfg.merge)
-        self.info = ModelInfo(**info)
-        self.generator = SectionsGenerator(model, tokenizer, max_new_tokens=cfg.max_new_tokens)
+        if cfg.backend == "llama-cpp":
+            from medlora.llama_backend import LlamaSectionsGenerator
+
+            self.generator = LlamaSectionsGenerator(cfg.gguf, cfg.max_new_tokens, cfg.threads)
+            self.info, self.context = ModelInfo(**self.generator.info), self.generator.context
+        else:
+            adapter = None if cfg.base_only else cfg.adapter
+            model, tokenizer, info = load_model(cfg.base_model, adapter, cfg.device, cfg.precision, cfg.merge)
+            self.info, self.context = ModelInfo(**info), model.config.max_position_embeddings
+            self.generator = SectionsGenerator(model, tokenizer, max_new_tokens=cfg.max_new_tokens)
         self.hash_id = IdHasher(cfg.log_file)  # keyed: the log cannot be joined to guessed ids
+        # --k 0 turns retrieval off (evidence "unchecked"); otherwise a missing or stale index is exit 2.
+        self.index = load_index(Path(cfg.index).parent, cfg.index) if cfg.k > 0 else None
+
+    def retrieve(self, record: PatientRecord) -> list[Hit]:
+        """The record's passages, as many as fit the model's context with the generation budget (fewer
+        passages first); a record that does not fit even alone is bad input."""
+        hits = []
+        if self.index is not None:
+            hits = retrieve_for_record(record, self.index, self.cfg.k, self.cfg.max_context_tokens)
+        room = self.context - self.cfg.max_new_tokens
+        while len(self.generator.prompt_ids(record, [h.passage for h in hits])) > room:
+            if not hits:
+                raise UsageError(
+                    f"record: its prompt does not fit the model's context of {self.context} tokens with "
+                    f"--max-new-tokens {self.cfg.max_new_tokens}; shorten the record or lower --max-new-tokens"
+                )
+            hits = hits[:-1]
+        return hits
+
+    def _grounded(self, record: PatientRecord, gen: Any, hits: list[Hit]) -> tuple[Recommendation, Any]:
+        """Grounding check, then the safety rules, then the published form (citations follow their items)."""
+        if self.index is None:
+            sections, cites, evidence = gen.sections, gen.citations, "unchecked"
+        elif not hits:  # nothing relevant retrieved: abstain, keep only what the safety rules add
+            sections, cites, evidence = Sections(), {}, "none"
+        else:
+            sections, cites, evidence = gen.sections, gen.citations, "retrieved"
+        report = None
+        if evidence == "retrieved":
+            g = check_grounding(record, sections, cites, [h.passage for h in hits])
+            sections, cites, report = g.sections, g.citations, g.grounding
+        checked = apply_safety(record, sections)
+        cites = realign(sections, cites, checked.sections) if cites else {}
+        probs = getattr(gen, "token_probs", None) if gen is not None else None
+        fields = grounding_fields(cites, hits, evidence, report, probs)
+        truncated = gen is not None and gen.finish == "budget"  # said in the response, not only the log
+        rec = Recommendation(
+            **checked.sections.model_dump(), safety=checked.safety, model=self.info, truncated=truncated, **fields
+        )
+        return rec, checked
 
     def log_outcome(self, outcome: str, source: str, request_id: str | None = None, **fields: Any) -> None:
         """One entry for a request that never reached the model (invalid_input, overloaded, timeout)."""
@@ -184,19 +270,25 @@ class Recommender:
         start = time.perf_counter()
         out, entries = [], []
         try:
-            generated = self.generator.generate(records, batch_size=len(records))
+            hits = [self.retrieve(r) for r in records]
+            # Records without evidence are not generated at all: an abstention cannot invent anything.
+            todo = [i for i, h in enumerate(hits) if h or self.index is None]
+            passages = {"passages": [[h.passage for h in hits[i]] for i in todo]} if self.index else {}
+            generated = dict(zip(todo, self.generator.generate(
+                [records[i] for i in todo], batch_size=max(1, len(todo)), **passages), strict=True))  # fmt: skip
             latency = round(time.perf_counter() - start, 4)
             outcome = "timeout" if cancelled is not None and cancelled() else "ok"
-            for record, gen, rid in zip(records, generated, ids, strict=True):
-                checked = apply_safety(record, gen.sections)
-                out.append(
-                    Recommendation(**checked.sections.model_dump(), safety=checked.safety, model=self.info)
-                )
+            for i, (record, rid) in enumerate(zip(records, ids, strict=True)):
+                gen = generated.get(i)
+                rec, checked = self._grounded(record, gen, hits[i])
+                out.append(rec)
                 entries.append(self._entry(
                     record, rid, source, outcome,
-                    latency_s=latency, batch_size=len(records), prompt_tokens=gen.prompt_tokens,
-                    generated_tokens=gen.generated_tokens, finish=gen.finish, red_flags=checked.flag_codes,
-                    allergy_conflicts=len(checked.safety.allergy_conflicts),
+                    latency_s=latency, batch_size=len(records), prompt_tokens=gen.prompt_tokens if gen else 0,
+                    generated_tokens=gen.generated_tokens if gen else 0,
+                    finish=gen.finish if gen else "abstained", red_flags=checked.flag_codes,
+                    allergy_conflicts=len(checked.safety.allergy_conflicts), evidence=rec.evidence,
+                    passages=len(rec.passages), unsupported=len(rec.grounding.unsupported),
                 ))  # fmt: skip
         except Exception as e:
             err = type(e).__name__
@@ -255,7 +347,9 @@ def format_text(rec: Recommendation) -> str:
     """The recommendation as sections a person reads at a terminal."""
     lines = ["TREATMENT RECOMMENDATION"]
     if rec.safety.red_flags:
-        lines.append("!! RED FLAGS: " + "; ".join(rec.safety.red_flags))
+        lines.append("!! RED FLAGS: " + "; ".join(f.message for f in rec.safety.red_flags))
+    if rec.truncated:
+        lines.append("!! INCOMPLETE: generation stopped at --max-new-tokens; items cut mid-way were dropped")
     for name in SECTION_NAMES:
         lines.append(f"\n{name.replace('_', ' ').capitalize()}:")
         items = getattr(rec, name)
@@ -269,8 +363,10 @@ def format_text(rec: Recommendation) -> str:
             lines.append("  (none)")
     for c in rec.safety.allergy_conflicts:
         lines.append(f"\nRemoved for allergy ({c.allergy}): {c.medication}, {c.reason}")
+    for c in rec.safety.cautions:
+        lines.append(f"\nCaution ({c.allergy}): {c.medication}, {c.reason}")
     for d in rec.safety.duplicate_medications:
-        lines.append(f"\nPossible duplicate medication: {d}")
+        lines.append(f"\nPossible duplicate therapy: {d.medication}, {d.reason}")
     model = rec.model
     if model is not None:
         lines.append(
@@ -297,7 +393,12 @@ def main(cfg: InferenceConfig) -> list[Recommendation] | None:
         serve(Recommender(cfg), cfg.host, cfg.port, cfg.max_body_bytes, **limits, api_key=key)
         return None
     records = read_records(cfg)
-    recs = Recommender(cfg).recommend(records)
+    if cfg.check is not None:
+        from medlora.audit import check
+
+        recs = [check(records[0], cfg.check)]
+    else:
+        recs = Recommender(cfg).recommend(records)
     text = render(recs, cfg)
     if cfg.output:
         atomic_write(cfg.output, text)

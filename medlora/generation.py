@@ -110,7 +110,9 @@ def close_partial(text: str, model: type = Sections):
     """The longest prefix of a cut-off constrained generation that closes into a valid ``model``.
 
     Candidates end before a comma or after a closing quote or bracket (a complete item or property), or just
-    after an opening bracket; the open brackets are closed in order. Empty ``Sections`` when nothing parses.
+    after an opening bracket; the open brackets are closed in order. Never inside an item object: an item cut
+    mid-way (``{"name": "x", "dosage": "5 m``) is dropped whole, not published with its missing fields empty.
+    Empty ``Sections`` when nothing parses.
     """
     stack: list[str] = []
     cuts: list[tuple[int, str]] = []
@@ -136,6 +138,8 @@ def close_partial(text: str, model: type = Sections):
         elif ch == ",":
             cuts.append((i, "".join(reversed(stack))))
     for end, closers in reversed(cuts):
+        if closers.startswith("}") and len(closers) >= 2:  # inside an item object
+            continue
         try:
             return model.model_validate_json(text[:end] + closers)
         except ValidationError:

@@ -68,7 +68,10 @@ C = {
         r"(?:difficulty|trouble|problems?) (?:speaking|talking|finding words|getting words out|with speech)|"
         r"(?:can't|cannot|unable to) (?:speak|talk|get (?:the |his |her |my )?words out)(?! in (?:full|complete) sentences)|garbled speech|"
         r"aphasia|dysarthria|hemiparesis|hemiplegia|(?:one|1)[- ]sided (?:weakness|numbness|paralysis)|"
-        r"(?:left|right)[- ]sided (?:weakness|numbness|paralysis)|unilateral (?:weakness|numbness)|"
+        r"(?:left|right)(?:[- ]sided| side) (?:weakness|numbness|paralysis)|unilateral (?:weakness|numbness)|"
+        r"(?:weakness|numbness) (?:on|of|down) (?:the |his |her |my )?(?:left|right|one) side|word[- ]finding "
+        r"(?:difficulty|difficulties|problems)|(?:can't|cannot|unable to) move (?:his|her|my|the) (?:left|right) "
+        r"(?:arm|leg|side)|"
         r"weakness (?:in|of) (?:one|the (?:left|right)|his (?:left|right)|her (?:left|right)) (?:arm|leg|side)|"
         r"sudden (?:onset )?(?:numbness|weakness|confusion|vision loss|loss of vision|blindness|"
         r"trouble seeing|severe dizziness|loss of balance|trouble walking)|arm drift|"
@@ -95,7 +98,7 @@ C = {
         r"struggling to breathe|gasping for (?:air|breath)|cyanos\w*|cyanotic|blue (?:lips|face|skin|tinge)|"
         r"(?:lips|face|skin) (?:are |is |turning |turned )?(?:blue|grey|gray)|turning blue|grunting|"
         r"(?:chest|rib|intercostal|subcostal|sternal) (?:wall )?(?:retractions|recession|indrawing)|"
-        r"nasal flaring|stridor|silent chest|too breathless to (?:speak|talk|eat)|not breathing|stopped breathing"
+        r"nasal flaring|stridor|silent chest|working hard to breathe|head bobbing|tracheal tug|too breathless to (?:speak|talk|eat)|not breathing|stopped breathing"
     ),
     "suicidal": _re(
         r"suicid\w*|self[- ]harm\w*|harm(?:ing)? (?:myself|himself|herself|themselves|themself)|"
@@ -103,18 +106,20 @@ C = {
         r"themself)|end(?:ing)? (?:my|his|her|their) (?:own )?life|tak(?:e|ing) (?:my|his|her|their) own life|"
         r"(?:want|wants|wanted|wanting|wish|wishes|wished) (?:to be dead|to die|(?:he|she|they|i) (?:was|were) "
         r"dead)|better off dead|no reason to live|not worth living|life (?:is not|isn't) worth living|"
-        r"cutting (?:myself|herself|himself|themselves)|(?:plan|plans|planning) to (?:die|overdose|end)"
+        r"cutting (?:myself|herself|himself|themselves)|(?:endorses|reports|active|passive|positive for|with|\+) ?si\b|"
+        r"(?:plan|plans|planning) to (?:die|overdose|end)"
     ),
     "overdose": _re(
         r"overdos\w*|took (?:too many|an entire bottle|a whole bottle|a bottle|the whole bottle|all (?:of )?"
         r"(?:his|her|my|their|the) (?:pills|tablets|medications?)|\d+ (?:pills|tablets))|"
-        r"swallowed (?:pills|bleach|poison|a battery|batteries|button batter\w*|a magnet|magnets|"
-        r"(?:a |the )?whole bottle)|accidental ingestion|ingested (?:bleach|poison|pills|antifreeze)|"
-        r"poisoning|poisoned|toxic ingestion"
+        r"swallowed (?:a |an |the |some |\d+ )?(?:pills|tablets|bleach|poison|battery|batteries|button batter\w*|"
+        r"magnets?|whole bottle|bottle of)|accidental ingestion|ingested (?:bleach|poison|pills|antifreeze)|"
+        r"poisoning|poisoned|toxic ingestion|took a handful of (?:pills|tablets)|drank (?:bleach|antifreeze|"
+        r"weed ?killer|paraquat|poison)"
     ),
     "unconscious": _re(
         r"unconscious|unresponsive|loss of consciousness|lost consciousness|passed out|pass(?:es|ing) out|"
-        r"fainted|fainting|syncope|syncopal|collapsed|seizur\w*|convuls\w*|fitting|status epilepticus|"
+        r"fainted|fainting|syncope|syncopal|collapsed|collapse|seizur\w*|seizing|having a fit|gcs (?:of )?(?:[3-9]|1[0-2])|convuls\w*|fitting|status epilepticus|"
         r"(?:difficult|hard|unable|impossible) to (?:wake|rouse|arouse)|(?:won't|will not|doesn't) wake up|"
         r"obtunded|altered mental status|(?:sudden|new|acute) confusion|acutely confused|delirium|"
         r"limp and unresponsive"
@@ -180,7 +185,8 @@ C = {
         r"(?:can't|cannot|unable to) (?:pass urine|urinate|pee)|weakness in both legs|bilateral leg weakness"
     ),
     "pregnant": _re(
-        r"pregnan\w*|\d+ weeks? (?:pregnant|gestation|gestational age)|gestational|(?:first|second|third) "
+        r"pregnan\w*|gravid\w*|\d+ weeks?(?:'| of)? (?:pregnant|gestation|gestational age|pregnancy)|(?:at|@) \d{1,2} weeks|"
+        r"\d{1,2}(?:\+\d)?/40|gestational|(?:first|second|third) "
         r"trimester|antenatal|prenatal|postpartum|post-partum|g\dp\d|expecting a baby"
     ),
 }
@@ -207,7 +213,7 @@ _NUM = r"(\d{1,3}(?:\.\d)?)"
 _SEP = r"\s*(?:of|is|was|at|:|=|-|~)?\s*"
 TEXT_VITALS = {
     "spo2": re.compile(
-        rf"\b(?:spo2|sp02|sao2|o2 sats?|o2 saturation|oxygen sat\w*|sats?|saturations?|pulse ox\w*){_SEP}{_NUM}\s*%?",
+        rf"\b(?:spo2|sp02|sao2|o2 sats?|o2 saturation|o2|oxygen sat\w*|sats?|saturations?|pulse ox\w*){_SEP}{_NUM}\s*%?",
         re.I,
     ),
     "bp": re.compile(

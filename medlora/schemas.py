@@ -277,6 +277,9 @@ class Recommendation(Sections):
     passages: list[PassageRef] = Field(default_factory=list)
     grounding: Grounding = Field(default_factory=Grounding)
     confidence: dict[str, SectionConfidence] = Field(default_factory=dict)
+    truncated: bool = Field(
+        False, description="generation hit --max-new-tokens: only complete items were kept, the rest is missing"
+    )
 
 
 def sections_json(sections: Sections) -> str:

@@ -16,9 +16,10 @@ from conftest import ROOT
 
 import inference
 from medlora.cli import UsageError, run_stage
+from medlora.drugs import allergy_match, resolve
 from medlora.generation import Generated
 from medlora.logs import hash_id, id_key
-from medlora.safety import allergy_reason, apply_safety
+from medlora.safety import apply_safety
 from medlora.schemas import DISCLAIMER, MAX_RECORD_BYTES, Medication, PatientRecord, Recommendation, Sections
 
 EXAMPLES = sorted((ROOT / "examples" / "patients").glob("*.json"))
@@ -62,7 +63,9 @@ def test_every_example_gives_a_schema_valid_recommendation(env, tmp_path, capsys
         assert rec.safety.disclaimer == DISCLAIMER and rec.model.adapter is not None
         by_name[path.stem] = rec
     chest = by_name["chest_pain_low_spo2"]
-    assert chest.immediate_actions[0].startswith("EMERGENCY") and "SpO2 86%" in chest.safety.red_flags[0]
+    assert (
+        chest.immediate_actions[0].startswith("EMERGENCY") and "SpO2 86%" in chest.safety.red_flags[0].message
+    )
     assert by_name["depression_suicidal_ideation"].safety.red_flags
     assert not by_name["hypertension_diabetes"].safety.red_flags
     entries = json.loads(log.read_text())
@@ -329,7 +332,10 @@ def test_the_rules_hold_for_random_records_and_random_model_outputs():
         )
         checked = apply_safety(record, model_output)
         for med in checked.sections.medications:
-            assert all(allergy_reason(med.name, a) is None for a in record.allergies)
+            for a in record.allergies:
+                found, allergy = resolve(med.name), resolve(a)
+                match = allergy_match(found, allergy) if found and allergy else None
+                assert match is None or match.action != "removed"
         removed = len(model_output.medications) - len(checked.sections.medications)
         assert removed <= len(checked.safety.allergy_conflicts)
         assert len(checked.sections.immediate_actions) <= 8
