@@ -1,25 +1,19 @@
 """The HTTP endpoint of the inference stage (``python inference.py --serve``): FastAPI served by uvicorn.
 
 ``create_app(recommender, ...)`` wraps an object with ``recommend(records, source, request_ids, cancelled)``,
-``log_outcome(outcome, source, request_id, **fields)`` and ``info`` (inference.py's ``Recommender``): the model
-is loaded once, before the app exists.
+``log_outcome(outcome, source, request_id, **fields)`` and ``info`` (inference.py's ``Recommender``, loaded
+before the app exists). The README's HTTP section documents the behaviour; the design in short:
 
-- Nothing slow runs on the event loop: model calls run on one worker thread (so they never interleave on one
-  ``generate()``), log appends on the thread pool, for 413 and 422 answers too.
-- A bounded queue: at most ``max_queue`` requests are admitted at once (the one generating included); beyond
-  it, 503 with ``Retry-After``. ``/health`` reports the depth, ``/ready`` turns 503 while the queue is full.
-- A deadline per request (``request_timeout``): a request still waiting at its deadline is dropped from the
-  queue (the model never sees it) and answered 503. One already generating is answered 503 at its deadline
-  too, but ``generate()`` cannot be interrupted: the worker stays busy until it returns, so that request keeps
-  counting in the queue depth until then, its result is discarded and it is logged with outcome ``timeout``.
-  The client's slot is freed at the deadline; the model's when the generation ends.
-- Every request the endpoint sees is logged exactly once (ok, invalid_input, error, overloaded, timeout),
-  under its ``X-Request-ID`` (the client's, when it is 1-64 characters of ``[A-Za-z0-9._:-]``, else a new one).
-- Access: with an API key, every path but ``/health``, ``/ready`` and the docs needs ``Authorization: Bearer
-  KEY`` (compared in constant time; 401 otherwise, before the body is read, and not logged: strangers cannot
-  fill the log). No CORS headers are sent, so pages on other origins cannot call the endpoint from a browser.
-- SIGTERM (or Ctrl-C): uvicorn stops accepting, the requests in flight finish, the worker drains, the log is
-  complete (every append is fsynced), and ``serve`` returns, so the process exits 0.
+- Nothing slow runs on the event loop: model calls run on one worker thread (never two ``generate()`` at once),
+  log appends on the thread pool, for 413 and 422 answers too.
+- At most ``max_queue`` requests are admitted at once (the one generating included), beyond that 503 with
+  ``Retry-After``. At its deadline a waiting request leaves the queue (the model never sees it) and gets 503;
+  a generating one gets 503 too, but ``generate()`` cannot be interrupted: the worker finishes it, its slot
+  counts in the queue depth until then, and the recommender logs it as ``timeout`` (``cancelled()``).
+- Every request that passes the key is logged exactly once under its ``X-Request-ID``.
+- With an API key, all but ``/health``, ``/ready`` and the docs need ``Authorization: Bearer KEY`` (constant-time
+  compare; 401 before the body is read, not logged). No CORS headers are sent.
+- SIGTERM: uvicorn stops accepting, requests in flight finish, the worker drains, ``serve`` returns (exit 0).
 """
 
 from __future__ import annotations
@@ -390,10 +384,7 @@ def create_app(
         body = {"ready": not full, "reason": "the queue is full" if full else None}
         return JSONResponse(body, status_code=503 if full else 200)
 
-    def log_sync(outcome: str, source: str, rid: str, **fields: Any) -> None:
-        recommender.log_outcome(outcome, source, rid, **fields)
-
-    app.add_middleware(Gate, api_key=api_key, limit=max_body_bytes, log_outcome=log_sync)
+    app.add_middleware(Gate, api_key=api_key, limit=max_body_bytes, log_outcome=recommender.log_outcome)
     return app
 
 
@@ -410,13 +401,8 @@ def serve(
     import uvicorn
 
     app = create_app(recommender, max_body_bytes, max_queue, request_timeout, api_key)
-    log.info(
-        "serving POST http://%s:%d%s (docs at /docs, auth %s)",
-        host,
-        port,
-        ENDPOINT,
-        "on" if api_key else "off",
-    )
+    auth = "API key required" if api_key else "no API key"
+    log.info("serving POST http://%s:%d%s (docs at /docs; %s)", host, port, ENDPOINT, auth)
     config = uvicorn.Config(
         app, host=host, port=port, log_level="info", timeout_graceful_shutdown=int(request_timeout) + 30
     )
