@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, check_output, table, write_results  # noqa: E402
 
 from medlora.cli import UsageError, run_stage  # noqa: E402
-from medlora.logs import log_files, percentile, read_log  # noqa: E402
+from medlora.logs import format_summary, log_files, percentile, read_log, summarize  # noqa: E402
 
 log = logging.getLogger("server_load")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the report
@@ -224,6 +224,7 @@ def main(cfg: LoadConfig) -> dict[str, Any]:
             server_log.close()
         files = log_files(log_file)
         entries = list(read_log(log_file))
+        print("python -m medlora.logs on the server's log:\n" + format_summary(summarize(log_file)))
     lat = {"all": [r["latency_s"] for r in results]}
     for r in results:
         lat.setdefault(str(r["status"]), []).append(r["latency_s"])
