@@ -173,6 +173,16 @@ def test_a_model_failure_is_a_500_with_the_request_id(recommender, monkeypatch):
     assert log_entries(recommender)[-1]["outcome"] == "error"
 
 
+def test_the_recommender_logs_a_result_nobody_waits_for_as_timeout(recommender):
+    record = inference.PatientRecord(**VALID)
+    with pytest.raises(TimeoutError):
+        recommender.recommend([record], source="http", request_ids=["late-1"], cancelled=lambda: True)
+    entry = log_entries(recommender)[-1]
+    assert entry["request_id"] == "late-1" and entry["outcome"] == "timeout" and entry["latency_s"] > 0
+    (rec,) = recommender.recommend([record], source="http", request_ids=["on-time"], cancelled=lambda: False)
+    assert log_entries(recommender)[-1]["outcome"] == "ok" and rec.safety.disclaimer == DISCLAIMER
+
+
 def test_through_a_real_uvicorn_on_loopback(recommender):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
