@@ -13,6 +13,7 @@
 
     # the HTTP endpoint (POST /api/treatment-recommendations, GET /health, docs at /docs)
     python inference.py --serve --host 127.0.0.1 --port 8000
+    python inference.py --serve --host 0.0.0.0 --api-key-file api.key   # off loopback a key is required
     curl -s -X POST http://127.0.0.1:8000/api/treatment-recommendations \\
         -H 'Content-Type: application/json' -d @examples/patients/chest_pain_low_spo2.json
 
