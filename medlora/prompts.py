@@ -58,7 +58,9 @@ def patient_text(record: PatientRecord) -> str:
     data = record.model_dump(exclude={"patient_id"}, exclude_none=True)
     data["vitals"] = {k: v for k, v in data.get("vitals", {}).items() if v is not None}
     data = {k: v for k, v in data.items() if v not in ([], {}, None)}
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # "<" only ever occurs inside JSON strings here, and "\u003c" is the same JSON: patient text such as
+    # "</s>" or "<|assistant|>" can then never become a special token or a turn marker in the prompt.
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def passages_text(passages: Sequence[Any]) -> str:

@@ -196,3 +196,12 @@ def test_generator_with_the_tinyllama_tokenizer(tmp_path):
     assert len(tok) == 32000
     out = SectionsGenerator(model, tok, max_new_tokens=16).generate(RECORDS, batch_size=3)
     assert all(g.text.startswith('{"immediate_actions":') and isinstance(g.sections, Sections) for g in out)
+
+
+def test_an_item_cut_mid_way_is_dropped_whole():
+    cut = '{"immediate_actions":["Rest"],"medications":[{"name":"lisinopril","dosage":"10 mg"},{"name":"aspirin","dosage":"5 m'
+    kept = close_partial(cut)
+    assert kept.immediate_actions == ["Rest"]
+    assert [(m.name, m.dosage) for m in kept.medications] == [("lisinopril", "10 mg")]
+    half = '{"medications":[{"name":"lisinopril","dosage":"10 mg","frequency":"da'
+    assert close_partial(half).medications == []
