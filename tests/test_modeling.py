@@ -48,6 +48,16 @@ def test_local_directory_is_copied_with_provenance(tiny_model, tmp_path):
         modeling.copy_local_model(tmp_path, tmp_path / "x")
 
 
+@pytest.fixture
+def online(monkeypatch):
+    """The Hub-mocking tests describe online behaviour: isolate them from an exported HF_HUB_OFFLINE=1
+    (huggingface_hub reads it once, at import, into ``constants``)."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
 class FakeApi:
     def __init__(self, error=None):
         self.error = error
@@ -58,7 +68,7 @@ class FakeApi:
         return type("Info", (), {"sha": "abc123"})()
 
 
-def test_hub_download_records_resolved_commit(tmp_path, monkeypatch):
+def test_hub_download_records_resolved_commit(tmp_path, monkeypatch, online):
     import huggingface_hub
 
     calls = {}
@@ -79,7 +89,23 @@ def test_hub_download_records_resolved_commit(tmp_path, monkeypatch):
     assert modeling.read_model_source(tmp_path / "m")["resolved_revision"] == "abc123"
 
 
-def test_hub_errors_become_usage_errors(tmp_path):
+def test_offline_mode_uses_the_cache_without_asking_the_hub(tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+    def fake_snapshot(repo_id, revision=None, local_dir=None, allow_patterns=None):
+        local_dir.mkdir(parents=True, exist_ok=True)
+        return str(local_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    failing = FakeApi(AssertionError("the Hub must not be asked when offline"))
+    source = modeling.download_from_hub("a/b", "main", tmp_path / "m", api=failing)
+    assert source["resolved_revision"] is None and source["requested_revision"] == "main"
+
+
+def test_hub_errors_become_usage_errors(tmp_path, online):
     from huggingface_hub.errors import RepositoryNotFoundError
 
     with pytest.raises(UsageError, match="tiny-random"):
