@@ -21,8 +21,8 @@ from typing import Any
 from . import drugs, patients
 from .medquad import QAPair, example_id, focus_key, qa_example
 from .prompts import treatment_messages
-from .safety import apply_safety
-from .schemas import FollowUp, Medication, Monitoring, PatientRecord, Referral, Sections
+from .safety import apply_safety, duplicate_therapy
+from .schemas import SECTION_NAMES, FollowUp, Medication, Monitoring, PatientRecord, Referral, Sections
 
 # Which MedQuAD question types fill which section. Every item is a sentence (or a name) taken from the
 # focus's own answers; nothing is written that a source does not say. See the README's mapping table.
@@ -154,26 +154,27 @@ class TreatmentCase:
     duplicates_removed: int = 0
 
 
-def _field(obj: Any, name: str) -> Any:
-    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-
-
 def personalised_target(record: PatientRecord, sections: Sections) -> tuple[Sections, Any, int]:
     """The inference rules applied to sourced sections, then current medications not prescribed again.
 
-    Returns the target, the ``SafetyResult`` and how many medications were dropped as duplicates."""
+    Returns the target, the ``SafetyResult`` and how many items were dropped as duplicate therapy: a
+    medication, or an item of another section, that the duplicate rule flags (the rule reads every item, so the
+    target must pass it, or the evaluation would count the reference itself as a duplicate)."""
     result = apply_safety(record, sections)
-    if hasattr(result, "duplicates"):
-        duplicated = {str(_field(d, "medication")).lower() for d in result.duplicates}
-    else:  # a SafetyResult from before issue 9 lists duplicates as text only
-        duplicated = {
-            m.name.lower()
-            for m in result.sections.medications
-            if any(drugs.same_therapy(m.name, current) for current in record.medications)
-        }
-    meds = [m for m in result.sections.medications if m.name.lower() not in duplicated]
-    removed = len(result.sections.medications) - len(meds)
-    return result.sections.model_copy(update={"medications": meds}), result, removed
+    duplicated = {d.medication.lower() for d in result.duplicates}
+    out = result.sections.model_copy(deep=True)
+    removed = 0
+    for name in SECTION_NAMES:
+        items = getattr(out, name)
+        if name == "medications":
+            kept = [m for m in items if m.name.lower() not in duplicated]
+        elif name == "immediate_actions" or not record.medications:
+            continue
+        else:
+            kept = [i for i in items if not duplicate_therapy(record, Sections(**{name: [i]}))]
+        removed += len(items) - len(kept)
+        setattr(out, name, kept)
+    return out, result, removed
 
 
 # Shares of patients who get an allergy to, or a current prescription of, one of the focus's own target drugs:

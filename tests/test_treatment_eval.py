@@ -1,0 +1,100 @@
+"""medlora.treatment_eval: every treatment metric on outputs whose right answer is known by construction."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from medlora import metrics, treatment_eval
+from medlora.files import read_jsonl
+from medlora.schemas import Medication, Sections, sections_json
+
+
+def _row(record: dict, target: Sections, red_flags=()) -> dict:
+    return {
+        "id": "t",
+        "kind": "treatment",
+        "focus": "Strep Throat",
+        "record": record,
+        "red_flags": list(red_flags),
+        "messages": [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": "u"},
+            {"role": "assistant", "content": sections_json(target)},
+        ],
+    }
+
+
+TARGET = Sections(
+    medications=[Medication(name="NSAIDs"), Medication(name="clindamycin")],
+    lifestyle=["Rest and drink plenty of fluids."],
+)
+
+
+def _summary(rows, texts, n_boot=50):
+    return treatment_eval.evaluate_outputs(rows, texts, metrics.bootstrap_indices(len(rows), n_boot, 0))
+
+
+def test_medication_matching_normalises_brands_and_classes():
+    pred = Sections(medications=[Medication(name="Advil 200 mg"), Medication(name="metformin")])
+    assert treatment_eval.medication_counts(pred, TARGET) == (
+        1,
+        2,
+        1,
+        2,
+    )  # Advil is an NSAID; metformin is not
+    same = Sections(medications=[Medication(name="Cleocin"), Medication(name="naproxen")])
+    assert treatment_eval.medication_counts(same, TARGET) == (2, 2, 2, 2)
+    twice = Sections(medications=[Medication(name="ibuprofen"), Medication(name="naproxen")])
+    assert treatment_eval.medication_counts(twice, TARGET)[2] == 1, "one target name is matched once"
+
+
+def test_raw_and_published_scores_of_a_known_output():
+    record = {"age": 30, "sex": "female", "conditions": ["Strep Throat"], "allergies": ["PCN"],
+              "medications": ["ibuprofen 400 mg as needed"], "vitals": {"spo2": 85}}  # fmt: skip
+    row = _row(record, TARGET, red_flags=["low_spo2"])
+    output = Sections(
+        medications=[
+            Medication(name="amoxicillin"),
+            Medication(name="Motrin"),
+            Medication(name="clindamycin"),
+        ],
+        lifestyle=["Rest and drink plenty of fluids."],
+    )
+    s = _summary([row], [sections_json(output)])
+    raw, pub = s["raw"], s["published"]
+    assert s["schema_valid"] == 1.0
+    assert raw["allergy_violation_rate"] == 1.0 and pub["allergy_violation_rate"] == 0.0
+    assert raw["red_flag_emergency_recall"] == 0.0 and pub["red_flag_emergency_recall"] == 1.0
+    assert raw["duplicate_therapy_rate"] == 1.0  # Motrin repeats the current ibuprofen
+    assert raw["medication_precision"] == pytest.approx(2 / 3) and raw["medication_recall"] == 1.0
+    assert pub["medication_precision"] == 1.0 and pub["medication_counts"] == {"predicted": 2, "target": 2}
+    assert raw["section_rouge_l"]["lifestyle"]["rouge_l"] == pytest.approx(1.0)
+    assert raw["section_rouge_l"]["monitoring"]["items"] == 0
+
+
+def test_invalid_output_counts_as_empty_and_invalid():
+    row = _row({"age": 30, "conditions": ["Strep Throat"]}, TARGET)
+    s = _summary([row, row], ['{"medications": [', '{"lifestyle": "not a list"}'])
+    assert s["schema_valid"] == 0.0
+    assert s["raw"]["medication_recall"] == 0.0 and s["raw"]["medication_precision"] is None
+    assert s["raw"]["allergy_violation_rate"] is None and s["raw"]["allergy_violation_rate_items"] == 0
+
+
+def test_the_targets_score_perfectly_on_the_fixture_test_split(tiny_data):
+    """The scorer against the targets themselves: every figure at its best, with intervals."""
+    rows = [r for r in read_jsonl(tiny_data / "test.jsonl") if r["kind"] == "treatment"]
+    assert rows
+    s = _summary(rows, treatment_eval.reference_outputs(rows))
+    assert s["schema_valid"] == 1.0 and s["n_treatment"] == len(rows)
+    for variant in ("raw", "published"):
+        v = s[variant]
+        if v["medication_counts"]["target"]:
+            assert v["medication_f1"] == 1.0 and v["medication_f1_ci"] == [1.0, 1.0]
+        assert v["allergy_violation_rate"] in (None, 0.0)
+        assert v["duplicate_therapy_rate"] in (None, 0.0)
+        assert v["red_flag_emergency_recall"] in (None, 1.0)
+        for section in v["section_rouge_l"].values():
+            assert section["rouge_l"] in (None, pytest.approx(1.0))
+    json.dumps(s)  # the report is plain JSON
