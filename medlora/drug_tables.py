@@ -68,6 +68,26 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "aspirin": ("aspirin",),
     "acetylsalicylic acid": ("aspirin",),
     "insulin": ("insulin",),
+    "thyroxine": ("levothyroxine",),
+    "synthroid": ("levothyroxine",),
+    "levoxyl": ("levothyroxine",),
+    "eltroxin": ("levothyroxine",),
+    "euthyrox": ("levothyroxine",),
+    "unithroid": ("levothyroxine",),
+    "jantoven": ("warfarin",),
+    "dilantin": ("phenytoin",),
+    "soma": ("carisoprodol",),
+    "bayer": ("aspirin",),
+    "bayer aspirin": ("aspirin",),
+    "qvar": ("beclomethasone",),
+    "imdur": ("isosorbide mononitrate",),
+    "demerol": ("meperidine",),
+    "l thyroxine": ("levothyroxine",),
+    "levothyroxine sodium": ("levothyroxine",),
+    "lignocaine": ("lidocaine",),
+    "hyoscine": ("scopolamine",),
+    "co codamol": ("codeine", "acetaminophen"),
+    "co dydramol": ("dihydrocodeine", "acetaminophen"),
 }
 
 COMBINATIONS: dict[str, tuple[str, ...]] = {
@@ -128,6 +148,8 @@ COMBINATIONS: dict[str, tuple[str, ...]] = {
     "bactrim": ("trimethoprim", "sulfamethoxazole"),
     "timentin": ("ticarcillin", "clavulanate"),
     "primaxin": ("imipenem", "cilastatin"),
+    "sinemet": ("carbidopa", "levodopa"),
+    "yaz": ("drospirenone", "ethinyl estradiol"),
 }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bz2
 import difflib
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -128,7 +129,9 @@ def ingredient_classes(ingredient: str) -> frozenset[str]:
 # ----------------------------------------------------------------------------------------------- dictionary
 def _cache_path(version: str) -> Path:
     root = Path(os.environ.get("MEDLORA_CACHE") or Path.home() / ".cache" / "medlora")
-    return root / f"drug_dictionary-{version}.json"
+    # The cache holds ingredients mapped through our abbreviations: a change to them is a new file.
+    tables = hashlib.sha256(json.dumps(ABBREVIATIONS, sort_keys=True).encode()).hexdigest()[:12]
+    return root / f"drug_dictionary-{version}-{tables}.json"
 
 
 def _split_ingredients(canonical: str) -> list[str]:

@@ -35,13 +35,14 @@ _PRE = {
         r"family history of|family hx of|fh of|fhx of|fhx|family history|"
         r"(?:mother|father|mom|dad|brother|sister|grandmother|grandfather|grandma|grandpa|aunt|uncle|cousin|parent|"
         r"parents|sibling|siblings|wife|husband|partner|son|daughter|friend|relative|relatives)"
-        r"(?:'s)?\s+(?:had|has|died|passed away|suffered|with)"
+        r"(?:'s)?\s+(?:had|has|died|passed away|suffered|with|committed|attempted|killed|took)"
     ),
     "hypothetical": (
         r"if|in case of|should (?:he|she|you|they|there be) (?:develop|have|experience|get)|watch for|"
         r"watch out for|look out for|return if|seek care if|monitor for|warning signs? of|risk of|risk for|"
         r"at risk of|at risk for|to prevent|prevention of|prevent|avoid|worried about|concerned about|"
-        r"afraid of|fear of|fears|screening for|screen for|can cause|may cause|could cause|might cause"
+        r"afraid of|fear of|fears|screening for|screen for|can cause|may cause|could cause|might cause|"
+        r"vaccinated against|vaccine for|vaccine against|vaccination against|immuni[sz]ed against"
     ),
 }
 _POST = {
@@ -49,8 +50,9 @@ _POST = {
     r"(?:is|was|were) (?:absent|negative|denied)|not present|free|gone|none",
     "historical": r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|many|several|a few|some) "
     r"(?:years?|months?|decades?) ago|years ago|months ago|a year ago|a month ago|last year|as a child|"
-    r"in childhood|in the past|in (?:19|20)\d\d|\((?:19|20)\d\d\)|previously|in remission|healed",
-    "hypothetical": r"prevention|prophylaxis|risk|screening|precautions",
+    r"in childhood|in infancy|as an? (?:toddler|baby|infant|teen|teenager|kid)|in the past|in (?:19|20)\d\d|\((?:19|20)\d\d\)|previously|in remission|healed",
+    "hypothetical": r"prevention|prophylaxis|risk|screening|precautions|vaccines?|vaccinations?|"
+    r"immuni[sz]ations?|boosters?|shots?|jabs?",
 }
 _PSEUDO = (
     r"no increase|no change|not only|no further change|not certain if|not certain whether|not necessarily|"

@@ -55,14 +55,21 @@ def _re(pattern: str) -> re.Pattern[str]:
 # Findings (concepts) in text. Each alone may or may not be a red flag; combinations are below.
 C = {
     "chest_pain": _re(
-        r"chest (?:pain|pressure|tightness|discomfort|heaviness|ache)|(?:pain|pressure|tightness|heaviness) in "
-        r"(?:the |my |his |her |their )?chest|chest (?:hurts|feels tight|feels heavy)|crushing (?:chest )?pain|"
+        r"chest (?:pain|pressure|discomfort|heaviness|ache)|(?:pain|pressure|heaviness) in "
+        r"(?:the |my |his |her |their )?chest|chest (?:hurts|feels heavy)|crushing (?:chest )?pain|"
         r"heart attack|myocardial infarction|acute coronary syndrome|stemi|nstemi|unstable angina|"
         r"angina at rest|pain (?:radiating|spreading|going) (?:to|into|down) (?:the |his |her |my )?(?:left )?"
         r"(?:arm|jaw|shoulder)"
     ),
+    # In asthma or COPD a tight chest is the airways; elsewhere it is treated as chest pain.
+    "chest_tightness": _re(
+        r"chest tightness|tight(?:ness)? (?:in|of) (?:the |my |his |her )?chest|chest (?:feels|is) tight"
+    ),
+    "airway_disease": _re(
+        r"asthma\w*|copd|chronic obstructive|emphysema|wheez\w*|bronchospasm|reactive airway\w*"
+    ),
     "stroke": _re(
-        r"stroke|cva|cerebrovascular accident|transient ischa?emic attack|tia|facial droop\w*|face (?:is )?"
+        r"(?<!heat )stroke|cva|cerebrovascular accident|transient ischa?emic attack|tia|facial droop\w*|face (?:is )?"
         r"droop\w*|droop\w* (?:of )?(?:the |his |her |my )?(?:face|mouth|smile)|(?:face|mouth|smile) "
         r"(?:is )?(?:droopy|uneven|lopsided)|slurr\w* (?:speech|words)|speech (?:is )?slurred|"
         r"(?:difficulty|trouble|problems?) (?:speaking|talking|finding words|getting words out|with speech)|"
@@ -127,7 +134,7 @@ C = {
     "major_bleeding": _re(
         r"vomit\w* (?:up )?blood|throwing up blood|cough\w* (?:up )?blood|ha?ematemesis|ha?emoptysis|"
         r"(?:severe|heavy|massive|uncontrolled|profuse) bleeding|bleeding (?:heavily|profusely|uncontrollably|"
-        r"that (?:won't|will not|does not|doesn't) stop)|(?:black|tarry|black,? tarry) stools?|melaena|melena|"
+        r"that (?:won't|will not|does not|doesn't) stop)|(?:tarry|black,? tarry) stools?|melaena|melena|"
         r"coffee[- ]ground\w*|large amounts? of blood|soak\w* (?:through )?(?:a |one )?pads? (?:every|an) hour"
     ),
     # In a child these are NICE NG143 red features; in an adult "lethargic" is too often plain tiredness.
@@ -135,6 +142,9 @@ C = {
         r"lethargic|floppy|listless|(?:very|excessively|unusually) (?:sleepy|drowsy)|"
         r"not (?:feeding|drinking|responding)|weak cry|high[- ]pitched cry"
     ),
+    "black_stool": _re(r"black stools?|dark black stools?|stools? (?:are |is |turned )?black"),
+    # Iron and bismuth blacken the stool harmlessly; a black stool is then not read as bleeding.
+    "iron_or_bismuth": _re(r"iron\w*|ferrous \w+|bismuth|pepto[- ]bismol"),
     "fever": _re(r"fever\w*|febrile|pyrexi\w*|high temperature|running a temperature|burning up"),
     "stiff_neck": _re(
         r"stiff neck|neck stiffness|nuchal rigidity|neck (?:is |feels )?stiff|meningism\w*|"
@@ -340,6 +350,10 @@ def red_flags(record: PatientRecord) -> list[RedFlag]:
     for code, message, concept in SINGLE_RULES:
         if found[concept]:
             flags.append(RedFlag(code, message))
+    if found["chest_tightness"] and not found["airway_disease"]:
+        flags.append(RedFlag("chest_pain", "chest pain or pressure (possible acute coronary syndrome)"))
+    if found["black_stool"] and not found["iron_or_bismuth"]:
+        flags.append(RedFlag("major_bleeding", "signs of major bleeding"))
     if found["breathing_difficulty"] and (found["lip_face_swelling"] or found["hives"]):
         flags.append(
             RedFlag("anaphylaxis", "breathing difficulty with swelling or hives (possible anaphylaxis)")
