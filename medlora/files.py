@@ -223,19 +223,21 @@ def append_json_log(
         if not size:
             atomic_write(path, b"[\n" + lines + _TAIL)
             return
-        with open(path, "r+b") as fh:
-            fh.seek(size - len(_TAIL))
-            try:
-                fh.write(b",\n" + lines + _TAIL)
-                fh.flush()
-                os.fsync(fh.fileno())
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    fh.truncate(size)
-                    fh.seek(size - len(_TAIL))
-                    fh.write(_TAIL)
-                    fh.flush()
-                raise
+        fd = os.open(path, os.O_RDWR)
+        try:
+            # One pwrite() call: a kill cannot stop a write to a regular file half-way, so only a power cut
+            # can leave a torn tail (then the next append moves the file aside; its complete lines remain).
+            data, at = b",\n" + lines + _TAIL, size - len(_TAIL)
+            if os.pwrite(fd, data, at) != len(data):
+                raise OSError(f"short write to {path}")
+            os.fsync(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+                os.pwrite(fd, _TAIL, size - len(_TAIL))
+            raise
+        finally:
+            os.close(fd)
 
 
 def replace_dir(tmp: str | Path, dest: str | Path) -> None:
