@@ -58,6 +58,7 @@ C = {
         r"chest (?:pain|pressure|discomfort|heaviness|ache)|(?:pain|pressure|heaviness) in "
         r"(?:the |my |his |her |their )?chest|chest (?:hurts|feels heavy)|crushing (?:chest )?pain|"
         r"heart attack|myocardial infarction|acute coronary syndrome|stemi|nstemi|unstable angina|"
+        r"(?:c/o|complains of|complaining of|reports|with|having|has) cp|cp (?:radiating|x ?\d|for \d|since)|"
         r"angina at rest|pain (?:radiating|spreading|going) (?:to|into|down) (?:the |his |her |my )?(?:left )?"
         r"(?:arm|jaw|shoulder)"
     ),
@@ -75,7 +76,8 @@ C = {
         r"(?:difficulty|trouble|problems?) (?:speaking|talking|finding words|getting words out|with speech)|"
         r"(?:can't|cannot|unable to) (?:speak|talk|get (?:the |his |her |my )?words out)(?! in (?:full|complete) sentences)|garbled speech|"
         r"aphasia|dysarthria|hemiparesis|hemiplegia|(?:one|1)[- ]sided (?:weakness|numbness|paralysis)|"
-        r"(?:left|right)(?:[- ]sided| side) (?:weakness|numbness|paralysis)|unilateral (?:weakness|numbness)|"
+        r"(?:left|right|l|r|lt|rt)(?:[- ]?sided| side) (?:weakness|numbness|paralysis|facial droop)|speech "
+        r"(?:difficult\w*|problems?|disturbance)|unilateral (?:weakness|numbness)|"
         r"(?:weakness|numbness) (?:on|of|down) (?:the |his |her |my )?(?:left|right|one) side|word[- ]finding "
         r"(?:difficulty|difficulties|problems)|(?:can't|cannot|unable to) move (?:his|her|my|the) (?:left|right) "
         r"(?:arm|leg|side)|"
@@ -85,8 +87,8 @@ C = {
         r"(?:can't|cannot|unable to) (?:lift|raise) (?:his|her|my|one) arm"
     ),
     "airway_swelling": _re(
-        r"anaphyla\w*|angioedema|angio-oedema|(?:throat|tongue) (?:is )?(?:swelling|swollen|tightness|closing|"
-        r"tight|closing up)|swelling (?:of|in) (?:the |his |her |my )?(?:throat|tongue)|swollen (?:throat|tongue)"
+        r"anaphyla\w*|angioedema|angio-oedema|(?:throat|tongue) (?:feels |is |getting |becoming )?(?:swelling|"
+        r"swollen|tight\w*|closing(?: up)?|closed)|swelling (?:of|in) (?:the |his |her |my )?(?:throat|tongue)|swollen (?:throat|tongue)"
     ),
     "lip_face_swelling": _re(
         r"(?:lips?|face|facial|eyelids?|mouth) (?:is |are )?(?:swelling|swollen|puffy)|swelling (?:of|in|around) "
@@ -121,7 +123,8 @@ C = {
         r"(?:his|her|my|their|the) (?:pills|tablets|medications?)|\d+ (?:pills|tablets))|"
         r"swallowed (?:a |an |the |some |\d+ )?(?:pills|tablets|bleach|poison|battery|batteries|button batter\w*|"
         r"magnets?|whole bottle|bottle of)|accidental ingestion|ingested (?:bleach|poison|pills|antifreeze)|"
-        r"poisoning|poisoned|toxic ingestion|took a handful of (?:pills|tablets)|drank (?:bleach|antifreeze|"
+        r"poisoning|poisoned|toxic ingestion|ingest\w* (?:\w+ ){0,3}(?:pills|tablets|capsules)|"
+        r"took a handful of (?:pills|tablets)|drank (?:bleach|antifreeze|"
         r"weed ?killer|paraquat|poison)"
     ),
     "unconscious": _re(
@@ -156,7 +159,7 @@ C = {
         r"non[- ]?blanching rash|rash (?:that )?(?:does not|doesn't) (?:blanch|fade)|petechia\w*|purpur\w*"
     ),
     "thunderclap": _re(
-        r"worst headache (?:of (?:my|his|her|their) life|ever)|thunderclap headache|sudden(?:ly)?,? "
+        r"worst (?:headache|ha) (?:of (?:my|his|her|their) life|ever|of life)|thunderclap (?:headache|ha)|sudden(?:ly)?,? "
         r"(?:and )?(?:severe|excruciating|explosive) headache|sudden[- ]onset (?:severe )?headache|"
         r"explosive headache|headache (?:came on|started|began) (?:very )?suddenly"
     ),
@@ -195,7 +198,8 @@ C = {
         r"(?:can't|cannot|unable to) (?:pass urine|urinate|pee)|weakness in both legs|bilateral leg weakness"
     ),
     "pregnant": _re(
-        r"pregnan\w*|gravid\w*|\d+ weeks?(?:'| of)? (?:pregnant|gestation|gestational age|pregnancy)|(?:at|@) \d{1,2} weeks|"
+        r"pregnan\w*|gravid\w*|\d+ weeks?(?:'| of)? (?:pregnant|gestation|gestational age|pregnancy)|(?:at|@) \d{1,2} weeks|\d{1,2} ?w(?:ks)? ?\d?d? ga|"
+        r"ga (?:of )?\d{1,2}|gestational age|"
         r"\d{1,2}(?:\+\d)?/40|gestational|(?:first|second|third) "
         r"trimester|antenatal|prenatal|postpartum|post-partum|g\dp\d|expecting a baby"
     ),
@@ -241,8 +245,22 @@ TEXT_VITALS = {
         re.I,
     ),
 }
-_TEXT_AGE = re.compile(r"\b(\d{1,3})[- ](day|week|month|year)s?[- ]old\b", re.I)
-_AGE_UNIT = {"day": 1 / 365.25, "week": 7 / 365.25, "month": 1 / 12, "year": 1.0}
+_TEXT_AGE = re.compile(
+    r"\b(\d{1,3})\s*[- ]?(days?|d|weeks?|wks?|w|months?|mos?|m|years?|yrs?|y)[- ]?(?:old|o)\b|\b(\d{1,3})\s*y/?o\b",
+    re.I,
+)
+_AGE_UNIT = {"d": 1 / 365.25, "w": 7 / 365.25, "m": 1 / 12, "y": 1.0}
+
+
+def text_ages(text: str) -> set[float]:
+    """Ages written in text: "6-week-old", "2 mo old", "3 yo", "45 y/o"."""
+    out = set()
+    for m in _TEXT_AGE.finditer(text):
+        if m.group(3):
+            out.add(float(m.group(3)))
+        else:
+            out.add(int(m.group(1)) * _AGE_UNIT[m.group(2)[0].lower()])
+    return out
 
 
 @dataclass
@@ -330,7 +348,7 @@ def red_flags(record: PatientRecord) -> list[RedFlag]:
     # One item a sentence, so a negation in one item never reaches into the next.
     text = ".\n".join([*record.conditions, *record.symptoms, record.notes or ""])
     found = {name: bool(affirmed_matches(text, pattern)) for name, pattern in C.items()}
-    ages = {record.age} | {int(n) * _AGE_UNIT[u.lower()] for n, u in _TEXT_AGE.findall(text)}
+    ages = {record.age} | text_ages(text)
     if record.age is not None or len(ages) > 1:
         ages.discard(None)
     pregnant = bool(record.pregnant) or found["pregnant"]
