@@ -14,10 +14,13 @@
     python evaluate_model.py --base-only
     python evaluate_model.py --adapter-only --batch-size 32
 
-accuracy: 4-option multiple choice (true answer + 3 answers of the same question type from other foci), the
-option with the highest log-likelihood per character wins (acc_norm; chance 25%). BLEU: sacrebleu corpus BLEU
-(0-100) of greedy answers. ROUGE-L: rouge-score F1 with stemming. Treatment examples: how often the raw,
-unconstrained output is valid Sections JSON, and how often each section is non-empty. Bootstrap 95% intervals.
+accuracy: 4-option multiple choice (true answer + 3 answers of the same question type from other foci, their
+disease names replaced by the question's), the option with the highest log-likelihood per character wins
+(acc_norm; chance 25%); the word-overlap shortcut is reported beside it. BLEU: sacrebleu corpus BLEU (0-100) of
+greedy answers. ROUGE-L: rouge-score F1 with stemming. Treatment accuracy (medlora/treatment_eval.py): held-out
+foci with synthetic patients, raw output and published output (after the safety rules) against the personalised
+targets: medication precision/recall/F1, per-section ROUGE-L, allergy violations, duplicate therapy, red-flag
+emergency recall, schema validity. Bootstrap 95% intervals.
 Writes <models-dir>/eval_results.json; with an adapter, adds the figures under "metrics" to
 <models-dir>/model_info.json and the adapter's model_info.json, and re-renders the adapter's model card.
 """
@@ -35,7 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from medlora import metrics, multiple_choice
+from medlora import metrics, multiple_choice, treatment_eval
 from medlora.cli import UsageError, config_dict, run_stage
 from medlora.files import read_jsonl, sha256_files, update_json, write_json
 from medlora.modeling import check_adapter_matches, load_model, missing_model_error
@@ -64,7 +67,10 @@ class EvalConfig:
     limit_gen: int = field(
         default=160, metadata={"help": "questions answered greedily for BLEU/ROUGE-L (0 skips)"}
     )
-    limit_treatment: int = field(default=48, metadata={"help": "treatment examples generated (0 skips)"})
+    limit_treatment: int = field(
+        default=96,
+        metadata={"help": "treatment examples (synthetic patients) generated and scored (0 skips)"},
+    )
     batch_size: int = field(default=16, metadata={"help": "sequences per forward pass / generate call"})
     max_new_tokens: int = field(
         default=512, metadata={"help": "token budget of a generated answer (training's max_length)"}
@@ -165,6 +171,7 @@ def evaluate_one(cfg: EvalConfig, adapter: str | None, mc_items, gen_rows, treat
         model, tokenizer, prompts, cfg.treatment_max_new_tokens, cfg.batch_size, f"{name}: treatment"
     )
     res.update(metrics.treatment_scores(treat))
+    res["treatment_accuracy"] = treatment_eval.evaluate_outputs(treat_rows, treat, idx["treatment"])
     res["examples"] = [{"id": r["id"], "answer": a} for r, a in zip(gen_rows[:3], answers, strict=False)]
     res["seconds"] = round(time.perf_counter() - t0, 1)
     del model
@@ -238,19 +245,24 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
         )
     limits = {"gen": capped("gen", cfg.limit_gen, len(qa))}
     gen_rows = metrics.seeded_order(qa, cfg.seed, "gen")[: limits["gen"]["used"]]
-    mc_items, treat_rows = [], []
+    treat_rows = []
+    limits["mc"] = capped("mc", cfg.limit_mc, len(qa))
+    mc_items, skipped = multiple_choice.build_mc_items(test, train, limits["mc"]["used"], cfg.seed)
+    plain_items, _ = multiple_choice.build_mc_items(
+        test, train, limits["mc"]["used"], cfg.seed, rewrite_names=False
+    )
+    limits["mc"].update(used=len(mc_items), skipped_without_distractors=skipped)
     if variants:
-        limits["mc"] = capped("mc", cfg.limit_mc, len(qa))
-        mc_items, skipped = multiple_choice.build_mc_items(test, train, limits["mc"]["used"], cfg.seed)
-        limits["mc"].update(used=len(mc_items), skipped_without_distractors=skipped)
         limits["treatment"] = capped("treatment", cfg.limit_treatment, len(treatment))
         treat_rows = metrics.seeded_order(treatment, cfg.seed, "treatment")[: limits["treatment"]["used"]]
     idx = {
         "mc": metrics.bootstrap_indices(len(mc_items), cfg.bootstrap, cfg.seed),
         "gen": metrics.bootstrap_indices(len(gen_rows), cfg.bootstrap, cfg.seed + 1),
+        "treatment": metrics.bootstrap_indices(len(treat_rows), cfg.bootstrap, cfg.seed + 2),
     }
     started = time.time()
     results = {"retrieval_baseline": retrieval_baseline(train, gen_rows, idx["gen"])}
+    results["shortcut_baseline"] = multiple_choice.shortcut_baseline(mc_items, plain_items, idx["mc"])
     for name, adapter in variants.items():
         results[name] = evaluate_one(cfg, adapter, mc_items, gen_rows, treat_rows, idx)
     command = "python " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .medquad import focus_key
-from .metrics import seeded_order
+from .metrics import percentile_ci, seeded_order
 from .prompts import IGNORE_INDEX, Message, encode_example
 
 
@@ -209,6 +209,26 @@ def shortcut_scores(items: Sequence[MCItem]) -> list[float]:
         best = [i for i, n in enumerate(overlap) if n == max(overlap)]
         out.append(1 / len(best) if it.answer_index in best else 0.0)
     return out
+
+
+def shortcut_baseline(
+    items: Sequence[MCItem], plain_items: Sequence[MCItem], idx: np.ndarray
+) -> dict[str, Any]:
+    """The word-overlap shortcut on the evaluated items (must sit near chance), and on the same questions with
+    distractors not rewritten: the old construction's figure, kept only to show what the rewrite removed."""
+    scores = shortcut_scores(items)
+    old = shortcut_scores(plain_items)
+    return {
+        "accuracy": float(np.mean(scores)) if scores else None,
+        "accuracy_ci": percentile_ci(np.asarray(scores)[idx].mean(axis=1)) if scores else None,
+        "n_mc": len(scores),
+        "method": "pick the option sharing most distinct words with the question (ties share the credit)",
+        "old_construction_for_contrast_only": {
+            "accuracy": float(np.mean(old)) if old else None,
+            "n_mc": len(old),
+            "note": "distractors not rewritten to the question's disease; not a measure of knowledge",
+        },
+    }
 
 
 # ---------------------------------------------------------------------------------------------- the scorer

@@ -83,9 +83,18 @@ def test_base_and_fine_tuned_report(tiny_model, tiny_data, adapter_copy, capsys)
         assert set(res["section_non_empty"]) == {"immediate_actions", "medications", "lifestyle", "follow_up",
                                                  "specialist_referrals", "monitoring", "patient_education"}  # fmt: skip
         assert res["model"]["base"] == "tiny-random" and res["model"]["revision"] == "seed-0"
+        treat = res["treatment_accuracy"]
+        assert treat["n_treatment"] == 2 and treat["schema_valid_ci"] is not None
+        for variant in ("raw", "published"):
+            for key in ("medication_precision", "medication_recall", "medication_f1", "allergy_violation_rate",
+                        "duplicate_therapy_rate", "red_flag_emergency_recall", "section_rouge_l"):  # fmt: skip
+                assert key in treat[variant], (name, variant, key)
     assert report["base"]["model"]["adapter"] is None and report["fine_tuned"]["model"]["adapter"]
     for key in ("bleu", "bleu_ci", "rouge_l", "rouge_l_ci", "n_gen"):
         assert report["retrieval_baseline"][key] is not None
+    shortcut = report["shortcut_baseline"]
+    assert shortcut["n_mc"] == report["limits"]["mc"]["used"] and 0 <= shortcut["accuracy"] <= 1
+    assert "not a measure of knowledge" in shortcut["old_construction_for_contrast_only"]["note"]
     assert set(report["fine_tuned_minus_base"]) >= {"accuracy", "accuracy_ci", "bleu", "rouge_l"}
     assert report["seed"] == 42 and report["command"].startswith("python ")
     assert len(report["data"]["sha256_train_test"]) == 64
