@@ -105,12 +105,14 @@ def rewrite(answer: str, source: FocusNames, target: FocusNames) -> str:
         re.escape(a) for a in source.abbrevs
     ]
     rx = re.compile(r"(?<![\w-])(?:" + "|".join(parts) + r")(?:['\u2019]s)?(?![\w-])")
-    return rx.sub(
-        lambda m: table.get(
-            _POSSESSIVE.sub("", m.group(0)).lower(), table.get(m.group(0).lower(), target_name)
-        ),
-        answer,
-    )
+
+    def replace(m: re.Match) -> str:
+        name = table.get(_POSSESSIVE.sub("", m.group(0)).lower(), table.get(m.group(0).lower(), target_name))
+        before = answer[: m.start()].rstrip()
+        # A lower-case focus ("dyserythropoietic anemia") starting a sentence would mark the option as edited.
+        return name[0].upper() + name[1:] if not before or before[-1] in ".!?:" else name
+
+    return rx.sub(replace, answer)
 
 
 # ------------------------------------------------------------------------------------------------- items

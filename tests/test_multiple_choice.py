@@ -131,6 +131,10 @@ def test_rewrite_replaces_the_distractors_disease_names_and_abbreviation():
         "Parkinson's Disease (PD) affects memory. People with Parkinson's Disease often need help; PD is common. "
         "Add salt."
     )
+    lower = multiple_choice.FocusNames("gout", ["gout"], [])
+    assert multiple_choice.rewrite(
+        "Alzheimer disease is common. It is not Alzheimer disease.", source, lower
+    ) == ("Gout is common. It is not gout.")
     plain = multiple_choice.FocusNames("Gout", ["Gout"], [])
     assert multiple_choice.rewrite("Gout is painful. Gouty joints swell.", plain, target) == (
         "Parkinson's Disease is painful. Gouty joints swell."
