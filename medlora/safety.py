@@ -62,6 +62,13 @@ _AVOIDED = re.compile(
     r"instead of|rather than|in place of|allergic to|allergy to|contraindicated|without)\b[^.;:]{0,60}$",
     re.I,
 )
+# "Continue metformin", "increase lisinopril to 20 mg": the current drug itself, not a second prescription of it.
+_CONTINUED = re.compile(
+    r"\b(?:continue|continuing|keep taking|keep on|remain on|stay on|maintain|current|currently|already "
+    r"(?:taking|on)|adjust|titrate|increase|decrease|reduce|lower|raise|taper|review|monitor|check|switch from|"
+    r"dose of|levels? of)\b[^.;:]{0,50}$",
+    re.I,
+)
 _STATED_ALLERGY = re.compile(
     r"\b(?:allergic to|allergy to|allergies to|allergies:|allergy:|intolerant of|intolerance to|reaction to)\s*"
     r"([^.;\n]{2,120})|([\w\- ]{3,40}?)\s+(?:allergy|allergies|intolerance)\b",
@@ -157,10 +164,13 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
 def duplicate_therapy(record: PatientRecord, sections: Sections) -> list[DuplicateTherapy]:
     """Recommended drugs that repeat a current medication, or each other, by ingredient or class."""
     current = [(c, m) for c in record.medications if (m := resolve(c)) is not None]
-    named = [m for m in (resolve(med.name) for med in sections.medications) if m is not None]
+    named = [
+        m for med in sections.medications
+        if (m := resolve(med.name)) is not None and not re.search(r"\b(?:continue|current)", med.name, re.I)
+    ]  # fmt: skip
     in_text = [
         d for s in SECTION_NAMES if s != "medications" for item in getattr(sections, s)
-        for _, text in _texts(item) for d in _prescribed(text, "")
+        for _, text in _texts(item) for d in _prescribed(text, "") if not _CONTINUED.search(text[: d.start])
     ]  # fmt: skip
     out, seen = [], set()
     for i, drug in enumerate([*named, *in_text]):
