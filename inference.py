@@ -80,7 +80,16 @@ class InferenceConfig:
     )
     check: str | None = field(
         default=None,
-        metadata={"help": "with --patient: apply the safety rules to this recommendation JSON, no model loaded"},
+        metadata={
+            "help": "with --patient: apply the safety rules to this recommendation JSON, no model loaded"
+        },
+    )
+    passages: str | None = field(
+        default=None,
+        metadata={
+            "help": "with --check: the numbered passages the recommendation cites (JSON list of {text, url, ...}); "
+            "adds the grounding check"
+        },
     )
     serve: bool = field(
         default=False, metadata={"help": "serve the HTTP endpoint instead of reading records"}
@@ -96,8 +105,12 @@ class InferenceConfig:
     backend: Literal["transformers", "llama-cpp"] = field(
         default="transformers", metadata={"help": "transformers, or llama-cpp with an exported --gguf file"}
     )
-    gguf: str | None = field(default=None, metadata={"help": "--backend llama-cpp: GGUF from export_model.py"})
-    threads: int = field(default=0, metadata={"help": "--backend llama-cpp: CPU threads (0: llama.cpp's choice)"})
+    gguf: str | None = field(
+        default=None, metadata={"help": "--backend llama-cpp: GGUF from export_model.py"}
+    )
+    threads: int = field(
+        default=0, metadata={"help": "--backend llama-cpp: CPU threads (0: llama.cpp's choice)"}
+    )
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
     precision: Literal["auto", "fp32", "fp16", "bf16"] = field(
         default="auto", metadata={"help": "auto: fp16/bf16 on GPU, fp32 on CPU"}
@@ -147,6 +160,8 @@ class InferenceConfig:
         for flag, path in (("--patient", self.patient), ("--batch", self.batch)):
             if path not in (None, "-") and not Path(path).is_file():
                 raise UsageError(f"{flag}: file not found: {path}")
+        if self.passages is not None and self.check is None:
+            raise UsageError("--passages applies to --check only (inference retrieves from --index)")
         if self.check is not None and (self.patient is None or not Path(self.check).is_file()):
             raise UsageError(f"--check needs --patient and an existing file, got {self.check}")
         if self.serve and self.output:
@@ -192,6 +207,9 @@ class Recommender:
 
     def __init__(self, cfg: InferenceConfig):
         self.cfg = cfg
+        # --k 0 turns retrieval off (evidence "unchecked"); otherwise a missing or stale index is exit 2,
+        # before minutes of model loading.
+        self.index = load_index(Path(cfg.index).parent, cfg.index) if cfg.k > 0 else None
         if cfg.backend == "llama-cpp":
             from medlora.llama_backend import LlamaSectionsGenerator
 
@@ -203,8 +221,6 @@ class Recommender:
             self.info, self.context = ModelInfo(**info), model.config.max_position_embeddings
             self.generator = SectionsGenerator(model, tokenizer, max_new_tokens=cfg.max_new_tokens)
         self.hash_id = IdHasher(cfg.log_file)  # keyed: the log cannot be joined to guessed ids
-        # --k 0 turns retrieval off (evidence "unchecked"); otherwise a missing or stale index is exit 2.
-        self.index = load_index(Path(cfg.index).parent, cfg.index) if cfg.k > 0 else None
 
     def retrieve(self, record: PatientRecord) -> list[Hit]:
         """The record's passages, as many as fit the model's context with the generation budget (fewer
@@ -240,7 +256,11 @@ class Recommender:
         fields = grounding_fields(cites, hits, evidence, report, probs)
         truncated = gen is not None and gen.finish == "budget"  # said in the response, not only the log
         rec = Recommendation(
-            **checked.sections.model_dump(), safety=checked.safety, model=self.info, truncated=truncated, **fields
+            **checked.sections.model_dump(),
+            safety=checked.safety,
+            model=self.info,
+            truncated=truncated,
+            **fields,
         )
         return rec, checked
 
@@ -272,6 +292,12 @@ class Recommender:
         out, entries = [], []
         try:
             hits = [self.retrieve(r) for r in records]
+        except UsageError:  # a prompt that cannot fit is bad input, refused before any generation
+            entries = [self._entry(r, i, source, "invalid_input", invalid_fields=["record"])
+                       for r, i in zip(records, ids, strict=True)]  # fmt: skip
+            write_log(self.cfg.log_file, *entries, max_bytes=self.cfg.log_max_bytes)
+            raise
+        try:
             # Records without evidence are not generated at all: an abstention cannot invent anything.
             todo = [i for i, h in enumerate(hits) if h or self.index is None]
             passages = {"passages": [[h.passage for h in hits[i]] for i in todo]} if self.index else {}
@@ -397,7 +423,15 @@ def main(cfg: InferenceConfig) -> list[Recommendation] | None:
     if cfg.check is not None:
         from medlora.audit import check
 
-        recs = [check(records[0], cfg.check)]
+        hits = None
+        if cfg.passages is not None:
+            from medlora.grounding import load_passages_file
+
+            try:
+                hits = load_passages_file(cfg.passages)
+            except (OSError, ValueError) as e:
+                raise UsageError(f"--passages {cfg.passages}: {e}") from None
+        recs = [check(records[0], cfg.check, hits)]
     else:
         recs = Recommender(cfg).recommend(records)
     text = render(recs, cfg)

@@ -355,6 +355,9 @@ def create_app(
             (rec,) = await future
         except TimeoutError:
             return unavailable(rid, f"no answer within {queue.timeout:g} s; retry later")
+        except UsageError as e:  # the record is valid but its prompt does not fit the model's context
+            detail = [{"loc": ["body"], "field": "record", "msg": str(e), "type": "too_long"}]
+            return _json(422, detail, rid)
         except Exception:
             log.exception("request %s failed", rid)
             return _json(500, "internal error", rid)

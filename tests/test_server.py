@@ -173,6 +173,14 @@ def test_a_model_failure_is_a_500_with_the_request_id(recommender, monkeypatch):
     assert log_entries(recommender)[-1]["outcome"] == "error"
 
 
+def test_a_record_too_long_for_the_context_is_422_naming_the_limit(recommender, monkeypatch):
+    monkeypatch.setattr(recommender, "context", recommender.cfg.max_new_tokens + 40)
+    with TestClient(create_app(recommender), raise_server_exceptions=False) as c:
+        r = c.post(ENDPOINT, json={**VALID, "notes": "long history " * 150})
+    assert r.status_code == 422 and "does not fit the model's context" in r.json()["detail"][0]["msg"]
+    assert log_entries(recommender)[-1]["outcome"] == "invalid_input"
+
+
 def test_the_recommender_logs_a_result_nobody_waits_for_as_timeout(recommender):
     record = inference.PatientRecord(**VALID)
     with pytest.raises(TimeoutError):
