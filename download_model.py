@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medlora import medquad, treatment_data
+from medlora import medquad, retrieval, treatment_data
 from medlora.cli import UsageError, run_stage
 from medlora.files import write_json, write_jsonl
+from medlora.grounding import DEFAULT_NO_RELEVANT_SHARE, make_grounder
 from medlora.modeling import (
     DEFAULT_MODEL,
     build_tiny_random,
@@ -78,6 +79,16 @@ class DownloadConfig:
     max_length: int = field(
         default=512, metadata={"help": "training window in tokens, for the length statistics"}
     )
+    k: int = field(default=retrieval.DEFAULT_K, metadata={"help": "passages in each treatment prompt"})
+    max_context_tokens: int = field(
+        default=retrieval.DEFAULT_MAX_CONTEXT_TOKENS, metadata={"help": "token budget of a prompt's passages"}
+    )
+    no_relevant_share: float = field(
+        default=DEFAULT_NO_RELEVANT_SHARE,
+        metadata={
+            "help": "share of training treatment examples with distractor passages only (target abstains)"
+        },
+    )
 
     def validate(self) -> None:
         for name in ("val_fraction", "test_fraction"):
@@ -89,6 +100,10 @@ class DownloadConfig:
             raise UsageError("--patients-per-focus must be at least 1")
         if self.max_length < 16:
             raise UsageError("--max-length must be at least 16")
+        if not 0 <= self.k <= retrieval.MAX_PASSAGES:
+            raise UsageError(f"--k must be between 0 and {retrieval.MAX_PASSAGES}")
+        if not 0 <= self.no_relevant_share <= 1:
+            raise UsageError("--no-relevant-share must be in [0, 1]")
         if self.skip_model and self.skip_data:
             raise UsageError("--skip-model and --skip-data together leave nothing to do")
         if self.tokenizer and not Path(self.tokenizer).exists():
@@ -188,6 +203,25 @@ def length_stats(tokenizer, splits: dict[str, list[dict]], max_length: int) -> d
     return out
 
 
+def build_index(cfg: DownloadConfig, split_pairs: dict, tokenizer) -> retrieval.BM25Index:
+    """BM25 over answer passages of every split (training prompts filter to train), with the abstention
+    threshold chosen on the val foci."""
+    passages = retrieval.build_passages(split_pairs, tokenizer or retrieval.ApproxTokenizer())
+    index = retrieval.BM25Index.build(passages)
+    val_foci = sorted({p.focus for p in split_pairs["val"]})
+    index.meta.update(retrieval.choose_threshold(index, val_foci))
+    index.meta["tokenizer"] = (
+        getattr(tokenizer, "name_or_path", "") if tokenizer else retrieval.ApproxTokenizer.name_or_path
+    )
+    log.info(
+        "passage index: %d passages in %.1f s, threshold %.2f",
+        len(passages),
+        index.meta["build_s"],
+        index.threshold,
+    )
+    return index
+
+
 def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict[str, Any]:
     report = medquad.ReadReport()
     pairs = read_medquad(cfg, report)
@@ -195,8 +229,15 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
     pairs, dropped = medquad.deduplicate(pairs)
     split_pairs = medquad.split_by_focus(pairs, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     templates_dropped = medquad.drop_templates_outside_train(split_pairs)
+    tokenizer = find_tokenizer(cfg, model_source)
+    index = build_index(cfg, split_pairs, tokenizer)
     splits = {
-        name: treatment_data.build_examples(rows, seed=cfg.seed, patients_per_focus=cfg.patients_per_focus)
+        name: treatment_data.build_examples(
+            rows,
+            seed=cfg.seed,
+            patients_per_focus=cfg.patients_per_focus,
+            ground=make_grounder(index, name, cfg.k, cfg.no_relevant_share, cfg.max_context_tokens),
+        )
         for name, rows in split_pairs.items()
     }
     out_dir = Path(cfg.data_dir) / "medquad"
@@ -215,7 +256,6 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
         "patients": {name: treatment_data.patient_stats(rows) for name, rows in splits.items()},
         "leakage": medquad.leakage(splits),
     }
-    tokenizer = find_tokenizer(cfg, model_source)
     stats["token_lengths"] = (
         length_stats(tokenizer, splits, cfg.max_length)
         if tokenizer
@@ -224,6 +264,20 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
     # Split files first, stats last: stats.json's presence marks a complete, consistent set.
     for name, rows in splits.items():
         write_jsonl(out_dir / f"{name}.jsonl", rows)
+    # The index is checked against the split files it was built beside: a rebuild of either is detected.
+    index.data_hash = retrieval.data_hash(out_dir)
+    index.save(out_dir / retrieval.INDEX_DIR)
+    stats["index"] = {
+        **{k: v for k, v in index.meta.items() if k != "build_s"},
+        "k": cfg.k,
+        "no_relevant_share": cfg.no_relevant_share,
+        "abstaining_treatment_examples": {
+            n: sum(bool(r.get("abstain")) for r in rows if r["kind"] == "treatment")
+            for n, rows in splits.items()
+        },
+        # The proof that held-out text never reaches training: both counts must be 0.
+        "training_prompts": retrieval.held_out_passages_in_prompts(index, splits["train"]),
+    }
     write_json(out_dir / "stats.json", stats)
     leak = stats["leakage"]
     log.info(

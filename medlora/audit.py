@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from .cli import UsageError
 from .safety import apply_safety
 from .schemas import SECTION_NAMES, PatientRecord, Recommendation, error_line, parse_any_sections
 
 MAX_CHECK_BYTES = 256 * 1024
+_CITATIONS = TypeAdapter(dict[str, list[list[int]]])
 # Fields of a whole Recommendation that code, not the checked text, decides: read past, then recomputed.
 _RECOMPUTED = set(Recommendation.model_fields) - set(SECTION_NAMES) - {"citations"}
 
@@ -44,13 +45,26 @@ def read_recommendation(path: str) -> tuple[dict, dict]:
     return sections, citations
 
 
-def check(record: PatientRecord, path: str) -> Recommendation:
-    """The Recommendation the safety rules make of the file at ``path`` for ``record``."""
+def check(record: PatientRecord, path: str, hits: list | None = None) -> Recommendation:
+    """The Recommendation the safety rules make of the file at ``path`` for ``record``; given the passages it
+    cites (``medlora.retrieval.Hit``, numbered 1..n), the grounding check runs first."""
     data, citations = read_recommendation(path)
     try:
         sections, parsed_cites = parse_any_sections(data)
     except ValidationError as e:
         raise UsageError(f"--check {path}: invalid recommendation: {error_line(e)}") from None
+    if hits is not None:
+        from .grounding import check_grounding, grounding_fields, realign
+
+        try:
+            cites = parsed_cites or _CITATIONS.validate_python(citations)
+        except ValidationError as e:
+            raise UsageError(f"--check {path}: invalid citations: {error_line(e)}") from None
+        g = check_grounding(record, sections, cites, [h.passage for h in hits])
+        checked = apply_safety(record, g.sections)
+        cites = realign(g.sections, g.citations, checked.sections)
+        fields = grounding_fields(cites, hits, "retrieved" if hits else "none", g.grounding)
+        return Recommendation(**checked.sections.model_dump(), safety=checked.safety, **fields)
     checked = apply_safety(record, sections)
     del citations, parsed_cites  # citations follow their items only where passages are checked (grounding)
     return Recommendation(**checked.sections.model_dump(), safety=checked.safety)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -65,24 +66,32 @@ def item_text(item: Any) -> str:
 
 
 # --- drug mentions (medlora/drugs.py, the safety rules' normalisation) ---------------------------------------
-def _drug_mentions(text: str) -> list[Any]:
+# Cached: building training targets asks about the same passages and names thousands of times.
+@functools.lru_cache(maxsize=1 << 16)
+def _drug_mentions(text: str) -> tuple[Any, ...]:
     from .drugs import find_drugs
 
-    return find_drugs(text)
+    return tuple(find_drugs(text))
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _resolve(name: str) -> Any:
     from .drugs import resolve
 
     return resolve(name)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(words(text))
+
+
 def names_drug(drug: Any, text: str, name: str = "") -> bool:
     """Does ``text`` name the drug (a ``DrugMention``)? Same ingredient; a class also matches a member drug.
     An unresolved name falls back to all of its words appearing in the text."""
     if drug is None:
-        want = set(words(name))
-        return bool(want) and want <= set(words(text))
+        want = _word_set(name)
+        return bool(want) and want <= _word_set(text)
     for m in _drug_mentions(text):
         if set(drug.ingredients) & set(m.ingredients):
             return True
@@ -97,10 +106,10 @@ def support(item: Any, passage: Passage | str, section: str = "") -> float:
     if section == "medications" and not isinstance(item, str):
         name = item.name if hasattr(item, "name") else item["name"]
         return 1.0 if names_drug(_resolve(name), text, name) else 0.0
-    want = set(words(item_text(item)))
+    want = _word_set(item_text(item))
     if not want:
         return 0.0
-    return len(want & set(words(text))) / len(want)
+    return len(want & _word_set(text)) / len(want)
 
 
 def supports(item: Any, passage: Passage | str, section: str = "") -> bool:

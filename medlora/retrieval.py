@@ -108,48 +108,72 @@ def _token_counts(tokenizer: Any, texts: list[str]) -> list[int]:
     return counts
 
 
-def _hard_cut(tokenizer: Any, sentence: str, budget: int) -> list[str]:
-    """An overlong sentence cut into pieces of at most ``budget`` tokens, at token boundaries."""
+def _hard_cut(tokenizer: Any, sentence: str, budget: int) -> list[tuple[str, int]]:
+    """An overlong sentence cut into pieces of at most ``budget`` tokens, at token boundaries (with counts)."""
     enc = tokenizer(sentence, add_special_tokens=False, return_offsets_mapping=True)
     offsets = enc["offset_mapping"]
     pieces = []
     for i in range(0, len(offsets), budget):
         chunk = offsets[i : i + budget]
-        pieces.append(sentence[chunk[0][0] : chunk[-1][1]].strip())
-    return [p for p in pieces if p]
+        pieces.append((sentence[chunk[0][0] : chunk[-1][1]].strip(), len(chunk)))
+    return [(p, n) for p, n in pieces if p]
+
+
+def _sentence_counts(tokenizer: Any, answers: list[str]) -> list[list[tuple[str, int]]]:
+    """Each answer's sentences with their token counts, from one tokenisation of the whole answer (a token
+    belongs to the sentence holding its last character; separators such as " - " are dropped)."""
+    out = []
+    for i in range(0, len(answers), 1024):
+        chunk = answers[i : i + 1024]
+        enc = tokenizer(chunk, add_special_tokens=False, return_offsets_mapping=True)
+        for answer, offsets in zip(chunk, enc["offset_mapping"], strict=True):
+            spans, pos = [], 0
+            for m in _SENTENCE.finditer(answer):
+                spans.append((pos, m.start()))
+                pos = m.end()
+            spans.append((pos, len(answer)))
+            ends = sorted(e - 1 for b, e in offsets if e > b)
+            sents, j = [], 0
+            for b, e in spans:
+                n = 0
+                while j < len(ends) and ends[j] < e:
+                    n += ends[j] >= b
+                    j += 1
+                if answer[b:e].strip():
+                    sents.append((answer[b:e], n))
+            out.append(sents)
+    return out
 
 
 def build_passages(
     split_pairs: dict[str, list[QAPair]], tokenizer: Any, max_tokens: int = PASSAGE_TOKENS
 ) -> list[Passage]:
-    """Every answer cut into passages of at most ``max_tokens`` tokens (prefix included), in split order."""
+    """Every answer cut into passages of at most ``max_tokens`` tokens (prefix included), in split order.
+
+    ``n_tokens`` is an upper bound of the shown passage's length: each sentence is counted with one token of
+    slack for the join, so the cap holds although separately tokenised pieces are not exactly additive."""
     rows: list[tuple[str, QAPair]] = [(s, p) for s in SPLITS for p in split_pairs.get(s, [])]
     prefixes = [f"{p.focus}. {p.question}" for _, p in rows]
-    sentences = [[s for s in _SENTENCE.split(p.answer) if s.strip()] for _, p in rows]
-    flat = [s for sents in sentences for s in sents]
-    counts = iter(_token_counts(tokenizer, flat))
     prefix_counts = _token_counts(tokenizer, prefixes)
-    # Two tokens of slack: counts of separately tokenised pieces are not exactly additive.
-    draft: list[tuple[int, str]] = []
-    for row, (sents, n_prefix) in enumerate(zip(sentences, prefix_counts, strict=True)):
-        budget = max(16, max_tokens - n_prefix - 2)
-        group, used = [], 0
-        for sent in sents:
-            n = next(counts)
-            pieces = [(sent, n)] if n <= budget else [(x, budget) for x in _hard_cut(tokenizer, sent, budget)]
+    out: list[Passage] = []
+    for row, (sents, n_prefix) in enumerate(
+        zip(_sentence_counts(tokenizer, [p.answer for _, p in rows]), prefix_counts, strict=True)
+    ):
+        split, pair = rows[row]
+        budget = max(16, max_tokens - n_prefix - 1)
+        groups: list[tuple[list[str], int]] = [([], 0)]
+        for sent, n in sents:
+            pieces = [(sent, n)] if n + 1 <= budget else _hard_cut(tokenizer, sent, budget - 1)
             for piece, m in pieces:
-                if group and used + m > budget:
-                    draft.append((row, " ".join(group)))
-                    group, used = [], 0
-                group.append(piece)
-                used += m + 1
-        if group:
-            draft.append((row, " ".join(group)))
-    shown = [f"{prefixes[row]} {text}" for row, text in draft]
-    out = []
-    for pid, ((row, text), n) in enumerate(zip(draft, _token_counts(tokenizer, shown), strict=True)):
-        split, p = rows[row]
-        out.append(Passage(pid, text, p.focus, p.question, p.qtype, p.url, pair_id(p), split, n))
+                if groups[-1][0] and groups[-1][1] + m + 1 > budget:
+                    groups.append(([], 0))
+                groups[-1] = ([*groups[-1][0], piece], groups[-1][1] + m + 1)
+        for texts, used in groups:
+            if texts:
+                out.append(
+                    Passage(len(out), " ".join(texts), pair.focus, pair.question, pair.qtype, pair.url,
+                            pair_id(pair), split, n_prefix + 1 + used)
+                )  # fmt: skip
     return out
 
 

@@ -62,14 +62,20 @@ def test_same_inputs_and_seed_give_identical_files_and_rerun_is_safe(tmp_path, t
         assert (out / f"{split}.jsonl").read_bytes() == (tiny_data / f"{split}.jsonl").read_bytes()
     download_model.main(cfg)  # over existing outputs
     assert (out / "train.jsonl").read_bytes() == (tiny_data / "train.jsonl").read_bytes()
-    assert sorted(p.name for p in out.iterdir()) == ["stats.json", "test.jsonl", "train.jsonl", "val.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "index",
+        "stats.json",
+        "test.jsonl",
+        "train.jsonl",
+        "val.jsonl",
+    ]
 
 
 def test_interrupted_run_leaves_no_half_written_split(tmp_path, monkeypatch):
     cfg = config(tmp_path)
     download_model.main(cfg)
     out = tmp_path / "data" / "medquad"
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     real = download_model.write_jsonl
 
     def dies_midway(path, rows):
@@ -84,7 +90,7 @@ def test_interrupted_run_leaves_no_half_written_split(tmp_path, monkeypatch):
     monkeypatch.setattr(download_model, "write_jsonl", dies_midway)
     with pytest.raises(KeyboardInterrupt):
         download_model.main(config(tmp_path, seed=7))
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_malformed_xml_is_counted_and_the_run_goes_on(tmp_path):

@@ -192,3 +192,140 @@ def test_the_grammar_admits_only_citations_of_passages_in_the_prompt():
     assert accepts(3, doc([1, 3])) and accepts(3, doc([]))
     assert not accepts(2, doc([3])) and not accepts(0, doc([1]))
     assert accepts(0, doc([]))
+
+
+# --- end to end through inference.py (tiny model, the fixture splits' index) --------------------------------
+@pytest.fixture(scope="module")
+def recommender(tiny_model, tiny_data, tmp_path_factory):
+    import inference
+
+    log = tmp_path_factory.mktemp("log") / "inference_log.json"
+    cfg = inference.InferenceConfig(
+        patient="-", base_model=str(tiny_model), base_only=True, log_file=str(log), max_new_tokens=24,
+        index=str(tiny_data / "index"),
+    )  # fmt: skip
+    return inference.Recommender(cfg)
+
+
+class CitesFirstPassage:
+    """A generator whose model cites passage 1 for one item and names a drug no passage names."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, []
+
+    def prompt_ids(self, record, passages=()):
+        return self.real.prompt_ids(record, passages)
+
+    def generate(self, records, batch_size=8, passages=None):
+        from medlora.generation import Generated
+
+        self.calls.append(passages)
+        sections = Sections(
+            lifestyle=["Follow the advice in the passage."], medications=[Medication(name="warfarin")]
+        )
+        cites = {"lifestyle": [[1]], "medications": [[1]]}
+        return [Generated(sections, "", 10, 5, "eos", cites, {"lifestyle": 0.5}) for _ in records]
+
+
+@pytest.mark.parametrize("condition", ["asthma", "Gout"])
+def test_a_medquad_condition_gets_sources_from_passages_in_its_prompt(recommender, monkeypatch, condition):
+    fake = CitesFirstPassage(recommender.generator)
+    monkeypatch.setattr(recommender, "generator", fake)
+    (rec,) = recommender.recommend([PatientRecord(conditions=[condition])])
+    prompt_passages = fake.calls[0][0]
+    assert rec.evidence == "retrieved" and rec.passages and len(rec.passages) == len(prompt_passages)
+    assert rec.sources == [prompt_passages[0].url] and rec.sources[0].startswith("https://")
+    assert rec.citations["lifestyle"] == [[1]] and rec.lifestyle == ["Follow the advice in the passage."]
+    # warfarin is named in no cited passage: removed and reported, never published.
+    assert rec.medications == [] and rec.grounding.unsupported[0].section == "medications"
+    assert rec.confidence["lifestyle"].mean_token_prob == 0.5
+    assert rec.confidence["lifestyle"].retrieval_scores == [rec.passages[0].score]
+
+
+def test_a_nonsense_condition_abstains_without_calling_the_model(recommender, monkeypatch):
+    fake = CitesFirstPassage(recommender.generator)
+    monkeypatch.setattr(recommender, "generator", fake)
+    rec = recommender.recommend([PatientRecord(conditions=["florbix syndrome"], notes="gout asthma")])[0]
+    assert rec.evidence == "none" and rec.sources == [] and rec.passages == [] and fake.calls[0] == []
+    assert all(getattr(rec, n) == [] for n in ("medications", "lifestyle", "patient_education", "monitoring"))
+    red = recommender.recommend([PatientRecord(conditions=["florbix syndrome"], symptoms=["chest pain"])])[0]
+    assert (
+        red.evidence == "none" and red.immediate_actions and red.medications == []
+    )  # only the safety actions
+
+
+def test_the_real_tiny_model_cites_only_passages_in_its_prompt(recommender):
+    rec = recommender.recommend([PatientRecord(conditions=["asthma"])])[0]
+    urls = {p.url for p in rec.passages}
+    assert rec.evidence == "retrieved" and set(rec.sources) <= urls
+    n = len(rec.passages)
+    assert all(1 <= c <= n for per_item in rec.citations.values() for cs in per_item for c in cs)
+    assert set(rec.confidence) == set(rec.citations) or rec.citations == {}
+
+
+def test_a_prompt_too_long_for_the_context_gets_fewer_passages_then_exit_2(recommender, monkeypatch):
+    from medlora.cli import UsageError
+
+    record = PatientRecord(conditions=["asthma"])
+    full = recommender.retrieve(record)
+    need = len(recommender.generator.prompt_ids(record, [h.passage for h in full]))
+    monkeypatch.setattr(recommender, "context", need + recommender.cfg.max_new_tokens - 1)
+    fewer = recommender.retrieve(record)
+    assert 0 <= len(fewer) < len(full) and fewer == full[: len(fewer)]
+    monkeypatch.setattr(recommender, "context", 10)
+    with pytest.raises(UsageError, match="context"):
+        recommender.retrieve(record)
+
+
+def run_inference(*argv):
+    import inference
+    from medlora.cli import run_stage
+
+    return run_stage(inference.main, inference.InferenceConfig, argv=list(argv))
+
+
+def test_a_missing_or_stale_index_is_exit_2_naming_the_rebuild(tiny_model, tiny_data, tmp_path, capsys):
+    import shutil
+
+    rec = tmp_path / "p.json"
+    rec.write_text('{"conditions": ["asthma"]}')
+    flags = ["--base-model", str(tiny_model), "--base-only", "--log-file", str(tmp_path / "log.json")]
+    assert run_inference(*flags, "--patient", str(rec), "--index", str(tmp_path / "none" / "index")) == 2
+    assert "download_model.py" in capsys.readouterr().err
+    copy = tmp_path / "data"
+    shutil.copytree(tiny_data, copy)
+    (copy / "val.jsonl").write_text("")  # the splits were rebuilt; the index beside them was not
+    assert run_inference(*flags, "--patient", str(rec), "--index", str(copy / "index")) == 2
+    err = capsys.readouterr().err
+    assert "stale" in err and "download_model.py" in err and "Traceback" not in err
+
+
+def test_check_with_passages_flags_an_unsupported_medication(tmp_path, capsys):
+    import json
+
+    patient, recfile, passages = tmp_path / "p.json", tmp_path / "r.json", tmp_path / "passages.json"
+    patient.write_text('{"conditions": ["gout"], "medications": ["allopurinol"]}')
+    recfile.write_text(json.dumps({
+        "medications": [{"citations": [1], "name": "colchicine"}, {"citations": [1], "name": "warfarin"},
+                        {"citations": [], "name": "allopurinol"}],
+        "lifestyle": [{"citations": [2], "text": "Limit alcohol."}],
+    }))  # fmt: skip
+    passages.write_text(json.dumps([
+        {"text": GOUT[0].text, "url": "https://medlineplus.gov/gout.html", "focus": "Gout"},
+        {"text": GOUT[1].text, "url": "https://www.niams.nih.gov/gout"},
+    ]))  # fmt: skip
+    argv = ["--patient", str(patient), "--check", str(recfile), "--log-file", str(tmp_path / "log.json")]
+    assert run_inference(*argv, "--passages", str(passages)) == 0
+    out = Recommendation.model_validate_json(capsys.readouterr().out)
+    assert [m.name for m in out.medications] == [
+        "colchicine",
+        "allopurinol",
+    ]  # allopurinol: the patient's own
+    assert out.grounding.unsupported[0].item == "warfarin" and out.evidence == "retrieved"
+    assert out.sources == ["https://medlineplus.gov/gout.html", "https://www.niams.nih.gov/gout"]
+    # Without --passages the file is only checked by the safety rules: warfarin stays.
+    assert run_inference(*argv) == 0
+    assert "warfarin" in capsys.readouterr().out
+    passages.write_text('{"text": "not a list"}')
+    assert run_inference(*argv, "--passages", str(passages)) == 2
+    assert "--passages" in capsys.readouterr().err
