@@ -1,0 +1,238 @@
+"""GGUF export for llama.cpp, Ollama and LM Studio: a Llama-architecture model (adapter merged) as F16 GGUF,
+quantised by llama.cpp to Q8_0 and Q4_K_M, with an Ollama ``Modelfile``.
+
+``write_f16_gguf`` writes what llama.cpp's own ``convert_hf_to_gguf.py`` writes for a ``LlamaForCausalLM``:
+the same metadata keys, tensor names (gguf-py's name map) and Q/K row order (the rotary halves interleaved the
+way llama.cpp's RoPE reads them), F16 matrices and F32 norms, with the tokenizer and chat template embedded so
+the file alone is enough to serve. The converter is not reused because it is not in any wheel (only in
+llama.cpp's source tree) and it refuses byte-level BPE tokenizers it holds no hash for, such as the project's
+offline test tokenizer. Only Llama is written: anything else is refused with what is supported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from .cli import UsageError
+
+log = logging.getLogger(__name__)
+
+SUPPORTED = "Llama-architecture models (LlamaForCausalLM, such as TinyLlama) with plain RoPE and no biases"
+QUANTS = ("F16", "Q8_0", "Q4_K_M")
+# llama.cpp's llama_ftype values (include/llama.h) for the quantisations this stage writes.
+LLAMA_FTYPE = {"F16": 1, "Q8_0": 7, "Q4_K_M": 15}
+
+
+def check_llama(config: Any) -> None:
+    """Refuse what llama.cpp's ``llama`` architecture would load wrongly or not at all, saying what works."""
+    arch = (getattr(config, "architectures", None) or ["?"])[0]
+    problems = []
+    if getattr(config, "model_type", None) != "llama" or arch != "LlamaForCausalLM":
+        problems.append(f"architecture {arch} (model_type {getattr(config, 'model_type', None)})")
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    if rope.get("rope_type", "default") != "default":
+        problems.append(f"RoPE scaling {rope.get('rope_type')}")
+    if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
+        problems.append("bias terms")
+    head_dim = getattr(config, "head_dim", None)
+    if head_dim and head_dim * config.num_attention_heads != config.hidden_size:
+        problems.append(f"head_dim {head_dim} != hidden_size / heads")
+    if problems:
+        raise UsageError(f"cannot export {', '.join(problems)}: the GGUF export supports {SUPPORTED}")
+
+
+def rope_theta(config: Any) -> float:
+    rope = getattr(config, "rope_parameters", None) or {}
+    return float(rope.get("rope_theta") or getattr(config, "rope_theta", None) or 10000.0)
+
+
+def permute_rope(w, n_head: int):
+    """HF stores each head's rotary dimensions as two halves; llama.cpp's RoPE pairs neighbours."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _vocab(tokenizer: Any, tok_dir: Path, n_vocab: int) -> dict[str, Any]:
+    """Tokens, scores, types and merges in llama.cpp's layout, from a SentencePiece or byte-level BPE tokenizer."""
+    import gguf
+
+    if (tok_dir / "tokenizer.model").is_file():
+        spm = gguf.SentencePieceVocab(tok_dir)
+        tokens, scores, types = zip(*spm.all_tokens(), strict=True)
+        out = {"model": "llama", "tokens": list(tokens), "scores": list(scores), "types": list(types)}
+    elif (tok_dir / "tokenizer.json").is_file():
+        spec = json.loads((tok_dir / "tokenizer.json").read_text(encoding="utf-8"))
+        model = spec.get("model", {})
+        if model.get("type") == "BPE" and model.get("byte_fallback"):
+            out = _spm_from_bpe(spec, tokenizer)
+        elif model.get("type") == "BPE" and (spec.get("decoder") or {}).get("type") == "ByteLevel":
+            vocab = dict(model["vocab"])
+            special = {t["content"] for t in spec.get("added_tokens", []) if t.get("special")}
+            vocab.update({t["content"]: t["id"] for t in spec.get("added_tokens", [])})
+            by_id = sorted(vocab.items(), key=lambda kv: kv[1])
+            if [i for _, i in by_id] != list(range(len(by_id))):
+                raise UsageError(f"{tok_dir}/tokenizer.json: token ids are not contiguous")
+            merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
+            # llama.cpp requires the merges key and gguf-py refuses an empty array: a vocabulary without
+            # merges gets one between two special tokens, which no text ever forms, so it never applies.
+            merges = merges or [f"{tokenizer.bos_token} {tokenizer.eos_token}"]
+            out = {
+                "model": "gpt2",
+                "tokens": [t for t, _ in by_id],
+                "scores": None,
+                "types": [
+                    gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t, _ in by_id
+                ],
+                "merges": merges,
+            }
+        else:
+            raise UsageError(f"{tok_dir}/tokenizer.json: unsupported tokenizer model {model.get('type')}")
+    else:
+        raise UsageError(f"no tokenizer.model or tokenizer.json in {tok_dir}")
+    if len(out["tokens"]) > n_vocab:
+        raise UsageError(f"the tokenizer has {len(out['tokens'])} tokens, the model only {n_vocab}")
+    for i in range(len(out["tokens"]), n_vocab):  # rows the model has and the tokenizer never emits
+        out["tokens"].append(f"[PAD{i}]")
+        out["types"].append(gguf.TokenType.UNUSED)
+        if out["scores"] is not None:
+            out["scores"].append(-1000.0)
+    return out
+
+
+def _spm_from_bpe(spec: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
+    """A SentencePiece vocabulary saved as tokenizer.json (what transformers 5 writes for TinyLlama) in
+    llama.cpp's ``llama`` layout. llama.cpp merges the pair whose result scores highest, so each token scores
+    minus the rank of the merge that makes it: the merge order of tokenizer.json, hence the same tokens."""
+    import gguf
+
+    model = spec["model"]
+    vocab = dict(model["vocab"])
+    vocab.update({t["content"]: t["id"] for t in spec.get("added_tokens", [])})
+    rank: dict[str, int] = {}
+    for i, merge in enumerate(model.get("merges", [])):
+        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+        rank.setdefault(left + right, i)
+    special = set(tokenizer.all_special_ids)
+    tokens, scores, types = [], [], []
+    for piece, tid in sorted(vocab.items(), key=lambda kv: kv[1]):
+        if tid != len(tokens):
+            raise UsageError(f"tokenizer.json: token ids are not contiguous at {tid}")
+        tokens.append(piece)
+        scores.append(-float(rank.get(piece, 0 if len(piece) == 1 else len(rank))))
+        if tid in special:
+            types.append(gguf.TokenType.CONTROL)
+        elif piece.startswith("<0x") and piece.endswith(">") and len(piece) == 6:
+            types.append(gguf.TokenType.BYTE)
+        else:
+            types.append(gguf.TokenType.UNKNOWN if piece == tokenizer.unk_token else gguf.TokenType.NORMAL)
+    return {"model": "llama", "tokens": tokens, "scores": scores, "types": types}
+
+
+def write_f16_gguf(model: Any, tokenizer: Any, tok_dir: Path, path: Path, name: str) -> None:
+    """The merged model as an F16 GGUF at ``path`` (the caller makes it atomic)."""
+    import gguf
+    import numpy as np
+    import torch
+
+    cfg = model.config
+    check_llama(cfg)
+    if not tokenizer.chat_template:
+        raise UsageError(f"the tokenizer in {tok_dir} has no chat template to embed")
+    head_dim = cfg.hidden_size // cfg.num_attention_heads
+    w = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+    w.add_name(name)
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_head_count_kv(cfg.num_key_value_heads)
+    w.add_rope_dimension_count(head_dim)
+    w.add_rope_freq_base(rope_theta(cfg))
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_vocab_size(cfg.vocab_size)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+
+    vocab = _vocab(tokenizer, tok_dir, cfg.vocab_size)
+    w.add_tokenizer_model(vocab["model"])
+    w.add_tokenizer_pre("default")
+    if vocab["model"] == "llama":
+        # llama.cpp would put "▁" at the start of every text between special tokens (after each </s> of the
+        # chat template); the project's tokenizer only at the start of the text, which GGUFTokenizer adds.
+        w.add_add_space_prefix(False)
+    w.add_token_list(vocab["tokens"])
+    w.add_token_types(vocab["types"])
+    if vocab["scores"] is not None:
+        w.add_token_scores(vocab["scores"])
+    if vocab.get("merges"):
+        w.add_token_merges(vocab["merges"])
+    for kind in ("bos", "eos", "unk", "pad"):
+        if (tid := getattr(tokenizer, f"{kind}_token_id", None)) is not None:
+            getattr(w, f"add_{kind}_token_id")(tid)
+    adds_bos = tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id]
+    w.add_add_bos_token(adds_bos)
+    w.add_add_eos_token(False)
+    w.add_chat_template(tokenizer.chat_template)
+
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
+    for key, tensor in model.state_dict().items():
+        if key.startswith("lm_head") and cfg.tie_word_embeddings:
+            continue  # llama.cpp reuses token_embd when there is no output tensor
+        new = names.get_name(key, try_suffixes=(".weight", ".bias"))
+        if new is None:
+            raise UsageError(f"tensor {key} has no llama.cpp counterpart: the export supports {SUPPORTED}")
+        data = tensor.detach().to(torch.float32).cpu().numpy()
+        if key.endswith("q_proj.weight"):
+            data = permute_rope(data, cfg.num_attention_heads)
+        elif key.endswith("k_proj.weight"):
+            data = permute_rope(data, cfg.num_key_value_heads)
+        # Norm vectors stay F32 as llama.cpp's converter keeps them; matrices are F16.
+        w.add_tensor(new, data.astype(np.float16) if data.ndim == 2 else np.ascontiguousarray(data))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def quantize(src: Path, dst: Path, quant: str, threads: int = 0) -> None:
+    """llama.cpp's own quantiser (``llama_model_quantize``) from the F16 file; ``dst`` is written in place."""
+    import llama_cpp
+
+    # llama.cpp logs every tensor it quantises through this logger; its warnings still show.
+    logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = LLAMA_FTYPE[quant]
+    params.nthread = threads
+    if llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params) != 0:
+        raise RuntimeError(f"llama.cpp could not quantise {src} to {quant}")
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def modelfile(gguf_name: str, system: str, num_ctx: int) -> str:
+    """An Ollama Modelfile for TinyLlama's Zephyr-style template, the treatment system prompt and greedy decoding.
+
+    The template writes exactly what the project's chat template renders for one system and one user turn.
+    """
+    return (
+        "# Research software, not medical advice: outputs served by Ollama skip this project's schema grammar\n"
+        "# and safety rules (red flags, allergy conflicts, disclaimer); inference.py --backend llama-cpp applies them.\n"
+        f"FROM ./{gguf_name}\n"
+        'TEMPLATE """{{ if .System }}<|system|>\n{{ .System }}</s>\n{{ end }}<|user|>\n{{ .Prompt }}</s>\n'
+        '<|assistant|>\n"""\n'
+        f'SYSTEM """{system}"""\n'
+        'PARAMETER stop "</s>"\n'
+        'PARAMETER stop "<|user|>"\n'
+        'PARAMETER stop "<|system|>"\n'
+        "PARAMETER temperature 0\n"
+        f"PARAMETER num_ctx {num_ctx}\n"
+    )
