@@ -95,3 +95,16 @@ def tiny_adapter(tiny_model, tmp_path_factory) -> Path:
     load_tokenizer(tiny_model).save_pretrained(out)
     (out / "model_info.json").write_text(json.dumps({"base_model": read_model_source(tiny_model)}))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tiny_model, tiny_adapter, tmp_path_factory) -> Path:
+    """export_model.py's output for the tiny model and adapter: F16, Q8_0 and Q4_K_M GGUFs, model_info.json and
+    the Modelfile (files named tiny-adapter-QUANT.gguf)."""
+    import export_model
+
+    out = tmp_path_factory.mktemp("gguf") / "gguf"
+    cfg = export_model.ExportConfig(base_model=str(tiny_model), adapter=str(tiny_adapter), output_dir=str(out))
+    cfg.validate()
+    export_model.main(cfg)
+    return out
