@@ -97,6 +97,39 @@ def medication_name(candidate: str) -> str | None:
     return candidate[mentions[0].start : mentions[-1].end] if mentions else candidate
 
 
+# A sentence about treatment names the drugs it gives; one about harms, interactions or what to avoid names drugs
+# the patient should not be given, and one about body chemistry names substances, not prescriptions.
+_TREATMENT_CUE = re.compile(
+    r"\b(treat\w*|therap\w*|prescri\w*|medications?|medicines?|drugs?|given|taken|take|used|relieve\w*|"
+    r"manage\w*|control\w*|help\w*)\b",
+    re.I,
+)
+_NOT_A_TREATMENT = re.compile(
+    r"\b(avoid\w*|should not|do not|don't|never|not recommended|contraindicated|caus\w+|induced|side effects?|"
+    r"interact\w*|levels? of|deficien\w*|neurotransmitters?|toxicity|overdose|allerg\w*|rather than|"
+    r"instead of|without success|resistan\w*|not effective|ineffective)\b",
+    re.I,
+)
+
+
+def sentence_medications(sentence: str) -> list[str]:
+    """The drugs and drug classes a treatment sentence gives, as written: names after "drugs called / such as"
+    that the drug normalisation resolves, then every other mention it finds in the sentence."""
+    if not _TREATMENT_CUE.search(sentence) or _NOT_A_TREATMENT.search(sentence):
+        return []
+    names = [n for c in medication_candidates(sentence) if (n := medication_name(c))]
+    return names + [m.text for m in drugs.find_drugs(sentence)]
+
+
+def drug_keys(name: str) -> set[tuple[str, str]]:
+    """What a name prescribes (its ingredients, or the classes it names): two names sharing a key are one therapy,
+    so "levodopa (Sinemet)" gives one medication, not two."""
+    m = drugs.resolve(name)
+    if m is None:
+        return {("name", name.lower())}
+    return {("drug", i) for i in m.ingredients} or {("class", c) for c in m.classes}
+
+
 def treatment_target(answers: dict[str, list[QAPair]]) -> tuple[Sections, list[str]]:
     """Sections for one focus from its answers, grouped by question type. Returns the target and its sources."""
     by_type = {qt: [s for p in ps for s in sentences(p.answer)] for qt, ps in answers.items()}
@@ -104,10 +137,10 @@ def treatment_target(answers: dict[str, list[QAPair]]) -> tuple[Sections, list[s
 
     meds, seen = [], set()
     for s in pick(*SECTION_QTYPES["medications"]):
-        for candidate in medication_candidates(s):
-            name = medication_name(candidate)
-            if name and name.lower() not in seen and len(meds) < ITEMS_PER_SECTION:
-                seen.add(name.lower())
+        for name in sentence_medications(s):
+            keys = drug_keys(name)
+            if not keys & seen and len(meds) < ITEMS_PER_SECTION:
+                seen |= keys
                 meds.append(Medication(name=name, dosage=None, frequency=None))
     referrals, seen = [], set()
     for s in pick(*SECTION_QTYPES["specialist_referrals"]):

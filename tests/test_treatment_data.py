@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 from conftest import MEDQUAD_FIXTURE
 
 from medlora import medquad, treatment_data
@@ -7,6 +8,7 @@ from medlora.prompts import patient_text
 from medlora.schemas import Medication, PatientRecord, Sections, Vitals
 
 LABELLED = Path(__file__).parent / "data" / "medication_names_labelled.tsv"
+TARGETS_LABELLED = Path(__file__).parent / "data" / "medication_targets_labelled.tsv"
 
 
 def read_fixture():
@@ -89,6 +91,46 @@ def test_medication_cleaning_precision_on_hand_labelled_names():
     print(f"kept {len(kept)} of 150; precision {precision:.3f}; recall loss {recall_loss:.3f}")
     assert precision >= 0.95
     assert recall_loss <= 0.15
+
+
+def test_medications_in_targets_are_drugs_on_hand_labelled_names():
+    """150 names as they land in targets (tests/data/medication_targets_labelled.tsv, from the full MedQuAD),
+    labelled by hand in their sentences: at least 95% of those still extracted are drugs."""
+    lines = [ln.split("\t") for ln in TARGETS_LABELLED.read_text().splitlines() if not ln.startswith("#")][1:]
+    assert len(lines) == 150
+    kept = [int(label) for name, label, *_ in lines if treatment_data.medication_name(name) is not None]
+    assert len(kept) >= 140, "the labelled names are what the extraction keeps"
+    print(f"targets: {len(kept)} of 150 still kept; precision {sum(kept) / len(kept):.3f}")
+    assert sum(kept) / len(kept) >= 0.95
+
+
+@pytest.mark.parametrize(
+    "sentence, expected",
+    [
+        ("A newer therapy is levodopa (Sinemet), a drug used to treat it.", ["levodopa", "Sinemet"]),
+        ("Doctors may prescribe drugs such as NSAIDs to relieve pain.", ["NSAIDs", "NSAIDs"]),
+        ("Avoid aspirin, which can make bleeding worse.", []),
+        ("Antidepressants work on neurotransmitters such as serotonin and dopamine.", []),
+        ("Patients should be given IPV rather than the oral polio vaccine.", []),
+        ("The skin is often dry and itchy.", []),
+    ],
+)
+def test_sentence_medications(sentence, expected):
+    assert treatment_data.sentence_medications(sentence) == expected
+
+
+def test_one_medication_per_therapy():
+    assert treatment_data.drug_keys("levodopa") <= treatment_data.drug_keys("Sinemet")  # carbidopa/levodopa
+    assert treatment_data.drug_keys("Advil") == treatment_data.drug_keys("ibuprofen 200 mg")
+    assert not treatment_data.drug_keys("ibuprofen") & treatment_data.drug_keys("NSAIDs")
+    answers = {
+        "treatment": [
+            medquad.QAPair(
+                "q ?", "A newer therapy is levodopa (Sinemet), a drug used to treat it.", "treatment", "P"
+            )
+        ]
+    }
+    assert [m.name for m in treatment_data.treatment_target(answers)[0].medications] == ["levodopa"]
 
 
 def _sections(*meds: str) -> Sections:
