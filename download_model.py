@@ -77,7 +77,7 @@ class DownloadConfig:
         metadata={"help": "synthetic patients per focus with a treatment answer (treatment examples)"},
     )
     max_length: int = field(
-        default=512, metadata={"help": "training window in tokens, for the length statistics"}
+        default=1280, metadata={"help": "training window in tokens, for the length statistics"}
     )
     k: int = field(default=retrieval.DEFAULT_K, metadata={"help": "passages in each treatment prompt"})
     max_context_tokens: int = field(

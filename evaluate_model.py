@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from medlora import metrics, multiple_choice, treatment_eval
+from medlora import grounding_eval, metrics, multiple_choice, retrieval, treatment_eval
 from medlora.cli import UsageError, config_dict, run_stage
 from medlora.files import read_jsonl, sha256_files, update_json, write_json
 from medlora.modeling import check_adapter_matches, load_model, missing_model_error
@@ -144,7 +144,9 @@ def capped(what: str, requested: int, available: int) -> dict[str, int]:
     return {"requested": requested, "available": available, "used": used}
 
 
-def evaluate_one(cfg: EvalConfig, adapter: str | None, mc_items, gen_rows, treat_rows, idx) -> dict[str, Any]:
+def evaluate_one(
+    cfg: EvalConfig, adapter: str | None, mc_items, gen_rows, treat_rows, idx, index=None
+) -> dict[str, Any]:
     import torch
     from tqdm import tqdm
 
@@ -172,6 +174,12 @@ def evaluate_one(cfg: EvalConfig, adapter: str | None, mc_items, gen_rows, treat
     )
     res.update(metrics.treatment_scores(treat))
     res["treatment_accuracy"] = treatment_eval.evaluate_outputs(treat_rows, treat, idx["treatment"])
+    # Constrained, grounded generation (the inference path): citations, abstention, calibration.
+    if index is not None and treat_rows:
+        res["grounding"] = grounding_eval.model_report(
+            model, tokenizer, treat_rows, index, cfg.treatment_max_new_tokens, cfg.batch_size, cfg.seed,
+            cfg.bootstrap,
+        )  # fmt: skip
     res["examples"] = [{"id": r["id"], "answer": a} for r, a in zip(gen_rows[:3], answers, strict=False)]
     res["seconds"] = round(time.perf_counter() - t0, 1)
     del model
@@ -263,8 +271,10 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
     started = time.time()
     results = {"retrieval_baseline": retrieval_baseline(train, gen_rows, idx["gen"])}
     results["shortcut_baseline"] = multiple_choice.shortcut_baseline(mc_items, plain_items, idx["mc"])
+    index = retrieval.load_index(data_dir)  # exit 2 naming the rebuild when missing or stale
+    results["grounding_baselines"] = grounding_eval.baselines(index, test, cfg.seed, cfg.bootstrap)
     for name, adapter in variants.items():
-        results[name] = evaluate_one(cfg, adapter, mc_items, gen_rows, treat_rows, idx)
+        results[name] = evaluate_one(cfg, adapter, mc_items, gen_rows, treat_rows, idx, index)
     command = "python " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     summary: dict[str, Any] = {k: public(v) for k, v in results.items()}
     summary.update(command=command, seed=cfg.seed, measured=time.strftime("%Y-%m-%dT%H:%M:%S"))

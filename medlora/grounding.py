@@ -331,7 +331,8 @@ def extractive_target(passages: Sequence[Passage]) -> BaseModel:
 
 def citation_scores(sections: Sections, citations: Citations, passages: Sequence[Passage]) -> dict[str, int]:
     """ALCE-style counts: an item is recalled when its cited passages together support it; a citation is
-    precise when its passage alone supports the item. Medications: grounded when a cited passage names them."""
+    precise when its passage alone supports the item. Medications: grounded when a cited passage names them.
+    ``immediate_actions`` are left out: in targets they are the safety rules' actions, which cite nothing."""
     counts = {
         "items": 0,
         "items_supported": 0,
@@ -341,6 +342,8 @@ def citation_scores(sections: Sections, citations: Citations, passages: Sequence
         "meds_grounded": 0,
     }
     for name in SECTION_NAMES:
+        if name in UNCITED_SECTIONS:
+            continue
         cites = citations.get(name, [])
         for i, it in enumerate(getattr(sections, name)):
             cited = [passages[n - 1] for n in (cites[i] if i < len(cites) else []) if 1 <= n <= len(passages)]

@@ -190,3 +190,60 @@ def calibration(
         "accuracy": float(y.mean()),
         "mean_confidence": float(c.mean()),
     }
+
+
+def no_evidence_rows(rows: Sequence[dict[str, Any]], index: BM25Index, k: int = 4) -> list[dict[str, Any]]:
+    """Each row again with only passages about other foci (its condition query's best BM25 hits elsewhere):
+    a model that uses its evidence abstains on these (RAFT's distractor-only case, on held-out foci)."""
+    from .retrieval import condition_query
+
+    out = []
+    for r in rows:
+        hits = index.search(condition_query(r["focus"]), k, exclude_focus=r["focus"])
+        out.append({**r, "passages": [h.passage.pid for h in hits], "abstain": True})
+    return out
+
+
+def baselines(
+    index: BM25Index, test_rows: Sequence[dict[str, Any]], seed: int, n_boot: int
+) -> dict[str, Any]:
+    """What needs no model: retrieval recall and abstention, the extractive baseline on the test treatment rows
+    (with their passages, and with distractors only), and the targets themselves."""
+    treatment = [r for r in test_rows if r["kind"] == "treatment" and "passages" in r]
+    foci = sorted({r["focus"] for r in test_rows})
+    return {
+        "retrieval": retrieval_metrics(index, foci),
+        "abstention_by_retrieval": abstention_metrics(index, foci, seed),
+        "extractive_baseline": grounded_scores(
+            treatment, extractive_outputs(treatment, index), index, seed, n_boot
+        ),
+        "extractive_baseline_no_evidence": grounded_scores(
+            no_evidence_rows(treatment, index),
+            extractive_outputs(no_evidence_rows(treatment, index), index),
+            index,
+            seed,
+            n_boot,
+        ),
+        "targets": grounded_scores(treatment, gold_outputs(treatment), index, seed, n_boot),
+    }
+
+
+def model_report(
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[dict[str, Any]],
+    index: BM25Index,
+    max_new_tokens: int,
+    batch_size: int,
+    seed: int,
+    n_boot: int,
+) -> dict[str, Any]:
+    """Grounded generation on the rows with their passages and again with distractors only."""
+    rows = [r for r in rows if "passages" in r]
+    gens = model_outputs(model, tokenizer, rows, index, max_new_tokens, batch_size)
+    out = grounded_scores(rows, [(g.sections, g.citations) for g in gens], index, seed, n_boot)
+    out["calibration"] = calibration(gens, rows, index)
+    none = no_evidence_rows(rows, index)
+    gens = model_outputs(model, tokenizer, none, index, max_new_tokens, batch_size)
+    out["no_evidence"] = grounded_scores(none, [(g.sections, g.citations) for g in gens], index, seed, n_boot)
+    return out

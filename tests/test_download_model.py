@@ -178,7 +178,10 @@ def test_offline_smoke_path_with_full_medquad(tmp_path):
         "answers_shared_between_splits": 0,
     }
     lengths = stats["token_lengths"]["qa"]
-    assert lengths["p50"] < 512 < lengths["p99"] and 0.1 < lengths["share_over_max_length"] < 0.3
+    assert lengths["p50"] < 512 < lengths["p99"] and 0.01 < lengths["share_over_max_length"] < 0.05  # of 1280
+    treatment = stats["token_lengths"]["treatment"]
+    assert treatment["p50"] > 512 and treatment["p99"] < 1280 and stats["token_lengths"]["max_length"] == 1280
+    assert stats["index"]["training_prompts"]["prompts_with_val_or_test_passages"] == 0
     assert (tmp_path / "models" / "tiny-random" / "model.safetensors").is_file()
 
 

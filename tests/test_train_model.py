@@ -224,7 +224,7 @@ def test_config_file_is_overridden_by_flags(tmp_path):
     )
     cfg = parse_config(train_model.TrainConfig, ["--config", str(cfg_file), "--batch-size", "8"])
     assert (cfg.learning_rate, cfg.batch_size, cfg.epochs) == (1e-3, 8, 5.0)
-    assert cfg.lora_target_modules == ["q_proj", "v_proj"] and cfg.max_length == 512
+    assert cfg.lora_target_modules == ["q_proj", "v_proj"] and cfg.max_length == 1280
     example = parse_config(
         train_model.TrainConfig, ["--config", str(ROOT / "examples" / "train_config.yaml")]
     )
@@ -233,7 +233,8 @@ def test_config_file_is_overridden_by_flags(tmp_path):
 
 def test_defaults_are_the_model_cards():
     cfg = train_model.TrainConfig()
-    assert (cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.max_length) == (3.0, 4, 2e-4, 512)
+    # The card's 512 tokens cannot hold a grounded treatment prompt; 1280 does (see TrainConfig.max_length).
+    assert (cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.max_length) == (3.0, 4, 2e-4, 1280)
     assert cfg.output_dir == "models/tinyllama-medquad-treatment" and cfg.precision == "auto"
 
 
