@@ -1,0 +1,420 @@
+"""Schema-constrained generation with llama.cpp from an exported GGUF: the prompts, grammar and results of
+``generation.SectionsGenerator``, on the bytes-per-weight budget of a CPU, a laptop or an edge box.
+
+The grammar is not a second copy: ``to_gbnf`` translates the grammar the transformers path compiles
+(``generation.sections_grammar()``, xgrammar's EBNF dialect) into llama.cpp's GBNF when the generator is
+built, and refuses any construct it cannot translate exactly. (llama.cpp's own JSON-schema conversion would
+let raw control characters and leading spaces into strings, which the schema refuses.)
+
+Prompts come from the same builder (``prompts.encode_prompt``) through ``GGUFTokenizer``, which renders the
+chat template embedded in the GGUF and tokenises with the GGUF's vocabulary; results are decoded by the same
+``generation.finish_row``. Decoding is greedy: the plain argmax is checked against the grammar first and the
+whole vocabulary is masked only when the grammar rejects it, as llama.cpp's own sampler does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import json
+import logging
+import re
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .cli import UsageError
+from .generation import DEFAULT_MAX_NEW_TOKENS, Generated, finish_row, sections_grammar
+from .prompts import TINYLLAMA_CHAT_TEMPLATE, encode_prompt, treatment_messages
+from .schemas import PatientRecord
+
+log = logging.getLogger(__name__)
+
+# llama.cpp turns a repetition bound above this into "unbounded" (MAX_REPETITION_THRESHOLD in llama-grammar.cpp).
+GBNF_MAX_REPEAT = 2000
+_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0"}
+_HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
+_CLASS_SYNTAX = '\\"[]-^ '  # written as hex escapes inside a character class
+_TOKEN = re.compile(
+    r"""(?P<space>[ \t]+)|(?P<newline>\r?\n)|(?P<comment>\#[^\n]*)|(?P<define>::=)
+    |(?P<name>[A-Za-z_][A-Za-z0-9_\-]*)|(?P<op>[|()*+?])|(?P<repeat>\{\s*\d+\s*(?:,\s*\d*\s*)?\})
+    |(?P<string>"(?:[^"\\\n]|\\.)*")|(?P<klass>\[(?:[^\]\\\n]|\\.)*\])""",
+    re.VERBOSE,
+)
+
+
+def _unescape(body: str) -> list[str]:
+    """The characters a literal or class body denotes (xgrammar's escapes), one per element."""
+    out, i = [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch != "\\":
+            out.append(ch)
+            i += 1
+            continue
+        esc = body[i + 1]
+        if esc in _HEX_ESCAPES:
+            digits = body[i + 2 : i + 2 + _HEX_ESCAPES[esc]]
+            if not re.fullmatch(r"[0-9A-Fa-f]+", digits) or len(digits) != _HEX_ESCAPES[esc]:
+                raise ValueError(f"bad escape \\{esc}{digits}")
+            out.append(chr(int(digits, 16)))
+            i += 2 + len(digits)
+        elif esc in _SIMPLE_ESCAPES or esc in "\\\"'[]-^":
+            out.append(_SIMPLE_ESCAPES.get(esc, esc))
+            i += 2
+        else:
+            raise ValueError(f"escape \\{esc} has no GBNF equivalent")
+    return out
+
+
+def _gbnf_char(ch: str, syntax: str) -> str:
+    """One character as GBNF writes it: printable ASCII as is, anything else or in ``syntax`` as a hex escape."""
+    o = ord(ch)
+    if 0x20 <= o < 0x7F and ch not in syntax:
+        return ch
+    return f"\\x{o:02X}" if o < 0x100 else f"\\u{o:04X}" if o < 0x10000 else f"\\U{o:08X}"
+
+
+def _gbnf_class(token: str) -> str:
+    """A character class as a positive GBNF class: a negated one is written as its complement.
+
+    llama.cpp checks a token that ends inside a multi-byte character against every character the bytes could
+    still become; for a negated class it refuses the token when any of those is excluded (byte E1 could become
+    U+1680, so a class excluding U+1680 refused every character from U+1000 to U+1FFF split across tokens), while
+    a positive class admits it when any of them is allowed, which is what xgrammar does.
+    """
+    body = _unescape(token[1:-1])
+    negated = bool(body) and body[0] == "^" and not token.startswith("[\\^")
+    chars = body[1:] if negated else body
+    ranges, i = [], 0
+    while i < len(chars):
+        # A bare "-" between two characters is a range, as in xgrammar (escaped dashes are refused earlier).
+        if i + 2 < len(chars) and chars[i + 1] == "-":
+            ranges.append((ord(chars[i]), ord(chars[i + 2])))
+            i += 3
+        else:
+            ranges.append((ord(chars[i]), ord(chars[i])))
+            i += 1
+    if negated:
+        complement, start = [], 0
+        for lo, hi in sorted(ranges):
+            if lo > start:
+                complement.append((start, lo - 1))
+            start = max(start, hi + 1)
+        ranges = complement + ([(start, 0x10FFFF)] if start <= 0x10FFFF else [])
+    if not ranges:
+        raise ValueError(f"character class {token} matches nothing")
+    out = [
+        _gbnf_char(chr(lo), _CLASS_SYNTAX) + ("" if lo == hi else "-" + _gbnf_char(chr(hi), _CLASS_SYNTAX))
+        for lo, hi in ranges
+    ]
+    return "[" + "".join(out) + "]"
+
+
+def to_gbnf(ebnf: str) -> str:
+    """xgrammar's EBNF (as ``sections_grammar`` writes it) in llama.cpp's GBNF, or ``ValueError``.
+
+    The differences handled: rule names lose ``_`` (GBNF names are ``[a-zA-Z0-9-]``), ``\\0`` and other escapes
+    become hex escapes, and a repetition bound llama.cpp would silently drop is refused. Anything else that is
+    not plain EBNF (xgrammar's lookaheads, tag dispatch, macros) is refused rather than approximated.
+    """
+    out, names, pos = [], {}, 0
+    while pos < len(ebnf):
+        m = _TOKEN.match(ebnf, pos)
+        if m is None:
+            raise ValueError(f"cannot translate the grammar to GBNF at: {ebnf[pos : pos + 40]!r}")
+        pos, kind, text = m.end(), m.lastgroup, m.group()
+        if kind == "comment":
+            continue
+        if kind == "name":
+            new = text.replace("_", "-")
+            if names.setdefault(new, text) != text:
+                raise ValueError(f"rule names {names[new]!r} and {text!r} are both {new!r} in GBNF")
+            out.append(new)
+        elif kind == "repeat":
+            bounds = [int(b) for b in re.findall(r"\d+", text)]
+            if max(bounds) > GBNF_MAX_REPEAT:
+                raise ValueError(f"repetition {text} exceeds llama.cpp's bound of {GBNF_MAX_REPEAT}")
+            out.append(text.replace(" ", ""))
+        elif kind == "string":
+            out.append('"' + "".join(_gbnf_char(c, '\\"') for c in _unescape(text[1:-1])) + '"')
+        elif kind == "klass":
+            if re.search(r"(?<!\\)\\-", text):
+                raise ValueError(f"escaped dash in a character class is not translated: {text}")
+            out.append(_gbnf_class(text))
+        else:
+            out.append(text)
+    return "".join(out)
+
+
+def _render_template(
+    template: str, messages: list[dict[str, str]], add_generation_prompt: bool, **tokens
+) -> str:
+    # The environment transformers' apply_chat_template renders with, so both paths write the same text.
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(template).render(
+        messages=messages, add_generation_prompt=add_generation_prompt, **tokens
+    )
+
+
+def check_gguf(path: str | Path) -> dict[str, Any]:
+    """The metadata of a GGUF this backend can serve, or ``UsageError`` naming the file and what is wrong.
+
+    Refused: a missing file, one that is not GGUF, a truncated or corrupt one (tensor data past the end of the
+    file), a model that is not Llama, and one whose chat template is not the prompt format the project trains.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--gguf {path}: file not found (export one with `python export_model.py`)")
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"GGUF":
+            raise UsageError(f"--gguf {path}: not a GGUF file")
+    try:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(path)
+        size = path.stat().st_size
+        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+        if end > size:
+            raise ValueError(f"tensor data ends at byte {end}, the file has {size}")
+        meta = {}
+        for key in ("general.architecture", "general.name", "tokenizer.chat_template"):
+            field = reader.get_field(key)
+            meta[key] = field.contents() if field is not None else None
+    except Exception as e:  # GGUFReader raises several unrelated types on a cut-off file
+        raise UsageError(f"--gguf {path}: truncated or corrupt GGUF ({type(e).__name__}: {e})") from None
+    if meta["general.architecture"] != "llama":
+        raise UsageError(
+            f"--gguf {path}: a {meta['general.architecture']} model; this backend serves Llama GGUFs "
+            "written by export_model.py"
+        )
+    template = meta["tokenizer.chat_template"]
+    probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    tokens = {"bos_token": "<s>", "eos_token": "</s>"}
+    if not template or _render_template(template, probe, True, **tokens) != _render_template(
+        TINYLLAMA_CHAT_TEMPLATE, probe, True, **tokens
+    ):
+        raise UsageError(
+            f"--gguf {path}: its chat template is not TinyLlama's, so it is not a model this project "
+            "exported (use export_model.py on a TinyLlama base and adapter)"
+        )
+    return meta
+
+
+class GGUFTokenizer:
+    """What ``prompts.encode_prompt`` and ``generation.finish_row`` use of a tokenizer, from the GGUF alone."""
+
+    def __init__(self, llm: Any):
+        import llama_cpp
+
+        self.llm, self._vocab = llm, llm._model.vocab
+        self.bos_token_id = llama_cpp.llama_vocab_bos(self._vocab)
+        self.eos_token_id = llama_cpp.llama_vocab_eos(self._vocab)
+        self.pad_token_id = None
+        self.bos_token = self.piece(self.bos_token_id, special=True).decode("utf-8")
+        self.eos_token = self.piece(self.eos_token_id, special=True).decode("utf-8")
+        self.chat_template = llm.metadata["tokenizer.chat_template"]
+        self.add_bos = llama_cpp.llama_vocab_get_add_bos(self._vocab)
+        # Exported SentencePiece vocabularies leave the word-start "▁" of the text to us (see export.py): it
+        # goes before text that starts with neither a space nor a special token, as transformers does.
+        self._prefix = llm.metadata.get("tokenizer.ggml.add_space_prefix") == "false" and (
+            llama_cpp.llama_vocab_type(self._vocab) == llama_cpp.LLAMA_VOCAB_TYPE_SPM
+        )
+        n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self._specials = tuple(
+            self.piece(t, special=True).decode("utf-8", "replace")
+            for t in range(n_vocab)
+            if llama_cpp.llama_vocab_is_control(self._vocab, t)
+        )
+
+    def piece(self, token: int, special: bool = False) -> bytes:
+        import llama_cpp
+
+        buf = ctypes.create_string_buffer(256)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
+        if n < 0:
+            raise ValueError(f"token {token} is longer than {len(buf)} bytes")
+        return buf.raw[:n]
+
+    def apply_chat_template(
+        self, messages, tokenize: bool = False, add_generation_prompt: bool = False
+    ) -> str:
+        if tokenize:
+            raise NotImplementedError("render, then call the tokenizer")
+        return _render_template(
+            self.chat_template,
+            messages,
+            add_generation_prompt,
+            bos_token=self.bos_token,
+            eos_token=self.eos_token,
+        )
+
+    def __call__(self, text: str, add_special_tokens: bool = True, **_: Any) -> dict[str, list[int]]:
+        if self._prefix and text and not text.startswith((" ", *self._specials)):
+            text = " " + text
+        ids = self.llm.tokenize(
+            text.encode("utf-8"), add_bos=add_special_tokens and self.add_bos, special=True
+        )
+        return {"input_ids": ids}
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True, **_: Any) -> str:
+        # The bytes of each piece, as the grammar saw them: control tokens (BOS, EOS) render as nothing.
+        return b"".join(self.piece(t, special=not skip_special_tokens) for t in ids).decode(
+            "utf-8", "replace"
+        )
+
+
+class GrammarMask:
+    """A llama.cpp grammar sampler over the GGUF's vocabulary: one per generation (it holds parse state)."""
+
+    def __init__(self, vocab: Any, gbnf: str, n_vocab: int):
+        import llama_cpp
+        import numpy as np
+
+        self._lib = llama_cpp
+        self._sampler = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
+        if not self._sampler:
+            raise ValueError("llama.cpp could not parse the GBNF grammar")
+        self._one = (llama_cpp.llama_token_data * 1)()
+        self._one_arr = llama_cpp.llama_token_data_array(self._one, 1, -1, False)
+        self._all = (llama_cpp.llama_token_data * n_vocab)()
+        self._all_arr = llama_cpp.llama_token_data_array(self._all, n_vocab, -1, False)
+        self._view = np.ctypeslib.as_array(self._all)
+        self._ids = np.arange(n_vocab, dtype=np.int32)
+
+    def allows(self, token: int) -> bool:
+        self._one[0].id, self._one[0].logit = token, 0.0
+        self._one_arr.data, self._one_arr.size = self._one, 1
+        self._lib.llama_sampler_apply(self._sampler, ctypes.byref(self._one_arr))
+        return self._one[0].logit != float("-inf")
+
+    def masked(self, logits: Any) -> Any:
+        """The logits with every token the grammar rejects at -inf (a view, valid until the next call)."""
+        self._view["id"], self._view["logit"] = self._ids, logits
+        self._all_arr.data, self._all_arr.size, self._all_arr.sorted = self._all, len(self._ids), False
+        self._lib.llama_sampler_apply(self._sampler, ctypes.byref(self._all_arr))
+        return self._view["logit"]
+
+    def accept(self, token: int) -> None:
+        self._lib.llama_sampler_accept(self._sampler, token)
+
+    def close(self) -> None:
+        if self._sampler:
+            self._lib.llama_sampler_free(self._sampler)
+            self._sampler = None
+
+    def __del__(self):
+        self.close()
+
+
+def load_gguf(path: str | Path, threads: int = 0, n_ctx: int = 0) -> Any:
+    """llama.cpp's model and context for a checked GGUF; ``threads`` 0 is llama-cpp-python's default."""
+    check_gguf(path)
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        raise UsageError(
+            "--backend llama-cpp needs llama-cpp-python: pip install -r requirements-llama.txt"
+        ) from None
+    try:
+        llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads or None, n_threads_batch=threads or None,
+                    verbose=False)  # fmt: skip
+    except ValueError as e:
+        raise UsageError(f"--gguf {path}: llama.cpp cannot load it ({e})") from None
+    # Freed by llama-cpp-python's __del__ at interpreter teardown, its ctypes functions are already gone and
+    # it prints a traceback: close it while they exist.
+    ref = weakref.ref(llm)
+    atexit.register(lambda: (alive := ref()) is not None and alive.close())
+    return llm
+
+
+def gguf_model_info(path: str | Path, llm: Any) -> dict[str, Any]:
+    """Provenance for ``ModelInfo``: the export's ``model_info.json`` entry for this file, or the GGUF's name."""
+    path = Path(path)
+    info = path.parent / "model_info.json"
+    if info.is_file():
+        for entry in json.loads(info.read_text(encoding="utf-8")).get("files", []):
+            if entry.get("file") == path.name:
+                return {"base": entry["base_model"], "revision": entry.get("base_revision"),
+                        "adapter": entry.get("source_adapter")}  # fmt: skip
+    return {"base": llm.metadata.get("general.name") or str(path), "revision": None, "adapter": None}
+
+
+class LlamaSectionsGenerator:
+    """``SectionsGenerator``'s interface on llama.cpp: ``prompt_ids`` and ``generate`` with the same arguments,
+    ``Generated`` results with the same citations and per-section token probabilities."""
+
+    def __init__(self, gguf_path: str | Path, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, threads: int = 0):
+        import llama_cpp
+
+        self.llm = load_gguf(gguf_path, threads)
+        self.tokenizer = GGUFTokenizer(self.llm)
+        self.info = gguf_model_info(gguf_path, self.llm)
+        self.context = self.llm.n_ctx()
+        self.max_new_tokens = max_new_tokens
+        self.eos_id = self.tokenizer.eos_token_id
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.tokenizer._vocab)
+        self._gbnf: dict[int, str] = {}
+        GrammarMask(self.tokenizer._vocab, self.gbnf(0), self.n_vocab).close()  # fail now, not mid-request
+
+    def gbnf(self, n_passages: int) -> str:
+        """The transformers path's grammar for this passage count, in GBNF (translated once per count)."""
+        if n_passages not in self._gbnf:
+            self._gbnf[n_passages] = to_gbnf(sections_grammar(n_passages))
+        return self._gbnf[n_passages]
+
+    def prompt_ids(self, record: PatientRecord, passages: Sequence[Any] = ()) -> list[int]:
+        return encode_prompt(self.tokenizer, treatment_messages(record, passages=passages))
+
+    def generate(
+        self,
+        records: Sequence[PatientRecord],
+        batch_size: int = 1,
+        do_sample: bool = False,
+        passages: Sequence[Sequence[Any]] | None = None,
+    ) -> list[Generated]:
+        """One record at a time (batch 1 decoding is what a CPU does at its bandwidth limit); greedy only."""
+        if do_sample:
+            raise ValueError("the llama.cpp backend decodes greedily")
+        passages = passages if passages is not None else [()] * len(records)
+        return [
+            self.generate_ids(self.prompt_ids(r, ps), len(ps))
+            for r, ps in zip(records, passages, strict=True)
+        ]
+
+    def generate_ids(self, prompt: list[int], n_passages: int = 0) -> Generated:
+        import llama_cpp
+        import numpy as np
+
+        budget = min(self.max_new_tokens, self.context - len(prompt))
+        if budget < 1:
+            raise ValueError(f"the prompt has {len(prompt)} tokens, the context only {self.context}")
+        mask = GrammarMask(self.tokenizer._vocab, self.gbnf(n_passages), self.n_vocab)
+        row: list[int] = []
+        probs: list[tuple[float, bool]] = []
+        try:
+            self.llm.reset()
+            self.llm.eval(prompt)
+            for _ in range(budget):
+                ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+                allowed = mask.masked(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)))
+                token = int(allowed.argmax())
+                if allowed[token] == -np.inf:
+                    raise RuntimeError("the grammar allows no token: the GBNF translation is wrong")
+                # As generation.TokenProbs: the constrained probability, and whether the grammar left a choice.
+                finite = allowed[np.isfinite(allowed)]
+                probs.append((float(1.0 / np.exp(finite - allowed[token]).sum()), finite.size > 1))
+                mask.accept(token)
+                row.append(token)
+                if token == self.eos_id:
+                    break
+                self.llm.eval([token])
+        finally:
+            mask.close()
+        out = finish_row(self.tokenizer, row, len(prompt), self.eos_id, grounded=True, probs=probs)
+        if out.finish == "budget":
+            log.warning("the generation used all max_new_tokens=%d", budget)
+        return out

@@ -1,0 +1,253 @@
+"""medlora/llama_backend.py and inference.py --backend llama-cpp: the GBNF translation accepts exactly what
+xgrammar's grammar accepts; prompts are the transformers path's; recommendations are schema-valid, safety-checked
+and logged like the other backend's; a missing, truncated or foreign GGUF is exit 2 naming it."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import random
+from pathlib import Path
+
+import gguf
+import pytest
+import xgrammar as xgr
+from conftest import ROOT, shared_path
+
+import inference
+from medlora.cli import UsageError, run_stage
+from medlora.generation import sections_grammar
+from medlora.llama_backend import GGUFTokenizer, GrammarMask, check_gguf, load_gguf, to_gbnf
+from medlora.modeling import build_tiny_random, load_tokenizer
+from medlora.prompts import encode_prompt, render, treatment_messages
+from medlora.schemas import DISCLAIMER, PatientRecord, Recommendation
+
+EXAMPLES = sorted((ROOT / "examples" / "patients").glob("*.json"))
+RECORDS = [PatientRecord.model_validate_json(p.read_text()) for p in EXAMPLES]
+# The grammars generation.py writes: plain, and per passage count when it takes one (grounded generation).
+GRAMMARS = [sections_grammar()] + (
+    [sections_grammar(n) for n in (0, 3)] if inspect.signature(sections_grammar).parameters else []
+)
+
+
+def test_gbnf_names_escapes_and_repetitions():
+    ebnf = 'root ::= my_rule\nmy_rule ::= "\\"a\\"" [^\\0-\\x1f\\"\\\\] x{0, 7} "\\u00e9"\nx ::= [a-z]'
+    assert to_gbnf(ebnf) == (
+        'root ::= my-rule\nmy-rule ::= "\\x22a\\x22" [\\x20-!#-\\x5B\\x5D-\\U0010FFFF] x{0,7} "\\xE9"\nx ::= [a-z]'
+    )
+
+
+@pytest.mark.parametrize(
+    "ebnf, message",
+    [
+        ('root ::= "a"{0, 2001}', "exceeds llama.cpp's bound"),
+        ('root ::= a_b a-b\na_b ::= "x"\na-b ::= "y"', "both 'a-b'"),
+        ('root ::= (= "a") "a"', "cannot translate"),
+        ('root ::= "\\q"', "no GBNF equivalent"),
+    ],
+)
+def test_what_gbnf_cannot_say_exactly_is_refused(ebnf, message):
+    with pytest.raises(ValueError, match=message):
+        to_gbnf(ebnf)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_gguf, tiny_model):
+    """The tiny F16 GGUF in llama.cpp, its GGUFTokenizer and the tiny model's transformers tokenizer."""
+    llm = load_gguf(tiny_gguf / "tiny-adapter-F16.gguf", threads=1)
+    return llm, GGUFTokenizer(llm), load_tokenizer(tiny_model)
+
+
+def xgrammar_accepts(compiled, ids: list[int], eos: int) -> bool:
+    matcher = xgr.GrammarMatcher(compiled)
+    return all(matcher.accept_token(t) for t in ids) and matcher.accept_token(eos)
+
+
+def llama_accepts(llm, gbnf: str, ids: list[int], eos: int) -> bool:
+    mask = GrammarMask(llm._model.vocab, gbnf, llm.n_vocab())
+    try:
+        for t in ids:
+            if not mask.allows(t):
+                return False
+            mask.accept(t)
+        return mask.allows(eos)
+    finally:
+        mask.close()
+
+
+def walk(compiled, pieces: list[str], eos: int, rng: random.Random) -> list[int]:
+    """A random document the xgrammar grammar admits (biased towards closing quotes and brackets so it ends)."""
+    import torch
+
+    vocab, matcher, ids = len(pieces), xgr.GrammarMatcher(compiled), []
+    bitmask = xgr.allocate_token_bitmask(1, vocab)
+    while True:
+        matcher.fill_next_token_bitmask(bitmask, 0)
+        logits = torch.zeros(1, vocab)
+        xgr.apply_token_bitmask_inplace(logits, bitmask)
+        allowed = torch.nonzero(logits[0] > float("-inf")).flatten().tolist()
+        if eos in allowed:
+            return ids
+        closing = [t for t in allowed if pieces[t] in ('"', "]", "}", ",")]
+        pool = closing if closing and rng.random() < 0.5 else allowed
+        choice = rng.choice(pool)
+        assert matcher.accept_token(choice)
+        ids.append(choice)
+
+
+def mutations(text: str, rng: random.Random) -> list[str]:
+    """Near-misses of a valid document: each may or may not still be valid; both grammars must agree."""
+    quote = [i for i, c in enumerate(text) if c == '"']
+    i = rng.randrange(1, len(text))
+    j = rng.choice(quote) + 1
+    return [
+        text[:i],  # cut off
+        text + "}",  # trailing garbage
+        text[:i] + text[i + 1 :],  # one character dropped
+        text[:j] + " " + text[j:],  # a space after a quote: a string may not start with it
+        text[:j] + "\x01" + text[j:],  # a raw control character
+        text[:j] + "\\n" + text[j:],  # an escape sequence
+        text[:j] + "\u00e9\u4e2d" + text[j:],  # non-ASCII
+        text.replace("[]", "[null]", 1),
+        text.replace('"]', '","x"]', 1),  # one more item (over the maximum at 8)
+        text.replace("null", '""', 1),  # an empty string where null stood
+    ]
+
+
+def test_the_gbnf_translation_accepts_exactly_what_xgrammar_accepts(tiny):
+    llm, _, tokenizer = tiny
+    vocab, eos = len(tokenizer), tokenizer.eos_token_id
+    pieces = [tokenizer.decode([i]) for i in range(vocab)]
+    info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab, stop_token_ids=[eos])
+    compiler, rng = xgr.GrammarCompiler(info), random.Random(0)
+    verdicts = []
+    for ebnf in GRAMMARS:
+        compiled, gbnf = compiler.compile_grammar(ebnf), to_gbnf(ebnf)
+        for _ in range(6):
+            valid = tokenizer.decode(walk(compiled, pieces, eos, rng), clean_up_tokenization_spaces=False)
+            for text in [valid, *mutations(valid, rng)]:
+                ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+                verdict = xgrammar_accepts(compiled, ids, eos)
+                assert llama_accepts(llm, gbnf, ids, eos) == verdict, (ebnf[:30], text)
+                verdicts.append(verdict)
+    assert True in verdicts and verdicts.count(False) > len(verdicts) // 3  # both kinds were compared
+
+
+def test_control_characters_and_leading_spaces_are_refused_by_both(tiny):
+    llm, _, tokenizer = tiny
+    gbnf, eos = to_gbnf(sections_grammar()), tokenizer.eos_token_id
+    head = '{"immediate_actions":["'
+    for bad in ("\x07ok", " ok", "\u3000ok", 'a\\"b'):
+        ids = tokenizer(head + bad + '"],', add_special_tokens=False)["input_ids"]
+        mask = GrammarMask(llm._model.vocab, gbnf, llm.n_vocab())
+        accepted = 0
+        while accepted < len(ids) and mask.allows(ids[accepted]):
+            mask.accept(ids[accepted])
+            accepted += 1
+        mask.close()
+        assert accepted < len(ids), bad
+    assert not llama_accepts(llm, gbnf, tokenizer('{"immediate_actions":[]}')["input_ids"][1:], eos)
+
+
+def test_prompts_are_the_transformers_paths(tiny):
+    _, gtok, tokenizer = tiny
+    for record in RECORDS:
+        messages = treatment_messages(record)
+        assert gtok.apply_chat_template(messages, add_generation_prompt=True) == render(
+            tokenizer, messages, True
+        )
+        assert encode_prompt(gtok, messages) == encode_prompt(tokenizer, messages)
+
+
+@pytest.mark.integration
+def test_prompts_are_the_transformers_paths_with_tinyllamas_tokenizer(tmp_path):
+    import export_model
+
+    model = tmp_path / "tiny-spm"
+    build_tiny_random(model, tokenizer_source=shared_path("tinyllama", "tokenizer.model"))
+    cfg = export_model.ExportConfig(base_model=str(model), base_only=True, quants=["F16"])
+    cfg.validate()
+    out = export_model.main(cfg)
+    gtok, tokenizer = GGUFTokenizer(load_gguf(out / "tiny-spm-F16.gguf", threads=1)), load_tokenizer(model)
+    for record in RECORDS:
+        messages = treatment_messages(record)
+        assert encode_prompt(gtok, messages) == encode_prompt(tokenizer, messages)
+
+
+def run(argv: list[str]) -> int:
+    return run_stage(inference.main, inference.InferenceConfig, argv=argv)
+
+
+def test_inference_with_llama_cpp_is_schema_valid_checked_and_logged_alike(tiny_gguf, tiny_model, tiny_adapter,
+                                                                         tmp_path, capsys):  # fmt: skip
+    chest = str(ROOT / "examples" / "patients" / "chest_pain_low_spo2.json")
+    logs = {b: tmp_path / f"{b}.json" for b in ("llama", "hf")}
+    common = ["--patient", chest, "--max-new-tokens", "48", "--k", "0"]
+    gguf_file = str(tiny_gguf / "tiny-adapter-Q8_0.gguf")
+    assert (
+        run([*common, "--backend", "llama-cpp", "--gguf", gguf_file, "--log-file", str(logs["llama"])]) == 0
+    )
+    rec = Recommendation.model_validate_json(capsys.readouterr().out)
+    assert rec.safety.disclaimer == DISCLAIMER and rec.immediate_actions[0].startswith("EMERGENCY")
+    assert rec.model.adapter == str(tiny_adapter) and rec.model.base == "tiny-random"
+    hf = ["--base-model", str(tiny_model), "--adapter", str(tiny_adapter), "--log-file", str(logs["hf"])]
+    assert run([*common, *hf]) == 0
+    capsys.readouterr()
+    (llama_entry,), (hf_entry,) = (json.loads(p.read_text()) for p in logs.values())
+    assert set(llama_entry) == set(hf_entry) and llama_entry["outcome"] == "ok"
+    assert llama_entry["red_flags"] == hf_entry["red_flags"] and llama_entry["backend"] == "llama-cpp"
+
+
+def write_gguf(path: Path, arch: str, template: str | None) -> str:
+    w = gguf.GGUFWriter(str(path), arch)
+    if template:
+        w.add_chat_template(template)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return str(path)
+
+
+def test_a_missing_truncated_or_foreign_gguf_is_exit_2_naming_it(tiny_gguf, tmp_path, capsys):
+    f16 = (tiny_gguf / "tiny-adapter-F16.gguf").read_bytes()
+    (tmp_path / "cut.gguf").write_bytes(f16[: len(f16) // 2])
+    (tmp_path / "text.gguf").write_text("not a model")
+    chatml = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    cases = {
+        str(tmp_path / "none.gguf"): "file not found",
+        str(tmp_path / "cut.gguf"): "truncated or corrupt",
+        str(tmp_path / "text.gguf"): "not a GGUF file",
+        write_gguf(tmp_path / "gpt2.gguf", "gpt2", None): "a gpt2 model",
+        write_gguf(tmp_path / "chatml.gguf", "llama", chatml): "chat template is not TinyLlama's",
+    }
+    patient = str(EXAMPLES[0])
+    capsys.readouterr()  # gguf-py's log lines about the files written above
+    for path, message in cases.items():
+        with pytest.raises(UsageError, match=message):
+            check_gguf(path)
+        argv = [
+            "--backend",
+            "llama-cpp",
+            "--gguf",
+            path,
+            "--patient",
+            patient,
+            "--log-file",
+            str(tmp_path / "l"),
+        ]
+        assert run(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert path in err and message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--backend", "llama-cpp"], "--backend llama-cpp needs --gguf"),
+        (["--gguf", "m.gguf"], "--gguf needs"),
+    ],
+)
+def test_backend_flags_go_together(argv, message, capsys):
+    assert run([*argv, "--patient", str(EXAMPLES[0])]) == 2
+    assert message in capsys.readouterr().err
