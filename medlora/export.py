@@ -200,14 +200,32 @@ def write_f16_gguf(model: Any, tokenizer: Any, tok_dir: Path, path: Path, name: 
 def quantize(src: Path, dst: Path, quant: str, threads: int = 0) -> None:
     """llama.cpp's own quantiser (``llama_model_quantize``) from the F16 file; ``dst`` is written in place."""
     import llama_cpp
+    from llama_cpp import _logger
 
-    # llama.cpp logs every tensor it quantises through this logger; its warnings still show.
-    logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is None:  # ctypes must keep the callback alive while llama.cpp holds it
+        _LOG_CALLBACK = llama_cpp.llama_log_callback(_log_from_llama_cpp)
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = LLAMA_FTYPE[quant]
     params.nthread = threads
-    if llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params) != 0:
-        raise RuntimeError(f"llama.cpp could not quantise {src} to {quant}")
+    # llama.cpp prints a line per tensor: to the debug log, its warnings and errors to the log as such.
+    llama_cpp.llama_log_set(_LOG_CALLBACK, None)
+    try:
+        failed = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params) != 0
+    finally:
+        llama_cpp.llama_log_set(_logger.llama_log_callback, None)
+    if failed:
+        raise RuntimeError(f"llama.cpp could not quantise {src} to {quant} (MEDLORA_VERBOSE=1 shows its log)")
+
+
+_LOG_CALLBACK = None
+
+
+def _log_from_llama_cpp(level: int, text: bytes, user_data: Any) -> None:
+    # ggml_log_level: 1 debug, 2 info, 3 warning, 4 error, 5 continuation (kept at debug).
+    message = text.decode("utf-8", "replace").rstrip()
+    if message:
+        log.log({3: logging.WARNING, 4: logging.ERROR}.get(level, logging.DEBUG), "llama.cpp: %s", message)
 
 
 def sha256(path: Path) -> str:

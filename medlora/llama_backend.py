@@ -8,8 +8,9 @@ let raw control characters and leading spaces into strings, which the schema ref
 
 Prompts come from the same builder (``prompts.encode_prompt``) through ``GGUFTokenizer``, which renders the
 chat template embedded in the GGUF and tokenises with the GGUF's vocabulary; results are decoded by the same
-``generation.finish_row``. Decoding is greedy: the plain argmax is checked against the grammar first and the
-whole vocabulary is masked only when the grammar rejects it, as llama.cpp's own sampler does.
+``generation.finish_row``. Decoding is greedy over the logits the grammar leaves (the whole vocabulary is
+checked each step, 5-6 ms for TinyLlama's 32,000 tokens on this CPU, so that each chosen token's constrained
+probability feeds the per-section confidence as on the transformers path).
 """
 
 from __future__ import annotations

@@ -76,7 +76,24 @@ def test_inference_latency_smallest(tmp_path: Path):
     assert [c["verdict"] for c in result["claims"]] == ["not measured", "not measured"]
 
 
-@pytest.mark.parametrize("script", ["train_throughput.py", "inference_latency.py"])
+def test_gguf_latency_smallest(tmp_path: Path):
+    shared_path("tinyllama", "config.json")
+    shared_path("tinyllama", "tokenizer.model")
+    out = tmp_path / "gguf.json"
+    args = ["--shape", "small", "--layers", "1", "--e2e-tokens", "4", "--agreement-tokens", "4"]
+    proc = run("gguf_latency.py", *args, "--threads", "1", "--output", str(out), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "llama.cpp Q4_K_M, 1 thread(s)" in proc.stdout and "top-1 agreement" in proc.stdout
+    result = json.loads(out.read_text())
+    assert set(result["runs"]) == {f"{p}, 1 thread(s)" for p in ["transformers fp32", "llama.cpp F16",
+                                                                 "llama.cpp Q8_0", "llama.cpp Q4_K_M"]}  # fmt: skip
+    sizes = result["model"]["sizes"]
+    assert sizes["Q4_K_M"] < sizes["Q8_0"] < sizes["F16"]
+    assert all(0 <= r["top1_agreement"] <= 1 for k, r in result["runs"].items() if "llama" in k)
+    assert result["memory_bandwidth_gbs"] > 0
+
+
+@pytest.mark.parametrize("script", ["train_throughput.py", "inference_latency.py", "gguf_latency.py"])
 def test_missing_inputs_are_one_line_and_exit_2(script, tmp_path: Path):
     proc = run(script, "--tokenizer-dir", str(tmp_path / "nowhere"), timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -85,7 +102,7 @@ def test_missing_inputs_are_one_line_and_exit_2(script, tmp_path: Path):
     assert len(errors) == 1 and "not found" in errors[0] and "nowhere" in errors[0]
 
 
-@pytest.mark.parametrize("script", ["train_throughput.py", "inference_latency.py"])
+@pytest.mark.parametrize("script", ["train_throughput.py", "inference_latency.py", "gguf_latency.py"])
 def test_output_under_models_or_data_is_refused(script):
     proc = run(script, "--output", str(ROOT / "models" / "x.json"), timeout=60)
     assert proc.returncode == 2 and "must not be under models/ or data/" in proc.stderr
