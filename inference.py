@@ -17,6 +17,11 @@
     curl -s -X POST http://127.0.0.1:8000/api/treatment-recommendations \\
         -H 'Content-Type: application/json' -d @examples/patients/chest_pain_low_spo2.json
 
+    # llama.cpp on a GGUF from export_model.py: same prompts, grammar, safety rules, log and response
+    python inference.py --backend llama-cpp \\
+        --gguf models/tinyllama-medquad-treatment/gguf/tinyllama-medquad-treatment-Q4_K_M.gguf \\
+        --patient examples/patients/hypertension_diabetes.json
+
     # offline smoke run on the tiny random model (no adapter needed with --base-only)
     python inference.py --base-model models/tiny-random --base-only --max-new-tokens 64 \\
         --log-file /tmp/inference_log.json --patient examples/patients/chest_pain_low_spo2.json
