@@ -399,6 +399,14 @@ def format_text(rec: Recommendation) -> str:
         lines.append(f"\nCaution ({c.allergy}): {c.medication}, {c.reason}")
     for d in rec.safety.duplicate_medications:
         lines.append(f"\nPossible duplicate therapy: {d.medication}, {d.reason}")
+    for u in rec.grounding.unsupported:
+        lines.append(f"\nRemoved as unsupported ({u.section}): {u.item}, {u.reason}")
+    if rec.evidence == "none":
+        lines.append(
+            "\nNo MedQuAD passage about this record was found: only the safety rules' actions are shown."
+        )
+    for url in rec.sources:
+        lines.append(f"Source: {url}")
     model = rec.model
     if model is not None:
         lines.append(

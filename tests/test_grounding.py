@@ -352,3 +352,12 @@ def test_evaluation_measures_on_the_fixture_splits(tiny_data, tiny_model):
     out = grounding_eval.model_report(model, tok, rows, index, 24, 2, seed=0, n_boot=50)
     assert out["n"] == len(rows) and out["no_evidence"]["abstention_n"] == len(rows)
     assert out["calibration"]["n_sections"] >= 0
+
+
+def test_the_text_format_says_when_there_was_no_evidence_and_lists_sources():
+    import inference
+
+    none = inference.format_text(Recommendation(evidence="none"))
+    assert "No MedQuAD passage" in none and "Source:" not in none
+    cited = inference.format_text(Recommendation(evidence="retrieved", sources=["https://ex.org/gout"]))
+    assert "Source: https://ex.org/gout" in cited and "No MedQuAD passage" not in cited
