@@ -182,3 +182,29 @@ def test_the_data_stage_builds_a_fresh_index_and_proves_no_held_out_passage_is_t
 
     _, cites = to_published(GroundedSections.model_validate_json(row["messages"][-1]["content"]))
     assert all(1 <= n <= len(row["passages"]) for per_item in cites.values() for c in per_item for n in c)
+
+
+@pytest.mark.integration
+def test_the_retrieval_bench_runs_on_the_fixtures(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    tok = shared_path("tinyllama", "tokenizer.model")
+    out = tmp_path / "r.json"
+    args = ["--medquad", str(MEDQUAD_FIXTURE), "--tokenizer", str(tok), "--qa-sample", "5", "--repeats", "1"]
+    proc = subprocess.run(
+        [sys.executable, "bench/retrieval_speed.py", *args, "--output", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert (
+        result["passages"] > 0 and result["query_ms"]["median"] > 0 and "recall@1 / @4 / @10" in proc.stdout
+    )
+    bad = subprocess.run(
+        [sys.executable, "bench/retrieval_speed.py", "--medquad", str(tmp_path / "nothing")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "not found" in bad.stderr
