@@ -193,8 +193,9 @@ def log_entry(cfg: InferenceConfig, outcome: str, **fields: Any) -> dict[str, An
     return {
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         "request_id": fields.pop("request_id", None) or uuid.uuid4().hex,
-        "base_model": cfg.base_model,
-        "adapter": None if cfg.base_only else cfg.adapter,
+        # With llama-cpp the GGUF is the model; "model" in an entry names its base and adapter.
+        "base_model": None if cfg.gguf else cfg.base_model,
+        "adapter": None if cfg.base_only or cfg.gguf else cfg.adapter,
         "backend": cfg.backend,
         "gguf": cfg.gguf,
         "outcome": outcome,
