@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
@@ -18,10 +19,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from .prompts import Message, encode_prompt
-from .schemas import SECTION_NAMES, parse_sections
+from .schemas import SECTION_NAMES, parse_any_sections
 
 # ---------------------------------------------------------------------------------------------- text metrics
 
@@ -186,12 +186,14 @@ def greedy_generate(
 
 
 def treatment_scores(texts: Sequence[str]) -> dict[str, Any]:
-    """How often a raw output parses as ``Sections``, and how often each section is non-empty (over all)."""
+    """How often a raw output parses as ``Sections`` (plain, or grounded with citations as the model is trained to
+    write it), and how often each section is non-empty (over all)."""
     valid, non_empty = 0, dict.fromkeys(SECTION_NAMES, 0)
     for text in texts:
         try:
-            sections = parse_sections(text)
-        except ValidationError:
+            sections = parse_any_sections(json.loads(text))[0]
+        # JSON and pydantic errors are ValueErrors; a JSON list or string is a TypeError.
+        except (ValueError, TypeError):
             continue
         valid += 1
         for name in SECTION_NAMES:

@@ -361,3 +361,12 @@ def test_the_text_format_says_when_there_was_no_evidence_and_lists_sources():
     assert "No MedQuAD passage" in none and "Source:" not in none
     cited = inference.format_text(Recommendation(evidence="retrieved", sources=["https://ex.org/gout"]))
     assert "Source: https://ex.org/gout" in cited and "No MedQuAD passage" not in cited
+
+
+def test_raw_treatment_outputs_count_as_valid_in_either_form():
+    from medlora.metrics import treatment_scores
+
+    grounded = to_grounded(Sections(lifestyle=["Limit alcohol."]), {"lifestyle": [[1]]}).model_dump_json()
+    plain = Sections(lifestyle=["Limit alcohol."]).model_dump_json()
+    scores = treatment_scores([grounded, plain, "[1, 2]", "not json"])
+    assert scores["schema_valid"] == 0.5 and scores["section_non_empty"]["lifestyle"] == 0.5
