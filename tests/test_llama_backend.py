@@ -251,3 +251,22 @@ def test_a_missing_truncated_or_foreign_gguf_is_exit_2_naming_it(tiny_gguf, tmp_
 def test_backend_flags_go_together(argv, message, capsys):
     assert run([*argv, "--patient", str(EXAMPLES[0])]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_http_endpoint_serves_the_llama_cpp_backend(tiny_gguf, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from medlora.server import ENDPOINT, create_app
+
+    cfg = inference.InferenceConfig(
+        serve=True, backend="llama-cpp", gguf=str(tiny_gguf / "tiny-adapter-Q4_K_M.gguf"),
+        log_file=str(tmp_path / "log.json"), max_new_tokens=16, k=0,
+    )  # fmt: skip
+    cfg.validate()
+    with TestClient(create_app(inference.Recommender(cfg))) as client:
+        r = client.post(ENDPOINT, json={"age": 61, "symptoms": ["chest pain"], "vitals": {"spo2": 84}})
+    assert r.status_code == 200, r.text
+    rec = Recommendation.model_validate(r.json())
+    assert rec.immediate_actions[0].startswith("EMERGENCY") and rec.safety.disclaimer == DISCLAIMER
+    (entry,) = json.loads((tmp_path / "log.json").read_text())
+    assert entry["source"] == "http" and entry["backend"] == "llama-cpp" and entry["outcome"] == "ok"
