@@ -27,7 +27,7 @@ from typing import Any
 from medlora import medquad, retrieval, treatment_data
 from medlora.cli import UsageError, run_stage
 from medlora.files import write_json, write_jsonl
-from medlora.grounding import DEFAULT_NO_RELEVANT_SHARE, make_grounder
+from medlora.grounding_eval import choose_threshold
 from medlora.modeling import (
     DEFAULT_MODEL,
     build_tiny_random,
@@ -37,6 +37,7 @@ from medlora.modeling import (
     tinyllama_tokenizer,
 )
 from medlora.prompts import count_tokens, render
+from medlora.raft import DEFAULT_NO_RELEVANT_SHARE, make_grounder
 
 log = logging.getLogger("download_model")
 
@@ -209,7 +210,7 @@ def build_index(cfg: DownloadConfig, split_pairs: dict, tokenizer) -> retrieval.
     passages = retrieval.build_passages(split_pairs, tokenizer or retrieval.ApproxTokenizer())
     index = retrieval.BM25Index.build(passages)
     val_foci = sorted({p.focus for p in split_pairs["val"]})
-    index.meta.update(retrieval.choose_threshold(index, val_foci))
+    index.meta.update(choose_threshold(index, val_foci))
     index.meta["tokenizer"] = (
         getattr(tokenizer, "name_or_path", "") if tokenizer else retrieval.ApproxTokenizer.name_or_path
     )

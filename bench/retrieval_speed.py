@@ -30,6 +30,7 @@ from common import SHARED, check_output, environment, median, table, write_resul
 
 from medlora import medquad, retrieval  # noqa: E402
 from medlora.cli import UsageError, run_stage  # noqa: E402
+from medlora.grounding_eval import choose_threshold, recall_at_k  # noqa: E402
 from medlora.schemas import PatientRecord  # noqa: E402
 
 log = logging.getLogger("bench.retrieval")
@@ -78,7 +79,7 @@ def main(cfg: RetrievalBenchConfig) -> dict:
         t4 = time.perf_counter()
     val_foci = sorted({p.focus for p in split_pairs["val"]})
     test_foci = sorted({p.focus for p in split_pairs["test"]})
-    loaded.meta.update(retrieval.choose_threshold(loaded, val_foci))
+    loaded.meta.update(choose_threshold(loaded, val_foci))
 
     queries = [retrieval.condition_query(f) for f in test_foci]
     records = [PatientRecord(conditions=[f], symptoms=["fatigue"]) for f in test_foci]
@@ -93,7 +94,7 @@ def main(cfg: RetrievalBenchConfig) -> dict:
             retrieval.retrieve_for_record(r, loaded)
             r_times.append(time.perf_counter() - s)
     q_times.sort()
-    recall = {k: retrieval.recall_at_k(loaded, test_foci, k) for k in (1, 4, 10)}
+    recall = {k: recall_at_k(loaded, test_foci, k) for k in (1, 4, 10)}
     # Would QA prompts with passages teach copying? The question's own answer among its top 4 (train only).
     train_qa = split_pairs["train"][:: max(1, len(split_pairs["train"]) // max(1, cfg.qa_sample))][
         : cfg.qa_sample

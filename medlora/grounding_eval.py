@@ -23,7 +23,7 @@ import numpy as np
 from .grounding import UNCITED_SECTIONS, citation_scores, extractive_target
 from .medquad import focus_key
 from .metrics import bootstrap_indices, percentile_ci
-from .retrieval import BM25Index, Passage, recall_at_k, retrieve_for_record
+from .retrieval import FALLBACK_THRESHOLD, BM25Index, Passage, condition_query, retrieve_for_record
 from .schemas import SECTION_NAMES, Citations, PatientRecord, Sections, to_published
 
 
@@ -33,6 +33,55 @@ def retrieval_metrics(
     """Plain BM25 recall@k of the gold focus for "<focus> treatment" (the focus-name match is not used: with
     it, recall is 1 by construction for a condition spelled as its MedQuAD focus)."""
     return {f"recall@{k}": recall_at_k(index, foci, k)["recall"] for k in ks} | {"queries": len(foci)}
+
+
+def choose_threshold(
+    index: BM25Index, foci: Sequence[str], search_splits: Sequence[str] = ("train",)
+) -> dict[str, Any]:
+    """A BM25 score threshold for "this hit is evidence", chosen on held-out foci (the val split).
+
+    For each held-out focus, its condition query against the whole index is a positive when the top hit is
+    the focus itself; the same query against ``search_splits`` only (where the focus is absent, since the split
+    is by focus) is a negative: whatever it finds is about another disease. The threshold maximises
+    TPR - FPR (Youden's J) over the observed scores.
+    """
+    pos, neg = [], []
+    for f in foci:
+        q = condition_query(f)
+        top = index.search(q, 1)
+        if top and focus_key(top[0].passage.focus) == focus_key(f):
+            pos.append(top[0].score)
+        other = index.search(q, 1, splits=search_splits, exclude_focus=f)
+        neg.append(other[0].score if other else 0.0)
+    if not pos:
+        return {
+            "threshold": FALLBACK_THRESHOLD,
+            "chosen_on": "fallback: no held-out focus query retrieved its focus",
+        }
+    pos_a, neg_a = np.array(pos), np.array(neg)
+    best = (-2.0, FALLBACK_THRESHOLD)
+    for t in sorted(set(pos) | set(neg)):
+        j = float((pos_a >= t).mean() - (neg_a >= t).mean())
+        if j > best[0]:
+            best = (j, t)
+    t = best[1]
+    return {
+        "threshold": round(float(t), 4),
+        "chosen_on": "val foci: Youden's J of top-1 BM25 score, own focus vs other foci",
+        "queries": len(foci),
+        "positives": len(pos),
+        "tpr": round(float((pos_a >= t).mean()), 4),
+        "fpr": round(float((neg_a >= t).mean()), 4),
+    }
+
+
+def recall_at_k(index: BM25Index, foci: Sequence[str], k: int = 4) -> dict[str, Any]:
+    """Share of foci whose condition query (plain BM25, no focus match) returns a passage of the focus in the top k."""
+    found = 0
+    for f in foci:
+        hits = index.search(condition_query(f), k)
+        found += any(focus_key(h.passage.focus) == focus_key(f) for h in hits)
+    return {"k": k, "queries": len(foci), "recall": round(found / len(foci), 4) if foci else None}
 
 
 def nonsense_conditions(n: int, seed: int) -> list[str]:

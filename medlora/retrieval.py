@@ -20,7 +20,7 @@ import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -392,52 +392,3 @@ def data_hash(data_dir: str | Path) -> str:
 def load_index(data_dir: str | Path, index_dir: str | Path | None = None) -> BM25Index:
     """The index beside the splits in ``data_dir``, checked against them (exit 2 when missing or stale)."""
     return BM25Index.load(index_dir or Path(data_dir) / INDEX_DIR, data_hash(data_dir))
-
-
-def choose_threshold(
-    index: BM25Index, foci: Sequence[str], search_splits: Sequence[str] = ("train",)
-) -> dict[str, Any]:
-    """A BM25 score threshold for "this hit is evidence", chosen on held-out foci (the val split).
-
-    For each held-out focus, its condition query against the whole index is a positive when the top hit is
-    the focus itself; the same query against ``search_splits`` only (where the focus is absent, since the split
-    is by focus) is a negative: whatever it finds is about another disease. The threshold maximises
-    TPR - FPR (Youden's J) over the observed scores.
-    """
-    pos, neg = [], []
-    for f in foci:
-        q = condition_query(f)
-        top = index.search(q, 1)
-        if top and focus_key(top[0].passage.focus) == focus_key(f):
-            pos.append(top[0].score)
-        other = index.search(q, 1, splits=search_splits, exclude_focus=f)
-        neg.append(other[0].score if other else 0.0)
-    if not pos:
-        return {
-            "threshold": FALLBACK_THRESHOLD,
-            "chosen_on": "fallback: no held-out focus query retrieved its focus",
-        }
-    pos_a, neg_a = np.array(pos), np.array(neg)
-    best = (-2.0, FALLBACK_THRESHOLD)
-    for t in sorted(set(pos) | set(neg)):
-        j = float((pos_a >= t).mean() - (neg_a >= t).mean())
-        if j > best[0]:
-            best = (j, t)
-    t = best[1]
-    return {
-        "threshold": round(float(t), 4),
-        "chosen_on": "val foci: Youden's J of top-1 BM25 score, own focus vs other foci",
-        "queries": len(foci),
-        "positives": len(pos),
-        "tpr": round(float((pos_a >= t).mean()), 4),
-        "fpr": round(float((neg_a >= t).mean()), 4),
-    }
-
-
-def recall_at_k(index: BM25Index, foci: Sequence[str], k: int = DEFAULT_K) -> dict[str, Any]:
-    """Share of foci whose condition query (plain BM25, no focus match) returns a passage of the focus in the top k."""
-    found = 0
-    for f in foci:
-        hits = index.search(condition_query(f), k)
-        found += any(focus_key(h.passage.focus) == focus_key(f) for h in hits)
-    return {"k": k, "queries": len(foci), "recall": round(found / len(foci), 4) if foci else None}

@@ -13,11 +13,11 @@ from medlora.grounding import (
     check_grounding,
     citation_scores,
     ground_target,
-    raft_example,
     section_confidence,
     sources_for,
     support,
 )
+from medlora.raft import raft_example
 from medlora.retrieval import BM25Index, Hit, Passage
 from medlora.schemas import (
     GroundedSections,

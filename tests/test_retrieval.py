@@ -10,13 +10,12 @@ from conftest import MEDQUAD_FIXTURE, shared_path
 
 from medlora import medquad
 from medlora.cli import UsageError
+from medlora.grounding_eval import choose_threshold, recall_at_k
 from medlora.modeling import byte_level_tokenizer
 from medlora.retrieval import (
     BM25Index,
     build_passages,
-    choose_threshold,
     load_index,
-    recall_at_k,
     retrieve_for_record,
     words,
 )
