@@ -4,8 +4,6 @@ only admits citations of passages in the prompt."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
 from pydantic import ValidationError
 
@@ -17,8 +15,7 @@ from medlora.grounding import (
     sources_for,
     support,
 )
-from medlora.raft import raft_example
-from medlora.retrieval import BM25Index, Hit, Passage
+from medlora.retrieval import Hit, Passage
 from medlora.schemas import (
     GroundedSections,
     Medication,
@@ -146,35 +143,6 @@ def test_citation_scores_count_precise_and_supported_items():
     assert c["items"] == 3 and c["items_supported"] == 2  # allopurinol cites a passage that does not name it
     assert c["citations"] == 4 and c["citations_precise"] == 2
     assert c["meds"] == 2 and c["meds_grounded"] == 1
-
-
-@pytest.fixture(scope="module")
-def index():
-    ps = [*GOUT]
-    for i, (focus, text) in enumerate([
-        ("Gouty Arthritis Mimic", "Pseudogout treatment uses rest and joint aspiration."),
-        ("Asthma", "Asthma treatment uses inhalers such as albuterol."),
-        ("Kidney Stones", "Treatment of kidney stones: drink water; uric acid stones may need allopurinol."),
-        ("Migraine", "Migraine treatment includes triptans."),
-    ], start=3):  # fmt: skip
-        ps.append(passage(i, text, focus=focus))
-    return BM25Index.build(ps)
-
-
-def test_raft_examples_mix_relevant_and_distractor_passages(index):
-    target = Sections(medications=[Medication(name="colchicine"), Medication(name="allopurinol")],
-                      lifestyle=["Drink plenty of water and limit alcohol and foods high in purines such as red meat."])  # fmt: skip
-    passages, g = raft_example(index, "Gout", target, 4, random.Random(0))
-    foci = [p.focus for p in passages]
-    assert len(passages) == 4 and 1 <= foci.count("Gout") <= 3 and set(foci) - {"Gout"}
-    sections, cites = to_published(g)
-    for name, per_item in cites.items():
-        for item, c in zip(getattr(sections, name), per_item, strict=True):
-            assert c and all(support(item, passages[n - 1], name) >= 0.6 for n in c)
-    again = raft_example(index, "Gout", target, 4, random.Random(0))
-    assert again[0] == passages  # seeded
-    none, abstain = raft_example(index, "Gout", target, 4, random.Random(0), no_relevant=True)
-    assert none and all(p.focus != "Gout" for p in none) and to_published(abstain)[0] == Sections()
 
 
 def test_the_grammar_admits_only_citations_of_passages_in_the_prompt():
