@@ -188,6 +188,7 @@ class BM25Index:
         self.by_focus: dict[str, list[int]] = defaultdict(list)
         for p in passages:
             self.by_focus[focus_key(p.focus)].append(p.pid)
+        self._focus_words: list[tuple[frozenset[str], str]] | None = None
         self.split_of = np.array([SPLITS.index(p.split) for p in passages], dtype=np.int8)
 
     @property
@@ -262,8 +263,12 @@ class BM25Index:
         k: int = DEFAULT_K,
         splits: Iterable[str] | None = None,
         exclude_focus: str | None = None,
+        require: str | None = None,
     ) -> list[Hit]:
-        """The top ``k`` passages with a positive score; an unknown or empty query gives ``[]``."""
+        """The top ``k`` passages with a positive score; an unknown or empty query gives ``[]``.
+
+        A hit is ``relevant`` (evidence) when its score reaches the threshold and the passage holds every
+        content word of ``require`` (a condition's name): "gout" is not evidence from a pseudogout passage."""
         scores = self._scores(query)
         if scores is None or k <= 0:
             return []
@@ -274,15 +279,34 @@ class BM25Index:
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
+        need = set(words(require)) if require else set()
         return [
-            Hit(self.passages[i], float(scores[i]), float(scores[i]) >= self.threshold)
+            Hit(
+                self.passages[i],
+                float(scores[i]),
+                float(scores[i]) >= self.threshold and need <= set(words(self.passages[i].shown)),
+            )
             for i in top
             if scores[i] > 0
         ]
 
+    def match_focus(self, condition: str) -> str | None:
+        """The focus a condition names: its normalised name, else the focus with the most words all of which
+        the condition holds ("acute gout flare" -> gout, "type 2 diabetes mellitus" -> type 2 diabetes)."""
+        key = focus_key(condition)
+        if key in self.by_focus:
+            return key
+        if self._focus_words is None:
+            self._focus_words = [(frozenset(words(k)), k) for k in sorted(self.by_focus)]
+        have = set(words(condition))
+        found = [(len(w), k) for w, k in self._focus_words if w and w <= have]
+        return max(found)[1] if found else None
+
     def focus_passages(self, focus: str, query: str, splits: Iterable[str] | None = None) -> list[Hit]:
-        """All passages of a focus (normalised match), ranked by BM25 for ``query``; relevant by definition."""
-        pids = self.by_focus.get(focus_key(focus), [])
+        """All passages of the focus a condition names (``match_focus``), ranked by BM25 for ``query``;
+        relevant by definition."""
+        key = self.match_focus(focus)
+        pids = self.by_focus.get(key, []) if key else []
         if splits is not None:
             allowed = set(splits)
             pids = [i for i in pids if self.passages[i].split in allowed]
@@ -316,7 +340,7 @@ def retrieve_for_record(
     lists: list[list[Hit]] = []
     for c in record.conditions:
         hits = index.focus_passages(c, condition_query(c), splits) or index.search(
-            condition_query(c), depth, splits
+            condition_query(c), depth, splits, require=c
         )
         lists.append(hits)
     symptom_lists = [index.search(s, depth, splits) for s in record.symptoms]

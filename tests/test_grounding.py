@@ -216,6 +216,8 @@ def test_a_nonsense_condition_abstains_without_calling_the_model(recommender, mo
     rec = recommender.recommend([PatientRecord(conditions=["florbix syndrome"], notes="gout asthma")])[0]
     assert rec.evidence == "none" and rec.sources == [] and rec.passages == [] and fake.calls[0] == []
     assert all(getattr(rec, n) == [] for n in ("medications", "lifestyle", "patient_education", "monitoring"))
+    # A symptom BM25 finds something for, under a threshold nothing reaches: still no evidence.
+    monkeypatch.setitem(recommender.index.meta, "threshold", 1e9)
     red = recommender.recommend([PatientRecord(conditions=["florbix syndrome"], symptoms=["chest pain"])])[0]
     assert (
         red.evidence == "none" and red.immediate_actions and red.medications == []

@@ -207,3 +207,18 @@ def test_the_retrieval_bench_runs_on_the_fixtures(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert bad.returncode == 2 and "not found" in bad.stderr
+
+
+def test_a_condition_naming_a_focus_with_more_words_still_finds_it(index):
+    assert index.match_focus("Acute gout flare") == "gout"
+    assert index.match_focus("type 2 diabetes mellitus") == "type 2 diabetes"
+    assert index.match_focus("florbix syndrome") is None
+    hits = retrieve_for_record(PatientRecord(conditions=["acute gout flare"]), index, k=2)
+    assert hits and all(h.passage.focus == "Gout" and h.relevant for h in hits)
+
+
+def test_a_bm25_hit_is_evidence_only_when_its_passage_names_the_condition(index):
+    index.meta["threshold"] = 0.0
+    hits = index.search("gout treatment", 10, require="pseudogout")
+    assert hits and not any(h.relevant for h in hits)
+    assert any(h.relevant for h in index.search("gout treatment", 10, require="gout"))
