@@ -267,23 +267,37 @@ def finish_row(
 
 class TokenProbs:
     """A logits processor placed after the grammar's: it keeps the probability the constrained decoder gave
-    each chosen token, and whether the grammar left a choice at that step (more than one allowed token)."""
+    each chosen token, and whether the grammar left a choice at that step (more than one allowed token).
+
+    Only one step's distribution is held at a time (the token it chose is read from ``input_ids`` at the next
+    call, or from the finished sequences): memory stays at batch x vocabulary, not x steps."""
 
     def __init__(self) -> None:
-        self.steps: list[tuple[Any, Any]] = []  # per step: (probabilities [batch, vocab], choice [batch])
+        self.last: Any = None  # the latest step's probabilities [batch, vocab]
+        self.choice: Any = None
+        self.steps: list[tuple[list[float], list[bool]]] = []
+
+    def _record(self, chosen: Any) -> None:
+        probs = self.last.gather(1, chosen.view(-1, 1).to(self.last.device)).squeeze(1)
+        self.steps.append((probs.tolist(), self.choice.tolist()))
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        self.steps.append((torch.softmax(scores.float(), dim=-1), (scores > float("-inf")).sum(-1) > 1))
+        if self.last is not None:
+            self._record(input_ids[:, -1])
+        self.last = torch.softmax(scores.float(), dim=-1)
+        self.choice = (scores > float("-inf")).sum(-1) > 1
         return scores
 
     def finish(self, new_tokens: Any) -> list[list[tuple[float, bool]]]:
         """Per row, (probability, had a choice) of each generated token."""
+        if self.last is not None and len(self.steps) < new_tokens.shape[1]:
+            self._record(new_tokens[:, len(self.steps)])
+            self.last = None
         out: list[list[tuple[float, bool]]] = [[] for _ in range(new_tokens.shape[0])]
-        for t, (p, choice) in enumerate(self.steps[: new_tokens.shape[1]]):
-            chosen = p.gather(1, new_tokens[:, t : t + 1].to(p.device)).squeeze(1).tolist()
-            for b, (prob, c) in enumerate(zip(chosen, choice.tolist(), strict=True)):
+        for probs, choices in self.steps[: new_tokens.shape[1]]:
+            for b, (prob, c) in enumerate(zip(probs, choices, strict=True)):
                 out[b].append((prob, c))
         return out
 

@@ -340,3 +340,26 @@ def test_raw_treatment_outputs_count_as_valid_in_either_form():
     plain = Sections(lifestyle=["Limit alcohol."]).model_dump_json()
     scores = treatment_scores([grounded, plain, "[1, 2]", "not json"])
     assert scores["schema_valid"] == 0.5 and scores["section_non_empty"]["lifestyle"] == 0.5
+
+
+def test_token_probabilities_are_those_of_the_chosen_tokens(tiny_model):
+    import torch
+    from transformers import AutoModelForCausalLM, LogitsProcessorList
+
+    from medlora.generation import TokenProbs
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    probs = TokenProbs()
+    ids = torch.tensor([[1, 5, 6, 7], [1, 8, 9, 10]])
+    out = model.generate(
+        input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False, min_new_tokens=6,
+        logits_processor=LogitsProcessorList([probs]), output_scores=True, return_dict_in_generate=True,
+        pad_token_id=0,
+    )  # fmt: skip
+    new = out.sequences[:, ids.shape[1] :]
+    recorded = probs.finish(new)
+    for t, scores in enumerate(out.scores):
+        expected = torch.softmax(scores.float(), -1).gather(1, new[:, t : t + 1]).squeeze(1)
+        assert [recorded[b][t][0] for b in range(2)] == pytest.approx(expected.tolist(), rel=1e-5)
+    assert all(len(r) == 6 for r in recorded)
