@@ -20,7 +20,10 @@ disease names replaced by the question's), the option with the highest log-likel
 greedy answers. ROUGE-L: rouge-score F1 with stemming. Treatment accuracy (medlora/treatment_eval.py): held-out
 foci with synthetic patients, raw output and published output (after the safety rules) against the personalised
 targets: medication precision/recall/F1, per-section ROUGE-L, allergy violations, duplicate therapy, red-flag
-emergency recall, schema validity. Bootstrap 95% intervals.
+emergency recall, schema validity. Grounding (medlora/grounding_eval.py): retrieval recall@k of the gold focus,
+abstention on records without evidence, citation precision/recall, grounded medications, per-section calibration
+(ECE) of constrained generation with the rows' passages and with distractors only, and the extractive baseline.
+Bootstrap 95% intervals.
 Writes <models-dir>/eval_results.json; with an adapter, adds the figures under "metrics" to
 <models-dir>/model_info.json and the adapter's model_info.json, and re-renders the adapter's model card.
 """
