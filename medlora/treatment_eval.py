@@ -141,11 +141,12 @@ def summarise(items: Sequence[dict[str, Any]], idx: np.ndarray) -> dict[str, Any
         m = np.array([it[variant]["meds"] for it in items], dtype=np.float64)
         p, p_ci = ratio(m[:, 0], m[:, 1], idx)
         r, r_ci = ratio(m[:, 2], m[:, 3], idx)
-        # Resamples without a predicted or a target name have no F1; they are left out like in ratio().
-        keep = (m[idx, 1].sum(1) > 0) & (m[idx, 3].sum(1) > 0)
-        boot_p = m[idx, 0].sum(1)[keep] / m[idx, 1].sum(1)[keep]
-        boot_r = m[idx, 2].sum(1)[keep] / m[idx, 3].sum(1)[keep]
-        f1 = None if p is None or r is None else float(_f1(np.array(p), np.array(r)))
+        # F1 is 0 when names were expected and none were matched (no prediction at all included); it has no
+        # value only when there was neither a predicted nor a target name (resamples likewise).
+        keep = (m[idx, 1].sum(1) > 0) | (m[idx, 3].sum(1) > 0)
+        boot_p = m[idx, 0].sum(1)[keep] / np.maximum(m[idx, 1].sum(1)[keep], 1)
+        boot_r = m[idx, 2].sum(1)[keep] / np.maximum(m[idx, 3].sum(1)[keep], 1)
+        f1 = None if p is None and r is None else float(_f1(np.array(p or 0.0), np.array(r or 0.0)))
         out.update(
             medication_precision=p,
             medication_precision_ci=p_ci,

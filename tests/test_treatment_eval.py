@@ -79,6 +79,7 @@ def test_invalid_output_counts_as_empty_and_invalid():
     s = _summary([row, row], ['{"medications": [', '{"lifestyle": "not a list"}'])
     assert s["schema_valid"] == 0.0
     assert s["raw"]["medication_recall"] == 0.0 and s["raw"]["medication_precision"] is None
+    assert s["raw"]["medication_f1"] == 0.0 and s["raw"]["medication_f1_ci"] == [0.0, 0.0]  # nothing said: 0
     assert s["raw"]["allergy_violation_rate"] is None and s["raw"]["allergy_violation_rate_items"] == 0
 
 
