@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .retrieval import Hit, Passage, words
+from .safety import prescribed
 from .schemas import (
     MAX_CITATIONS,
     SECTION_NAMES,
@@ -166,7 +167,8 @@ def check_grounding(
             if name == "medications":
                 drugs = [(it.name, _resolve(it.name))]
             else:
-                drugs = [(m.text, m) for m in _drug_mentions(item_text(it))]
+                # Advice to avoid or stop a drug needs no evidence for that drug (the safety rules' reading).
+                drugs = [(m.text, m) for m in prescribed(item_text(it))]
             missing = [
                 label for label, d in drugs
                 if not names_drug(d, cited_text, label) and not _own_medication(d, label, record)

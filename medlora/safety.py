@@ -100,6 +100,11 @@ def _texts(item) -> list[tuple[str, str]]:
     return out
 
 
+def prescribed(text: str) -> list[DrugMention]:
+    """Drugs a free-text item recommends: "avoid NSAIDs" or "stop aspirin" names a drug without prescribing it."""
+    return _prescribed(text, "")
+
+
 def _prescribed(text: str, field_name: str) -> list[DrugMention]:
     """The drugs a text recommends: every mention except those it says to avoid; a medication name is whole."""
     if field_name == "name":

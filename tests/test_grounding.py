@@ -113,9 +113,13 @@ def test_an_unsupported_medication_is_removed_and_reported():
 
 
 def test_a_drug_in_free_text_needs_a_cited_passage_too():
-    sections = Sections(lifestyle=["Take ibuprofen every night.", "Limit alcohol."])
-    out = check_grounding(PatientRecord(conditions=["gout"]), sections, {"lifestyle": [[2], [2]]}, GOUT)
-    assert out.sections.lifestyle == ["Limit alcohol."] and len(out.grounding.unsupported) == 1
+    sections = Sections(lifestyle=["Take ibuprofen every night.", "Limit alcohol.", "Avoid aspirin."])
+    cites = {"lifestyle": [[2], [2], [2]]}
+    out = check_grounding(PatientRecord(conditions=["gout"]), sections, cites, GOUT)
+    # Advice to avoid a drug prescribes nothing, so it needs no passage naming the drug.
+    assert (
+        out.sections.lifestyle == ["Limit alcohol.", "Avoid aspirin."] and len(out.grounding.unsupported) == 1
+    )
 
 
 def test_citations_outside_the_prompt_are_dropped_and_sources_are_cited_urls():
