@@ -153,420 +153,223 @@ COMBINATIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(","))
+
+
 @dataclass(frozen=True)
 class DrugClass:
     members: tuple[str, ...]
     aliases: tuple[str, ...] = ()  # words naming the class itself ("sulfa drugs", "NSAIDs")
     stems: tuple[str, ...] = ()  # name endings (USAN stems) that place an unknown name in the class
     parent: str | None = None
-    exclude: tuple[str, ...] = ()  # names a stem would catch wrongly
 
 
 CLASSES: dict[str, DrugClass] = {
     "antibacterials": DrugClass(  # ATC J01: members here are those without a narrower class below
-        members=(
-            "trimethoprim",
-            "nitrofurantoin",
-            "metronidazole",
-            "clindamycin",
-            "linezolid",
-            "fosfomycin",
-            "rifampin",
-            "rifampicin",
-            "daptomycin",
-            "tinidazole",
-            "chloramphenicol",
-            "colistin",
+        members=_names(
+            "trimethoprim, nitrofurantoin, metronidazole, clindamycin, linezolid, fosfomycin, rifampin, "
+            "rifampicin, daptomycin, tinidazole, chloramphenicol, colistin"
         ),
-        aliases=(
-            "antibiotic",
-            "antibiotics",
-            "antibacterial",
-            "antibacterials",
-            "anti bacterial agents",
-            "antibacterial agents",
+        aliases=_names(
+            "antibiotic, antibiotics, antibacterial, antibacterials, anti bacterial agents, "
+            "antibacterial agents"
         ),
-    ),  # fmt: skip
+    ),
     "beta_lactams": DrugClass(  # ATC J01C + J01D
         members=(),
-        aliases=("beta lactam", "beta lactams", "beta lactam antibiotics", "betalactam", "betalactams"),
+        aliases=_names("beta lactam, beta lactams, beta lactam antibiotics, betalactam, betalactams"),
         parent="antibacterials",
     ),
     "penicillins": DrugClass(  # ATC J01C
-        members=(
-            "penicillin",
-            "amoxicillin",
-            "ampicillin",
-            "piperacillin",
-            "ticarcillin",
-            "dicloxacillin",
-            "cloxacillin",
-            "flucloxacillin",
-            "nafcillin",
-            "oxacillin",
-            "methicillin",
-            "carbenicillin",
-            "mezlocillin",
-            "temocillin",
-            "pivmecillinam",
-            "mecillinam",
-            "bacampicillin",
+        members=_names(
+            "penicillin, amoxicillin, ampicillin, piperacillin, ticarcillin, dicloxacillin, cloxacillin, "
+            "flucloxacillin, nafcillin, oxacillin, methicillin, carbenicillin, mezlocillin, temocillin, "
+            "pivmecillinam, mecillinam, bacampicillin"
         ),
-        aliases=("penicillins", "penicillin antibiotics", "penicillin class"),
+        aliases=_names("penicillins, penicillin antibiotics, penicillin class"),
         stems=("cillin",),
         parent="beta_lactams",
-    ),  # fmt: skip
+    ),
     "cephalosporins": DrugClass(  # ATC J01DB-J01DI
-        members=(
-            "cephalexin",
-            "cefazolin",
-            "cefuroxime",
-            "ceftriaxone",
-            "cefdinir",
-            "cefepime",
-            "cefixime",
-            "cefpodoxime",
-            "cefadroxil",
-            "ceftazidime",
-            "cefaclor",
-            "cefprozil",
-            "cefotaxime",
-            "ceftaroline",
-            "cefoxitin",
-            "cefotetan",
-            "ceftolozane",
-            "cefiderocol",
-            "cephradine",
-            "cephalothin",
-            "cefditoren",
-            "ceftibuten",
-            "ceftobiprole",
+        members=_names(
+            "cephalexin, cefazolin, cefuroxime, ceftriaxone, cefdinir, cefepime, cefixime, cefpodoxime, "
+            "cefadroxil, ceftazidime, cefaclor, cefprozil, cefotaxime, ceftaroline, cefoxitin, cefotetan, "
+            "ceftolozane, cefiderocol, cephradine, cephalothin, cefditoren, ceftibuten, ceftobiprole"
         ),
-        aliases=("cephalosporin", "cephalosporins", "cephalosporin antibiotics"),
-        stems=("cef", "ceph"),  # USAN: cef- prefix; matched as a prefix, see drugs._stem_classes
+        aliases=_names("cephalosporin, cephalosporins, cephalosporin antibiotics"),
+        stems=("cef", "ceph"),
         parent="beta_lactams",
-    ),  # fmt: skip
+    ),
     "carbapenems": DrugClass(  # ATC J01DH
-        members=("meropenem", "imipenem", "ertapenem", "doripenem"),
-        aliases=("carbapenem", "carbapenems"),
+        members=_names("meropenem, imipenem, ertapenem, doripenem"),
+        aliases=_names("carbapenem, carbapenems"),
         stems=("penem",),
         parent="beta_lactams",
     ),
-    "monobactams": DrugClass(
-        members=("aztreonam",), aliases=("monobactam", "monobactams"), parent="beta_lactams"
-    ),  # ATC J01DF
+    "monobactams": DrugClass(  # ATC J01DF
+        members=_names("aztreonam"),
+        aliases=_names("monobactam, monobactams"),
+        parent="beta_lactams",
+    ),
     "sulfonamide_antibiotics": DrugClass(  # ATC J01E (sulfasalazine: A07EC01, releases sulfapyridine)
-        members=(
-            "sulfamethoxazole",
-            "sulfadiazine",
-            "sulfisoxazole",
-            "sulfacetamide",
-            "silver sulfadiazine",
-            "sulfasalazine",
-            "sulfadoxine",
-            "sulfapyridine",
+        members=_names(
+            "sulfamethoxazole, sulfadiazine, sulfisoxazole, sulfacetamide, silver sulfadiazine, "
+            "sulfasalazine, sulfadoxine, sulfapyridine"
         ),
-        aliases=(
-            "sulfa",
-            "sulfas",
-            "sulpha",
-            "sulfa drugs",
-            "sulpha drugs",
-            "sulfa drug",
-            "sulfonamide",
-            "sulfonamides",
-            "sulphonamide",
-            "sulphonamides",
-            "sulfonamide antibiotics",
-            "sulfa antibiotics",
+        aliases=_names(
+            "sulfa, sulfas, sulpha, sulfa drugs, sulpha drugs, sulfa drug, sulfonamide, sulfonamides, "
+            "sulphonamide, sulphonamides, sulfonamide antibiotics, sulfa antibiotics"
         ),
         parent="antibacterials",
-    ),  # fmt: skip
+    ),
     "macrolides": DrugClass(  # ATC J01FA
-        members=("erythromycin", "azithromycin", "clarithromycin", "roxithromycin", "fidaxomicin"),
-        aliases=("macrolide", "macrolides", "macrolide antibiotics"),
+        members=_names("erythromycin, azithromycin, clarithromycin, roxithromycin, fidaxomicin"),
+        aliases=_names("macrolide, macrolides, macrolide antibiotics"),
         stems=("thromycin",),
         parent="antibacterials",
     ),
     "fluoroquinolones": DrugClass(  # ATC J01MA
-        members=(
-            "ciprofloxacin",
-            "levofloxacin",
-            "moxifloxacin",
-            "ofloxacin",
-            "norfloxacin",
-            "gemifloxacin",
-            "delafloxacin",
+        members=_names(
+            "ciprofloxacin, levofloxacin, moxifloxacin, ofloxacin, norfloxacin, gemifloxacin, delafloxacin"
         ),
-        aliases=("fluoroquinolone", "fluoroquinolones", "quinolone", "quinolones"),
+        aliases=_names("fluoroquinolone, fluoroquinolones, quinolone, quinolones"),
         stems=("floxacin",),
         parent="antibacterials",
-    ),  # fmt: skip
+    ),
     "tetracyclines": DrugClass(  # ATC J01AA
-        members=(
-            "tetracycline",
-            "doxycycline",
-            "minocycline",
-            "demeclocycline",
-            "tigecycline",
-            "omadacycline",
-            "sarecycline",
-            "eravacycline",
+        members=_names(
+            "tetracycline, doxycycline, minocycline, demeclocycline, tigecycline, omadacycline, sarecycline, "
+            "eravacycline"
         ),
-        aliases=("tetracyclines",),
+        aliases=_names("tetracyclines"),
         stems=("cycline",),
         parent="antibacterials",
-    ),  # fmt: skip
+    ),
     "aminoglycosides": DrugClass(  # ATC J01GB
-        members=("gentamicin", "tobramycin", "amikacin", "streptomycin", "neomycin", "plazomicin"),
-        aliases=("aminoglycoside", "aminoglycosides"),
+        members=_names("gentamicin, tobramycin, amikacin, streptomycin, neomycin, plazomicin"),
+        aliases=_names("aminoglycoside, aminoglycosides"),
         parent="antibacterials",
     ),
     "glycopeptides": DrugClass(  # ATC J01XA
-        members=("vancomycin", "teicoplanin", "telavancin", "dalbavancin", "oritavancin"),
-        aliases=("glycopeptide", "glycopeptides"),
+        members=_names("vancomycin, teicoplanin, telavancin, dalbavancin, oritavancin"),
+        aliases=_names("glycopeptide, glycopeptides"),
         parent="antibacterials",
     ),
     "nsaids": DrugClass(  # ATC M01A (+ N02BA salicylates, B01AC06 aspirin)
-        members=(
-            "ibuprofen",
-            "naproxen",
-            "aspirin",
-            "diclofenac",
-            "celecoxib",
-            "indomethacin",
-            "ketorolac",
-            "meloxicam",
-            "ketoprofen",
-            "etodolac",
-            "nabumetone",
-            "piroxicam",
-            "sulindac",
-            "diflunisal",
-            "flurbiprofen",
-            "oxaprozin",
-            "mefenamic acid",
-            "tolmetin",
-            "fenoprofen",
-            "etoricoxib",
-            "salsalate",
-            "dexketoprofen",
-            "aceclofenac",
-            "lornoxicam",
-            "bismuth subsalicylate",
-            "choline magnesium trisalicylate",
-            "dexibuprofen",
+        members=_names(
+            "ibuprofen, naproxen, aspirin, diclofenac, celecoxib, indomethacin, ketorolac, meloxicam, "
+            "ketoprofen, etodolac, nabumetone, piroxicam, sulindac, diflunisal, flurbiprofen, oxaprozin, "
+            "mefenamic acid, tolmetin, fenoprofen, etoricoxib, salsalate, dexketoprofen, aceclofenac, "
+            "lornoxicam, bismuth subsalicylate, choline magnesium trisalicylate, dexibuprofen"
         ),
-        aliases=(
-            "nsaid",
-            "nsaids",
-            "non steroidal anti inflammatory",
-            "nonsteroidal anti inflammatory",
-            "non steroidal anti inflammatory drugs",
-            "nonsteroidal anti inflammatory drugs",
-            "non steroidal anti inflammatory drug",
-            "nonsteroidal anti inflammatory drug",
-            "nonsteroidal antiinflammatory drugs",
-            "anti inflammatory agents non steroidal",
-            "salicylate",
-            "salicylates",
-            "cox 2 inhibitors",
-            "cox 2 inhibitor",
+        aliases=_names(
+            "nsaid, nsaids, non steroidal anti inflammatory, nonsteroidal anti inflammatory, "
+            "non steroidal anti inflammatory drugs, nonsteroidal anti inflammatory drugs, "
+            "non steroidal anti inflammatory drug, nonsteroidal anti inflammatory drug, "
+            "nonsteroidal antiinflammatory drugs, anti inflammatory agents non steroidal, salicylate, "
+            "salicylates, cox 2 inhibitors, cox 2 inhibitor"
         ),
         stems=("profen", "coxib"),
-    ),  # fmt: skip
+    ),
     "opioids": DrugClass(  # ATC N02A, R05DA (codeine), N07BC (methadone, buprenorphine)
-        members=(
-            "morphine",
-            "codeine",
-            "oxycodone",
-            "hydrocodone",
-            "hydromorphone",
-            "fentanyl",
-            "tramadol",
-            "tapentadol",
-            "methadone",
-            "buprenorphine",
-            "meperidine",
-            "oxymorphone",
-            "levorphanol",
-            "sufentanil",
-            "remifentanil",
-            "alfentanil",
-            "dihydrocodeine",
-            "diamorphine",
-            "heroin",
-            "butorphanol",
-            "nalbuphine",
-            "pentazocine",
-            "benzhydrocodone",
+        members=_names(
+            "morphine, codeine, oxycodone, hydrocodone, hydromorphone, fentanyl, tramadol, tapentadol, "
+            "methadone, buprenorphine, meperidine, oxymorphone, levorphanol, sufentanil, remifentanil, "
+            "alfentanil, dihydrocodeine, diamorphine, heroin, butorphanol, nalbuphine, pentazocine, "
+            "benzhydrocodone"
         ),
-        aliases=(
-            "opioid",
-            "opioids",
-            "opiate",
-            "opiates",
-            "narcotic",
-            "narcotics",
-            "opioid analgesics",
-            "analgesics opioid",
-            "narcotic analgesics",
+        aliases=_names(
+            "opioid, opioids, opiate, opiates, narcotic, narcotics, opioid analgesics, analgesics opioid, "
+            "narcotic analgesics"
         ),
         stems=("codone", "morphone", "fentanil"),
-    ),  # fmt: skip
+    ),
     "ace_inhibitors": DrugClass(  # ATC C09A/C09B
-        members=(
-            "lisinopril",
-            "enalapril",
-            "ramipril",
-            "captopril",
-            "benazepril",
-            "quinapril",
-            "perindopril",
-            "fosinopril",
-            "moexipril",
-            "trandolapril",
+        members=_names(
+            "lisinopril, enalapril, ramipril, captopril, benazepril, quinapril, perindopril, fosinopril, "
+            "moexipril, trandolapril"
         ),
-        aliases=(
-            "ace inhibitor",
-            "ace inhibitors",
-            "acei",
-            "ace i",
-            "angiotensin converting enzyme inhibitors",
-            "angiotensin converting enzyme inhibitor",
+        aliases=_names(
+            "ace inhibitor, ace inhibitors, acei, ace i, angiotensin converting enzyme inhibitors, "
+            "angiotensin converting enzyme inhibitor"
         ),
         stems=("pril",),
-    ),  # fmt: skip
+    ),
     "arbs": DrugClass(  # ATC C09C/C09D
-        members=(
-            "losartan",
-            "valsartan",
-            "irbesartan",
-            "candesartan",
-            "olmesartan",
-            "telmisartan",
-            "azilsartan",
-            "eprosartan",
+        members=_names(
+            "losartan, valsartan, irbesartan, candesartan, olmesartan, telmisartan, azilsartan, eprosartan"
         ),
-        aliases=(
-            "arb",
-            "arbs",
-            "angiotensin receptor blockers",
-            "angiotensin ii receptor blockers",
-            "angiotensin receptor blocker",
+        aliases=_names(
+            "arb, arbs, angiotensin receptor blockers, angiotensin ii receptor blockers, "
+            "angiotensin receptor blocker"
         ),
         stems=("sartan",),
-    ),  # fmt: skip
+    ),
     "statins": DrugClass(  # ATC C10AA
-        members=(
-            "atorvastatin",
-            "simvastatin",
-            "rosuvastatin",
-            "pravastatin",
-            "lovastatin",
-            "fluvastatin",
-            "pitavastatin",
+        members=_names(
+            "atorvastatin, simvastatin, rosuvastatin, pravastatin, lovastatin, fluvastatin, pitavastatin"
         ),
-        aliases=(
-            "statin",
-            "statins",
-            "hmg coa reductase inhibitors",
-            "hydroxymethylglutaryl coa reductase inhibitors",
+        aliases=_names(
+            "statin, statins, hmg coa reductase inhibitors, hydroxymethylglutaryl coa reductase inhibitors"
         ),
         stems=("vastatin",),
-    ),  # fmt: skip
+    ),
     "beta_blockers": DrugClass(  # ATC C07A
-        members=(
-            "metoprolol",
-            "atenolol",
-            "propranolol",
-            "carvedilol",
-            "labetalol",
-            "bisoprolol",
-            "nebivolol",
-            "nadolol",
-            "sotalol",
-            "timolol",
-            "esmolol",
-            "pindolol",
-            "acebutolol",
+        members=_names(
+            "metoprolol, atenolol, propranolol, carvedilol, labetalol, bisoprolol, nebivolol, nadolol, "
+            "sotalol, timolol, esmolol, pindolol, acebutolol"
         ),
-        aliases=("beta blocker", "beta blockers", "beta adrenergic blockers", "adrenergic beta antagonists"),
+        aliases=_names("beta blocker, beta blockers, beta adrenergic blockers, adrenergic beta antagonists"),
         stems=("olol", "alol"),
-    ),  # fmt: skip
+    ),
     "benzodiazepines": DrugClass(  # ATC N05BA, N05CD, N03AE
-        members=(
-            "diazepam",
-            "lorazepam",
-            "alprazolam",
-            "clonazepam",
-            "chlordiazepoxide",
-            "midazolam",
-            "temazepam",
-            "oxazepam",
-            "triazolam",
-            "clobazam",
-            "clorazepate",
+        members=_names(
+            "diazepam, lorazepam, alprazolam, clonazepam, chlordiazepoxide, midazolam, temazepam, oxazepam, "
+            "triazolam, clobazam, clorazepate"
         ),
-        aliases=("benzodiazepine", "benzodiazepines", "benzos"),
+        aliases=_names("benzodiazepine, benzodiazepines, benzos"),
         stems=("azepam", "azolam"),
-    ),  # fmt: skip
+    ),
     "ssris": DrugClass(  # ATC N06AB
-        members=("fluoxetine", "sertraline", "paroxetine", "citalopram", "escitalopram", "fluvoxamine"),
-        aliases=("ssri", "ssris", "selective serotonin reuptake inhibitors"),
+        members=_names("fluoxetine, sertraline, paroxetine, citalopram, escitalopram, fluvoxamine"),
+        aliases=_names("ssri, ssris, selective serotonin reuptake inhibitors"),
     ),
     "anticoagulants": DrugClass(  # ATC B01AA, B01AB, B01AE, B01AF
-        members=(
-            "warfarin",
-            "apixaban",
-            "rivaroxaban",
-            "dabigatran",
-            "edoxaban",
-            "heparin",
-            "enoxaparin",
-            "dalteparin",
-            "fondaparinux",
+        members=_names(
+            "warfarin, apixaban, rivaroxaban, dabigatran, edoxaban, heparin, enoxaparin, dalteparin, "
+            "fondaparinux"
         ),
-        aliases=("anticoagulant", "anticoagulants", "blood thinners"),
+        aliases=_names("anticoagulant, anticoagulants, blood thinners"),
         stems=("xaban",),
-    ),  # fmt: skip
+    ),
     "sulfonylureas": DrugClass(  # ATC A10BB
-        members=("glipizide", "glyburide", "glimepiride", "gliclazide", "tolbutamide", "chlorpropamide"),
-        aliases=("sulfonylurea", "sulfonylureas"),
+        members=_names("glipizide, glyburide, glimepiride, gliclazide, tolbutamide, chlorpropamide"),
+        aliases=_names("sulfonylurea, sulfonylureas"),
     ),
     "proton_pump_inhibitors": DrugClass(  # ATC A02BC
-        members=(
-            "omeprazole",
-            "esomeprazole",
-            "pantoprazole",
-            "lansoprazole",
-            "rabeprazole",
-            "dexlansoprazole",
-        ),
-        aliases=("ppi", "ppis", "proton pump inhibitors", "proton pump inhibitor"),
+        members=_names("omeprazole, esomeprazole, pantoprazole, lansoprazole, rabeprazole, dexlansoprazole"),
+        aliases=_names("ppi, ppis, proton pump inhibitors, proton pump inhibitor"),
         stems=("prazole",),
     ),
     "aromatic_anticonvulsants": DrugClass(  # Khan 2022 practice parameter: cross-sensitivity within this group
-        members=(
-            "carbamazepine",
-            "oxcarbazepine",
-            "phenytoin",
-            "fosphenytoin",
-            "phenobarbital",
-            "primidone",
-            "lamotrigine",
+        members=_names(
+            "carbamazepine, oxcarbazepine, phenytoin, fosphenytoin, phenobarbital, primidone, lamotrigine"
         ),
-        aliases=("aromatic anticonvulsants", "aromatic antiepileptics"),
-    ),  # fmt: skip
+        aliases=_names("aromatic anticonvulsants, aromatic antiepileptics"),
+    ),
 }
-
 CLASSES["corticosteroids"] = DrugClass(  # ATC H02AB (systemic), R03BA (inhaled), D07 (topical)
-    members=("prednisone", "prednisolone", "methylprednisolone", "dexamethasone", "hydrocortisone", "cortisone",
-             "betamethasone", "budesonide", "fluticasone", "beclomethasone", "mometasone", "triamcinolone",
-             "ciclesonide", "fludrocortisone", "deflazacort"),
-    aliases=("corticosteroid", "corticosteroids", "glucocorticoid", "glucocorticoids", "steroid", "steroids",
-             "steroid medications", "inhaled corticosteroids"),
-)  # fmt: skip
+    members=_names(
+        "prednisone, prednisolone, methylprednisolone, dexamethasone, hydrocortisone, cortisone, "
+        "betamethasone, budesonide, fluticasone, beclomethasone, mometasone, triamcinolone, ciclesonide, "
+        "fludrocortisone, deflazacort"
+    ),
+    aliases=_names(
+        "corticosteroid, corticosteroids, glucocorticoid, glucocorticoids, steroid, steroids, "
+        "steroid medications, inhaled corticosteroids"
+    ),
+)
 # Therapeutic categories MedQuAD and clinicians name without a drug ("antihistamines may help"): they are
 # medication names for the targets and grounding, but too broad for allergy or duplicate rules by membership.
 for _name, _aliases in {

@@ -94,3 +94,13 @@ def test_dictionary_cache_is_reused(tmp_path, monkeypatch):
         assert drugs.dictionary() == first and first["zestril"] == ["lisinopril"]
     finally:
         drugs.dictionary.cache_clear()
+
+
+def test_table_names_are_clean_and_no_everyday_word_is_a_drug():
+    from medlora.drug_tables import CLASSES
+
+    for name, c in CLASSES.items():
+        for n in (*c.members, *c.aliases):
+            assert n and n == n.strip().lower() and "," not in n, (name, n)
+    text = "The patient takes several medications and other agents; an anti drug blocker for the heart."
+    assert drugs.find_drugs(text) == []
