@@ -8,6 +8,9 @@
     python -c "import json,glob; [print(json.dumps(json.load(open(f)))) for f in sorted(glob.glob('examples/patients/*.json'))]" > records.jsonl
     python inference.py --batch records.jsonl --batch-size 8 --output recommendations.jsonl
 
+    # audit any recommendation with the safety rules, no model loaded (add --passages FILE for grounding)
+    python inference.py --patient examples/patients/strep_penicillin_allergy.json --check recommendation.json
+
     # the base model without an adapter, on purpose
     python inference.py --base-only --patient examples/patients/strep_penicillin_allergy.json
 
@@ -26,9 +29,10 @@
     python inference.py --base-model models/tiny-random --base-only --max-new-tokens 64 \\
         --log-file /tmp/inference_log.json --patient examples/patients/chest_pain_low_spo2.json
 
-The model (adapter merged by default) loads once per process. Decoding is greedy and constrained by the
-Sections JSON schema, so the output always validates; the safety rules (medlora/safety.py) run after
-generation. One entry per record is appended to --log-file, without raw patient data unless --log-inputs.
+The model (adapter merged by default) and the passage index load once per process (medlora/recommender.py).
+Per record: MedQuAD passages are retrieved, decoding is greedy and constrained by the schema (items cite passage
+numbers), then the grounding check and the safety rules (medlora/safety.py) run in code. One entry per record is
+appended to --log-file, without raw patient data unless --log-inputs.
 """
 
 from __future__ import annotations
