@@ -278,7 +278,8 @@ class Recommendation(Sections):
     grounding: Grounding = Field(default_factory=Grounding)
     confidence: dict[str, SectionConfidence] = Field(default_factory=dict)
     truncated: bool = Field(
-        False, description="generation hit --max-new-tokens: only complete items were kept, the rest is missing"
+        False,
+        description="generation hit --max-new-tokens: only complete items were kept, the rest is missing",
     )
 
 

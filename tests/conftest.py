@@ -104,7 +104,9 @@ def tiny_gguf(tiny_model, tiny_adapter, tmp_path_factory) -> Path:
     import export_model
 
     out = tmp_path_factory.mktemp("gguf") / "gguf"
-    cfg = export_model.ExportConfig(base_model=str(tiny_model), adapter=str(tiny_adapter), output_dir=str(out))
+    cfg = export_model.ExportConfig(
+        base_model=str(tiny_model), adapter=str(tiny_adapter), output_dir=str(out)
+    )
     cfg.validate()
     export_model.main(cfg)
     return out
