@@ -65,6 +65,6 @@ def check(record: PatientRecord, path: str, hits: list | None = None) -> Recomme
         cites = realign(g.sections, g.citations, checked.sections)
         fields = grounding_fields(cites, hits, "retrieved" if hits else "none", g.grounding)
         return Recommendation(**checked.sections.model_dump(), safety=checked.safety, **fields)
+    # Without passages there is nothing to check citations against: the sections alone are audited.
     checked = apply_safety(record, sections)
-    del citations, parsed_cites  # citations follow their items only where passages are checked (grounding)
     return Recommendation(**checked.sections.model_dump(), safety=checked.safety)

@@ -256,6 +256,7 @@ def _fuzzy_vocabulary() -> tuple[str, ...]:
     return tuple(sorted(set(own)))
 
 
+@lru_cache(maxsize=1 << 16)  # safety, grounding and target building ask about the same names again and again
 def resolve(name: str) -> DrugMention | None:
     """One medication or allergy line ("Zestril 10 mg daily", "PCN", "sulfa drugs", "amoxicilin") as one mention.
 

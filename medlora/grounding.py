@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .drugs import resolve
 from .retrieval import Hit, Passage, words
 from .safety import prescribed
 from .schemas import (
@@ -62,13 +63,6 @@ def _drug_mentions(text: str) -> tuple[Any, ...]:
     return tuple(find_drugs(text))
 
 
-@functools.lru_cache(maxsize=1 << 14)
-def _resolve(name: str) -> Any:
-    from .drugs import resolve
-
-    return resolve(name)
-
-
 @functools.lru_cache(maxsize=1 << 16)
 def _word_set(text: str) -> frozenset[str]:
     return frozenset(words(text))
@@ -93,7 +87,7 @@ def support(item: Any, passage: Passage | str, section: str = "") -> float:
     text = passage if isinstance(passage, str) else passage.shown
     if section == "medications" and not isinstance(item, str):
         name = item.name if hasattr(item, "name") else item["name"]
-        return 1.0 if names_drug(_resolve(name), text, name) else 0.0
+        return 1.0 if names_drug(resolve(name), text, name) else 0.0
     want = _word_set(item_text(item))
     if not want:
         return 0.0
@@ -165,7 +159,7 @@ def check_grounding(
             cited = sorted({n for n in (cites[i] if i < len(cites) else []) if 1 <= n <= len(passages)})
             cited_text = " ".join(passages[n - 1].shown for n in cited)
             if name == "medications":
-                drugs = [(it.name, _resolve(it.name))]
+                drugs = [(it.name, resolve(it.name))]
             else:
                 # Advice to avoid or stop a drug needs no evidence for that drug (the safety rules' reading).
                 drugs = [(m.text, m) for m in prescribed(item_text(it))]

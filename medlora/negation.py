@@ -140,10 +140,13 @@ def affirmed(text: str, span: tuple[int, int], found: list[Scope] | None = None)
     return not any(s.start <= a and b <= s.end for s in found)
 
 
-def affirmed_matches(text: str, pattern: re.Pattern[str]) -> list[re.Match[str]]:
-    """Matches of ``pattern`` in ``text`` that no negation, history, experiencer or hypothetical cue covers."""
+def affirmed_matches(
+    text: str, pattern: re.Pattern[str], found: list[Scope] | None = None
+) -> list[re.Match[str]]:
+    """Matches of ``pattern`` in ``text`` that no negation, history, experiencer or hypothetical cue covers.
+    ``found``: ``scopes(text)`` when the caller asks about many patterns in the same text."""
     hits = list(pattern.finditer(text))
     if not hits:
         return []
-    found = scopes(text)
+    found = scopes(text) if found is None else found
     return [m for m in hits if affirmed(text, m.span(), found)]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .negation import affirmed_matches
+from .negation import affirmed_matches, scopes
 from .schemas import PatientRecord
 
 
@@ -347,7 +347,8 @@ def red_flags(record: PatientRecord) -> list[RedFlag]:
     """Every red flag of the record, each code once, in a fixed order (vitals first, then findings)."""
     # One item a sentence, so a negation in one item never reaches into the next.
     text = ".\n".join([*record.conditions, *record.symptoms, record.notes or ""])
-    found = {name: bool(affirmed_matches(text, pattern)) for name, pattern in C.items()}
+    in_scope = scopes(text)
+    found = {name: bool(affirmed_matches(text, pattern, in_scope)) for name, pattern in C.items()}
     ages = {record.age} | text_ages(text)
     if record.age is not None or len(ages) > 1:
         ages.discard(None)
