@@ -74,17 +74,17 @@ C = {
         r"droop\w*|droop\w* (?:of )?(?:the |his |her |my )?(?:face|mouth|smile)|(?:face|mouth|smile) "
         r"(?:is )?(?:droopy|uneven|lopsided)|slurr\w* (?:speech|words)|speech (?:is )?slurred|"
         r"(?:difficulty|trouble|problems?) (?:speaking|talking|finding words|getting words out|with speech)|"
-        r"(?:can't|cannot|unable to) (?:speak|talk|get (?:the |his |her |my )?words out)(?! in (?:full|complete) sentences)|garbled speech|"
+        r"(?:can'?t|cannot|unable to) (?:speak|talk|get (?:the |his |her |my )?words out)(?! in (?:full|complete) sentences)|garbled speech|"
         r"aphasia|dysarthria|hemiparesis|hemiplegia|(?:one|1)[- ]sided (?:weakness|numbness|paralysis)|"
         r"(?:left|right|l|r|lt|rt)(?:[- ]?sided| side) (?:weakness|numbness|paralysis|facial droop)|speech "
         r"(?:difficult\w*|problems?|disturbance)|unilateral (?:weakness|numbness)|"
         r"(?:weakness|numbness) (?:on|of|down) (?:the |his |her |my )?(?:left|right|one) side|word[- ]finding "
-        r"(?:difficulty|difficulties|problems)|(?:can't|cannot|unable to) move (?:his|her|my|the) (?:left|right) "
+        r"(?:difficulty|difficulties|problems)|(?:can'?t|cannot|unable to) move (?:his|her|my|the) (?:left|right) "
         r"(?:arm|leg|side)|"
         r"weakness (?:in|of) (?:one|the (?:left|right)|his (?:left|right)|her (?:left|right)) (?:arm|leg|side)|"
         r"sudden (?:onset )?(?:numbness|weakness|confusion|vision loss|loss of vision|blindness|"
         r"trouble seeing|severe dizziness|loss of balance|trouble walking)|arm drift|"
-        r"(?:can't|cannot|unable to) (?:lift|raise) (?:his|her|my|one) arm"
+        r"(?:can'?t|cannot|unable to) (?:lift|raise) (?:his|her|my|one) arm"
     ),
     "airway_swelling": _re(
         r"anaphyla\w*|angioedema|angio-oedema|(?:throat|tongue) (?:feels |is |getting |becoming )?(?:swelling|"
@@ -97,13 +97,13 @@ C = {
     "hives": _re(r"hives|urticaria|welts|itchy rash all over|widespread (?:itchy )?rash"),
     "breathing_difficulty": _re(
         r"short(?:ness)? of breath|sob|dyspn\w*|(?:difficulty|trouble|struggling|labou?red|hard) breathing|"
-        r"breathing (?:is )?(?:difficult|laboured|labored|hard)|hard to breathe|wheez\w*|(?:can't|cannot|unable "
+        r"breathing (?:is )?(?:difficult|laboured|labored|hard)|hard to breathe|wheez\w*|(?:can'?t|cannot|unable "
         r"to) breathe|breathless\w*|out of breath|throat tightness|tight throat|gasping"
     ),
     "severe_breathing": _re(
         r"severe (?:shortness of breath|dyspn\w*|breathing difficulty|difficulty breathing|asthma attack|"
-        r"wheez\w*)|respiratory (?:distress|failure)|(?:can't|cannot|can not|unable to) (?:breathe|catch "
-        r"(?:my|his|her|their) breath|speak in (?:full|complete) sentences|finish (?:a )?sentences?)|"
+        r"wheez\w*)|respiratory (?:distress|failure)|(?:can'?t|cannot|can not|unable to) (?:breathe|catch "
+        r"(?:my|his|her|their) breath|(?:speak|talk) in (?:full|complete) sentences|finish (?:a )?sentences?)|"
         r"struggling to breathe|gasping for (?:air|breath)|cyanos\w*|cyanotic|blue (?:lips|face|skin|tinge)|"
         r"(?:lips|face|skin) (?:are |is |turning |turned )?(?:blue|grey|gray)|turning blue|grunting|"
         r"(?:chest|rib|intercostal|subcostal|sternal) (?:wall )?(?:retractions|recession|indrawing)|"
@@ -114,7 +114,7 @@ C = {
         r"hurt(?:ing)? (?:myself|himself|herself|themselves)|kill(?:ing)? (?:myself|himself|herself|themselves|"
         r"themself)|end(?:ing)? (?:my|his|her|their) (?:own )?life|tak(?:e|ing) (?:my|his|her|their) own life|"
         r"(?:want|wants|wanted|wanting|wish|wishes|wished) (?:to be dead|to die|(?:he|she|they|i) (?:was|were) "
-        r"dead)|better off dead|no reason to live|not worth living|life (?:is not|isn't) worth living|"
+        r"dead)|better off dead|no reason to live|not worth living|life (?:is not|isn'?t) worth living|"
         r"cutting (?:myself|herself|himself|themselves)|(?:endorses|reports|active|passive|positive for|with|\+) ?si\b|"
         r"(?:plan|plans|planning) to (?:die|overdose|end)"
     ),
@@ -130,14 +130,14 @@ C = {
     "unconscious": _re(
         r"unconscious|unresponsive|loss of consciousness|lost consciousness|passed out|pass(?:es|ing) out|"
         r"fainted|fainting|syncope|syncopal|collapsed|collapse|seizur\w*|seizing|having a fit|gcs (?:of )?(?:[3-9]|1[0-2])|convuls\w*|fitting|status epilepticus|"
-        r"(?:difficult|hard|unable|impossible) to (?:wake|rouse|arouse)|(?:won't|will not|doesn't) wake up|"
+        r"(?:difficult|hard|unable|impossible) to (?:wake|rouse|arouse)|(?:won'?t|will not|doesn'?t) wake up|"
         r"obtunded|altered mental status|(?:sudden|new|acute) confusion|acutely confused|delirium|"
         r"limp and unresponsive"
     ),
     "major_bleeding": _re(
         r"vomit\w* (?:up )?blood|throwing up blood|cough\w* (?:up )?blood|ha?ematemesis|ha?emoptysis|"
         r"(?:severe|heavy|massive|uncontrolled|profuse) bleeding|bleeding (?:heavily|profusely|uncontrollably|"
-        r"that (?:won't|will not|does not|doesn't) stop)|(?:tarry|black,? tarry) stools?|melaena|melena|"
+        r"that (?:won'?t|will not|does not|doesn'?t) stop)|(?:tarry|black,? tarry) stools?|melaena|melena|"
         r"coffee[- ]ground\w*|large amounts? of blood|soak\w* (?:through )?(?:a |one )?pads? (?:every|an) hour"
     ),
     # In a child these are NICE NG143 red features; in an adult "lethargic" is too often plain tiredness.
@@ -151,12 +151,12 @@ C = {
     "fever": _re(r"fever\w*|febrile|pyrexi\w*|high temperature|running a temperature|burning up"),
     "stiff_neck": _re(
         r"stiff neck|neck stiffness|nuchal rigidity|neck (?:is |feels )?stiff|meningism\w*|"
-        r"(?:can't|cannot|unable to) (?:bend|touch|put) (?:his|her|my|their) (?:neck|chin)|"
+        r"(?:can'?t|cannot|unable to) (?:bend|touch|put) (?:his|her|my|their) (?:neck|chin)|"
         r"pain (?:on|when) (?:bending|flexing) (?:the |his |her |my )?neck"
     ),
     "meningitis": _re(r"meningitis|meningococca\w*|bulging fontanelle|sepsis|septic|septicaemia|septicemia"),
     "purpura": _re(
-        r"non[- ]?blanching rash|rash (?:that )?(?:does not|doesn't) (?:blanch|fade)|petechia\w*|purpur\w*"
+        r"non[- ]?blanching rash|rash (?:that )?(?:does not|doesn'?t) (?:blanch|fade)|petechia\w*|purpur\w*"
     ),
     "thunderclap": _re(
         r"worst (?:headache|ha) (?:of (?:my|his|her|their) life|ever|of life)|thunderclap (?:headache|ha)|sudden(?:ly)?,? "
@@ -165,7 +165,7 @@ C = {
     ),
     "severe_headache": _re(
         r"severe headaches?|bad headaches?|terrible headaches?|pounding headaches?|headaches? that "
-        r"(?:won't|will not|doesn't|does not) go away|persistent headaches?|worsening headaches?|"
+        r"(?:won'?t|will not|doesn'?t|does not) go away|persistent headaches?|worsening headaches?|"
         r"worst headache|thunderclap headache"
     ),
     "vision_change": _re(
@@ -179,13 +179,13 @@ C = {
     ),
     "severe_abdominal_pain": _re(
         r"severe (?:abdominal|belly|stomach|tummy|pelvic) pain|(?:abdominal|belly|stomach) pain that "
-        r"(?:won't|will not|doesn't|does not) go away|(?:right upper|upper right) (?:quadrant |abdominal )?pain|"
+        r"(?:won'?t|will not|doesn'?t|does not) go away|(?:right upper|upper right) (?:quadrant |abdominal )?pain|"
         r"ruq pain|epigastric pain|pain under (?:the|her|my) (?:right )?ribs"
     ),
     "fetal_movement": _re(
         r"(?:baby|fetal|foetal)(?:'s)? movements? (?:has |have |is |are )?(?:stopped|slowed|decreased|reduced|"
         r"less)|(?:decreased|reduced|less|no) (?:fetal|foetal|baby) movements?|baby (?:is |has )?(?:not moving|"
-        r"stopped moving|moving less)|(?:has not|hasn't) felt the baby move"
+        r"stopped moving|moving less)|(?:has not|hasn'?t) felt the baby move"
     ),
     "face_hand_swelling": _re(
         r"swelling (?:of|in) (?:the |her |my )?(?:face|hands)|(?:face|hands) (?:is |are )?(?:very |suddenly )?"
@@ -195,7 +195,7 @@ C = {
     "cauda_equina": _re(
         r"saddle (?:an(?:a)?esthesia|numbness)|numb(?:ness)? (?:in|around) (?:the )?(?:groin|buttocks|genitals)|"
         r"(?:loss of|lost|new) (?:bladder|bowel) (?:control|incontinence)|urinary retention|"
-        r"(?:can't|cannot|unable to) (?:pass urine|urinate|pee)|weakness in both legs|bilateral leg weakness"
+        r"(?:can'?t|cannot|unable to) (?:pass urine|urinate|pee)|weakness in both legs|bilateral leg weakness"
     ),
     "pregnant": _re(
         r"pregnan\w*|gravid\w*|\d+ weeks?(?:'| of)? (?:pregnant|gestation|gestational age|pregnancy)|(?:at|@) \d{1,2} weeks|\d{1,2} ?w(?:ks)? ?\d?d? ga|"
