@@ -1,14 +1,15 @@
-"""Stage 3: measure accuracy, BLEU and ROUGE-L on the held-out test split, base model against fine-tuned.
+"""Stage 3: measure the models against the baselines on the held-out test split, every figure on the same items.
 
     # the real run (defaults sized for about ten minutes on one GPU): base and base+adapter on the same items
     python evaluate_model.py
 
-    # offline smoke run on CPU with the tiny random model and an adapter trained on it
-    python evaluate_model.py --base-model models/tiny-random --adapter /tmp/tiny-adapter \\
-        --limit-mc 100 --limit-gen 20 --output /tmp/eval_results.json
+    # offline smoke run on CPU with the tiny random model and an adapter trained on it (--limit caps every set)
+    python evaluate_model.py --base-model models/tiny-random --adapter /tmp/tiny-adapter --limit 8 \
+        --output /tmp/eval_results.json
 
-    # the retrieval baseline alone on the whole test split (no model needed; limits above the split are capped)
-    python evaluate_model.py --retrieval-only --limit-gen 100000 --output /tmp/retrieval.json
+    # the no-model rows alone on the whole test split (extractive rules, empty output, constant emergency
+    # action) and the retrieval baseline; no model is loaded (limits above the split are capped)
+    python evaluate_model.py --retrieval-only --limit-gen 100000 --limit-treatment 100000 --output /tmp/rows.json
 
     # one model only
     python evaluate_model.py --base-only
@@ -17,13 +18,12 @@
 accuracy: 4-option multiple choice (true answer + 3 answers of the same question type from other foci, their
 disease names replaced by the question's), the option with the highest log-likelihood per character wins
 (acc_norm; chance 25%); the word-overlap shortcut is reported beside it. BLEU: sacrebleu corpus BLEU (0-100) of
-greedy answers. ROUGE-L: rouge-score F1 with stemming. Treatment accuracy (medlora/treatment_eval.py): held-out
-foci with synthetic patients, raw output and published output (after the safety rules) against the personalised
-targets: medication precision/recall/F1, per-section ROUGE-L, allergy violations, duplicate therapy, red-flag
-emergency recall, schema validity. Grounding (medlora/grounding_eval.py): retrieval recall@k of the gold focus,
-abstention on records without evidence, citation precision/recall, grounded medications, per-section calibration
-(ECE) of constrained generation with the rows' passages and with distractors only, and the extractive baseline.
-Bootstrap 95% intervals.
+greedy answers. ROUGE-L: rouge-score F1 with stemming. Treatment and grounding (medlora/eval_rows.py): five rows
+on the same items (no-model extractive rules, empty output, constant emergency action, base, fine-tuned), each
+with every figure of medlora/treatment_eval.py (medications, per-section ROUGE-L and filled-where-empty, red-flag
+recall and emergency false alarms, allergy violations, duplicates, answered on evidence, target items recovered)
+and medlora/grounding_eval.py (citations, abstention, answering), overall and per input variant, with bootstrap
+95% intervals. The adapter is evaluated unmerged, in the precision it was trained in (docs/evaluation.md).
 Writes <models-dir>/eval_results.json; with an adapter, adds the figures under "metrics" to
 <models-dir>/model_info.json and the adapter's model_info.json, and re-renders the adapter's model card.
 """
@@ -31,6 +31,7 @@ Writes <models-dir>/eval_results.json; with an adapter, adds the figures under "
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import shlex
 import sys
@@ -41,10 +42,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from medlora import grounding_eval, metrics, multiple_choice, retrieval, treatment_eval
+from medlora import eval_rows, grounding_eval, metrics, multiple_choice, retrieval
 from medlora.cli import UsageError, config_dict, run_stage
 from medlora.files import read_jsonl, sha256_files, update_json, write_json
-from medlora.modeling import check_adapter_matches, load_model, missing_model_error
+from medlora.modeling import check_adapter_matches, load_model, missing_model_error, resolve_device
 
 log = logging.getLogger("evaluate_model")
 
@@ -62,7 +63,12 @@ class EvalConfig:
     base_only: bool = field(default=False, metadata={"help": "evaluate the base model only"})
     adapter_only: bool = field(default=False, metadata={"help": "evaluate base+adapter only"})
     retrieval_only: bool = field(
-        default=False, metadata={"help": "only the retrieval baseline; no model is loaded"}
+        default=False,
+        metadata={"help": "only what needs no model: the no-model rows and the retrieval baseline"},
+    )
+    limit: int | None = field(
+        default=None,
+        metadata={"help": "caps --limit-mc, --limit-gen and --limit-treatment (a small CPU run)"},
     )
     limit_mc: int = field(
         default=1000, metadata={"help": "multiple-choice items (0 skips; capped at the split)"}
@@ -75,16 +81,24 @@ class EvalConfig:
         metadata={"help": "treatment examples (synthetic patients) generated and scored (0 skips)"},
     )
     batch_size: int = field(default=16, metadata={"help": "sequences per forward pass / generate call"})
-    max_new_tokens: int = field(
-        default=512, metadata={"help": "token budget of a generated answer (training's max_length)"}
-    )
+    max_new_tokens: int = field(default=512, metadata={"help": "token budget of a generated answer"})
     treatment_max_new_tokens: int = field(default=512, metadata={"help": "token budget of a treatment JSON"})
     mc_answer_tokens: int = field(default=256, metadata={"help": "options are cut to this many tokens"})
     bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the 95%% intervals"})
     seed: int = field(default=42, metadata={"help": "seeds item selection, distractors and the bootstrap"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
     precision: Literal["auto", "fp32", "fp16", "bf16"] = field(
-        default="auto", metadata={"help": "auto: bf16/fp16 on GPU, fp32 on CPU"}
+        default="auto",
+        metadata={
+            "help": "auto: the adapter's training precision (model_info.json) where the device has it, else "
+            "bf16/fp16 on GPU and fp32 on CPU; base and fine-tuned always share one"
+        },
+    )
+    merge: bool = field(
+        default=False,
+        metadata={
+            "help": "merge the adapter into the base weights (rounds it to their dtype; off: as trained)"
+        },
     )
     models_dir: str | None = field(
         default=None, metadata={"help": "where model_info.json is updated; default: the adapter's parent"}
@@ -94,6 +108,12 @@ class EvalConfig:
     )
 
     def validate(self) -> None:
+        if self.limit is not None:
+            if self.limit < 0:
+                raise UsageError("--limit must be 0 or more")
+            self.limit_mc = min(self.limit_mc, self.limit)
+            self.limit_gen = min(self.limit_gen, self.limit)
+            self.limit_treatment = min(self.limit_treatment, self.limit)
         if sum([self.base_only, self.adapter_only, self.retrieval_only]) > 1:
             raise UsageError("--base-only, --adapter-only and --retrieval-only exclude each other")
         for name in ("limit_mc", "limit_gen", "limit_treatment"):
@@ -147,17 +167,42 @@ def capped(what: str, requested: int, available: int) -> dict[str, int]:
     return {"requested": requested, "available": available, "used": used}
 
 
+def trained_precision(adapter: str | Path) -> str | None:
+    """The precision the adapter's base was trained in ("fp16", "bf16", "fp32"), from its model_info.json."""
+    info = Path(adapter) / "model_info.json"
+    try:
+        name = json.loads(info.read_text(encoding="utf-8")).get("training", {}).get("precision")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}.get(str(name))
+
+
+def eval_precision(cfg: EvalConfig, device: str) -> str:
+    """One precision for both models: the training one where the device runs it (fp16 needs CUDA; the fp32 LoRA
+    weights stay fp32 unmerged, as in training), else the device default. An explicit --precision wins."""
+    if cfg.precision != "auto":
+        return cfg.precision
+    trained = None if cfg.base_only else trained_precision(cfg.adapter)
+    if trained and not (trained == "fp16" and not device.startswith("cuda")):
+        return trained
+    if trained:
+        log.warning("the adapter was trained in %s, which %s cannot run: evaluating in fp32", trained, device)
+    return "fp32" if not device.startswith("cuda") else "auto"
+
+
 def evaluate_one(
-    cfg: EvalConfig, adapter: str | None, mc_items, gen_rows, treat_rows, idx, index=None
+    cfg: EvalConfig, adapter: str | None, mc_items, gen_rows, treat_rows, idx, index, precision: str
 ) -> dict[str, Any]:
     import torch
-    from tqdm import tqdm
 
-    model, tokenizer, info = load_model(cfg.base_model, adapter, cfg.device, cfg.precision)
+    model, tokenizer, info = load_model(cfg.base_model, adapter, cfg.device, precision, merge=cfg.merge)
     name = "fine-tuned" if adapter else "base"
+    info.update(
+        dtype=str(next(model.parameters()).dtype).removeprefix("torch."), merged=bool(adapter) and cfg.merge
+    )
     res: dict[str, Any] = {"model": info, "n_mc": len(mc_items), "n_gen": len(gen_rows)}
     t0 = time.perf_counter()
-    with tqdm(total=4 * len(mc_items), desc=f"{name}: multiple choice", disable=None) as bar:
+    with metrics.Progress(4 * len(mc_items), f"{name}: multiple choice") as bar:
         picks = multiple_choice.choose_options(
             model, tokenizer, mc_items, cfg.batch_size, cfg.mc_answer_tokens, bar.update
         )
@@ -171,18 +216,12 @@ def evaluate_one(
     refs = [r["messages"][-1]["content"] for r in gen_rows]
     res.update(metrics.text_scores(answers, refs, idx["gen"]))
     res["eos_rate"] = float(np.mean(ended)) if ended else None
-    prompts = [r["messages"][:-1] for r in treat_rows]
-    treat, _ = metrics.greedy_generate(
-        model, tokenizer, prompts, cfg.treatment_max_new_tokens, cfg.batch_size, f"{name}: treatment"
-    )
-    res.update(metrics.treatment_scores(treat))
-    res["treatment_accuracy"] = treatment_eval.evaluate_outputs(treat_rows, treat, idx["treatment"])
-    # Constrained, grounded generation (the inference path): citations, abstention, calibration.
-    if index is not None and treat_rows:
-        res["grounding"] = grounding_eval.model_report(
-            model, tokenizer, treat_rows, index, cfg.treatment_max_new_tokens, cfg.batch_size, cfg.seed,
-            cfg.bootstrap,
+    if treat_rows:
+        res["_row"], texts = eval_rows.model_row(
+            model, tokenizer, treat_rows, index, cfg.treatment_max_new_tokens, cfg.batch_size, cfg.bootstrap,
+            cfg.seed, name,
         )  # fmt: skip
+        res.update(metrics.treatment_scores(texts))
     res["examples"] = [{"id": r["id"], "answer": a} for r, a in zip(gen_rows[:3], answers, strict=False)]
     res["seconds"] = round(time.perf_counter() - t0, 1)
     del model
@@ -256,28 +295,30 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
         )
     limits = {"gen": capped("gen", cfg.limit_gen, len(qa))}
     gen_rows = metrics.seeded_order(qa, cfg.seed, "gen")[: limits["gen"]["used"]]
-    treat_rows = []
     limits["mc"] = capped("mc", cfg.limit_mc, len(qa))
     mc_items, skipped = multiple_choice.build_mc_items(test, train, limits["mc"]["used"], cfg.seed)
     plain_items, _ = multiple_choice.build_mc_items(
         test, train, limits["mc"]["used"], cfg.seed, rewrite_names=False
     )
     limits["mc"].update(used=len(mc_items), skipped_without_distractors=skipped)
-    if variants:
-        limits["treatment"] = capped("treatment", cfg.limit_treatment, len(treatment))
-        treat_rows = metrics.seeded_order(treatment, cfg.seed, "treatment")[: limits["treatment"]["used"]]
+    limits["treatment"] = capped("treatment", cfg.limit_treatment, len(treatment))
+    treat_rows = metrics.seeded_order(treatment, cfg.seed, "treatment")[: limits["treatment"]["used"]]
     idx = {
         "mc": metrics.bootstrap_indices(len(mc_items), cfg.bootstrap, cfg.seed),
         "gen": metrics.bootstrap_indices(len(gen_rows), cfg.bootstrap, cfg.seed + 1),
-        "treatment": metrics.bootstrap_indices(len(treat_rows), cfg.bootstrap, cfg.seed + 2),
     }
     started = time.time()
     results = {"retrieval_baseline": retrieval_baseline(train, gen_rows, idx["gen"])}
     results["shortcut_baseline"] = multiple_choice.shortcut_baseline(mc_items, plain_items, idx["mc"])
     index = retrieval.load_index(data_dir)  # exit 2 naming the rebuild when missing or stale
-    results["grounding_baselines"] = grounding_eval.baselines(index, test, cfg.seed, cfg.bootstrap)
+    results["grounding_baselines"] = grounding_eval.baselines(index, test, cfg.seed)
+    log.info("no-model rows on %d treatment items", len(treat_rows))
+    rows = eval_rows.no_model_rows(treat_rows, index, cfg.bootstrap, cfg.seed) if treat_rows else {}
+    precision = eval_precision(cfg, resolve_device(cfg.device)) if variants else None
     for name, adapter in variants.items():
-        results[name] = evaluate_one(cfg, adapter, mc_items, gen_rows, treat_rows, idx, index)
+        results[name] = evaluate_one(cfg, adapter, mc_items, gen_rows, treat_rows, idx, index, precision)
+        if "_row" in results[name]:
+            rows[name] = results[name].pop("_row")
     command = "python " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     summary: dict[str, Any] = {k: public(v) for k, v in results.items()}
     summary.update(command=command, seed=cfg.seed, measured=time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -290,6 +331,9 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
             "sha256_train_test": sha256_files([data_dir / "train.jsonl", data_dir / "test.jsonl"]),
         },
         "limits": limits,
+        "rows": rows,
+        "treatment_variants": eval_rows.variant_counts(treat_rows),
+        "precision": precision,
         "mc_answer_tokens": cfg.mc_answer_tokens,
         "bootstrap_resamples": cfg.bootstrap,
         "config": config_dict(cfg),
@@ -301,6 +345,8 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
         report["fine_tuned_minus_base"] = summary["fine_tuned_minus_base"] = diff
     write_json(cfg.output_path, report)
     log.info("report written to %s", cfg.output_path)
+    if rows:
+        log.info("treatment and grounding rows (all variants):\n%s", "\n".join(eval_rows.rows_table(rows)))
     if "fine_tuned" in results:
         record_metrics(cfg, summary)
     return report

@@ -8,7 +8,13 @@ Definitions (deterministic, ``medlora.grounding.support``):
 - citation precision: share of citations whose passage alone supports its item the same way;
 - grounded medications: share of output medications named in a passage they cite;
 - abstention: on examples whose passages hold nothing about the focus, the share of outputs with every cited
-  section empty (only the uncited safety actions may remain).
+  section empty (only the uncited safety actions may remain);
+- answered on evidence: on examples whose passages are about the focus, the share of outputs with any cited
+  section filled (an output that never answers scores a perfect citation precision over nothing; this says so).
+
+Every figure over all rows and per ``variant`` ("exact", "reworded", "no_evidence"; absent means "exact").
+The no-model rows (``no_model_outputs``): the extractive rules on each row's passages, an empty output, and a
+constant emergency action.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 
 from .grounding import UNCITED_SECTIONS, citation_scores, extractive_target
 from .medquad import focus_key
-from .metrics import bootstrap_indices, percentile_ci
+from .metrics import Progress, bootstrap_indices, ratio_ci
 from .retrieval import (
     FALLBACK_THRESHOLD,
     BM25Index,
@@ -133,14 +139,8 @@ def row_passages(row: dict[str, Any], index: BM25Index) -> list[Passage]:
     return [index.passages[i] for i in row.get("passages", [])]
 
 
-def _ratio_ci(num: np.ndarray, den: np.ndarray, idx: np.ndarray) -> tuple[float | None, list[float] | None]:
-    if den.sum() == 0:
-        return None, None
-    value = float(num.sum() / den.sum())
-    if not len(num):
-        return value, None
-    boot = num[idx].sum(axis=1) / np.maximum(den[idx].sum(axis=1), 1)
-    return value, percentile_ci(boot)
+def _cited_empty(sections: Sections) -> bool:
+    return not any(getattr(sections, n) for n in SECTION_NAMES if n not in UNCITED_SECTIONS)
 
 
 def grounded_scores(
@@ -150,8 +150,8 @@ def grounded_scores(
     seed: int,
     n_boot: int = 1000,
 ) -> dict[str, Any]:
-    """Citation precision/recall, grounded medications and abstention over ``rows`` (test treatment examples
-    with their passages) and one output per row, with bootstrap 95% intervals over rows."""
+    """Citation precision/recall, grounded medications, abstention and answering over ``rows`` (test treatment
+    examples with their passages) and one output per row, with bootstrap 95% intervals over rows."""
     counts = [citation_scores(s, c, row_passages(r, index)) for r, (s, c) in zip(rows, outputs, strict=True)]
     arr = {k: np.array([c[k] for c in counts], dtype=np.float64) for k in (counts[0] if counts else {})}
     idx = bootstrap_indices(len(rows), n_boot, seed)
@@ -163,26 +163,68 @@ def grounded_scores(
         "citation_precision": ("citations_precise", "citations"),
         "grounded_medications": ("meds_grounded", "meds"),
     }.items():
-        out[name], out[f"{name}_ci"] = _ratio_ci(arr[num], arr[den], idx)
-    abstain_rows = [i for i, r in enumerate(rows) if r.get("abstain")]
-    empty = np.array(
-        [
-            not any(getattr(outputs[i][0], n) for n in SECTION_NAMES if n not in UNCITED_SECTIONS)
-            for i in abstain_rows
-        ],
-        dtype=np.float64,
+        out[name], out[f"{name}_ci"] = ratio_ci(arr[num], arr[den], idx)
+    out["cited_items"] = int(arr["items"].sum())
+    abstain = np.array([bool(r.get("abstain")) for r in rows], dtype=np.float64)
+    empty = np.array([_cited_empty(s) for s, _ in outputs], dtype=np.float64)
+    out["abstention_n"] = int(abstain.sum())
+    out["abstention"], out["abstention_ci"] = ratio_ci(empty * abstain, abstain, idx)
+    out["answered_on_evidence_n"] = int((1 - abstain).sum())
+    out["answered_on_evidence"], out["answered_on_evidence_ci"] = ratio_ci(
+        (1 - empty) * (1 - abstain), 1 - abstain, idx
     )
-    out["abstention_n"] = len(abstain_rows)
-    out["abstention"] = float(empty.mean()) if len(empty) else None
-    out["abstention_ci"] = (
-        percentile_ci(empty[bootstrap_indices(len(empty), n_boot, seed)].mean(axis=1)) if len(empty) else None
-    )
+    return out
+
+
+def grounded_report(
+    rows: Sequence[dict[str, Any]],
+    outputs: Sequence[tuple[Sections, Citations]],
+    index: BM25Index,
+    seed: int,
+    n_boot: int = 1000,
+) -> dict[str, Any]:
+    """``grounded_scores`` over all rows and per variant of the rows."""
+    from .treatment_eval import variant_of
+
+    out = grounded_scores(rows, outputs, index, seed, n_boot)
+    variants = [variant_of(r) for r in rows]
+    out["by_variant"] = {}
+    for v in sorted(set(variants)):
+        keep = [i for i, w in enumerate(variants) if w == v]
+        out["by_variant"][v] = grounded_scores(
+            [rows[i] for i in keep], [outputs[i] for i in keep], index, seed, n_boot
+        )
     return out
 
 
 def extractive_outputs(rows: Sequence[dict[str, Any]], index: BM25Index) -> list[tuple[Sections, Citations]]:
     """The baseline: the training-target rules applied to each row's passages, citing them."""
     return [to_published(extractive_target(row_passages(r, index))) for r in rows]
+
+
+def empty_outputs(rows: Sequence[dict[str, Any]]) -> list[tuple[Sections, Citations]]:
+    """The silent baseline: every section empty (no allergy violation, no duplicate, no citation is wrong)."""
+    return [(Sections(), {}) for _ in rows]
+
+
+# Written as a model would write it (the safety rules drop lines that start with "EMERGENCY", their own form).
+CONSTANT_EMERGENCY = "Call 911 or go to the nearest emergency department now."
+
+
+def emergency_outputs(rows: Sequence[dict[str, Any]]) -> list[tuple[Sections, Citations]]:
+    """The alarmist baseline: one constant emergency action and nothing else, for every patient."""
+    return [(Sections(immediate_actions=[CONSTANT_EMERGENCY]), {}) for _ in rows]
+
+
+def no_model_outputs(
+    rows: Sequence[dict[str, Any]], index: BM25Index
+) -> dict[str, list[tuple[Sections, Citations]]]:
+    """The rows every model is compared with, on the same items: extractive rules, silence, a constant alarm."""
+    return {
+        "extractive": extractive_outputs(rows, index),
+        "empty": empty_outputs(rows),
+        "emergency_constant": emergency_outputs(rows),
+    }
 
 
 def gold_outputs(rows: Sequence[dict[str, Any]]) -> list[tuple[Sections, Citations]]:
@@ -192,10 +234,6 @@ def gold_outputs(rows: Sequence[dict[str, Any]]) -> list[tuple[Sections, Citatio
     return [to_published(GroundedSections.model_validate_json(r["messages"][-1]["content"])) for r in rows]
 
 
-def focus_in_passages(row: dict[str, Any], index: BM25Index) -> bool:
-    return any(focus_key(p.focus) == focus_key(row["focus"]) for p in row_passages(row, index))
-
-
 def model_outputs(
     model: Any,
     tokenizer: Any,
@@ -203,13 +241,21 @@ def model_outputs(
     index: BM25Index,
     max_new_tokens: int,
     batch_size: int,
+    desc: str = "grounded generation",
 ) -> list[Any]:
     """Constrained grounded generation for each row's record and passages (the inference path's generator)."""
     from .generation import SectionsGenerator
 
     gen = SectionsGenerator(model, tokenizer, max_new_tokens=max_new_tokens)
     records = [PatientRecord.model_validate(r["record"]) if "record" in r else _record_of(r) for r in rows]
-    return gen.generate(records, batch_size=batch_size, passages=[row_passages(r, index) for r in rows])
+    passages = [row_passages(r, index) for r in rows]
+    out: list[Any] = []
+    with Progress(len(rows), desc) as bar:
+        for start in range(0, len(rows), batch_size):
+            part = slice(start, start + batch_size)
+            out.extend(gen.generate(records[part], batch_size=batch_size, passages=passages[part]))
+            bar.update(len(records[part]))
+    return out
 
 
 def _record_of(row: dict[str, Any]) -> PatientRecord:
@@ -274,46 +320,25 @@ def no_evidence_rows(rows: Sequence[dict[str, Any]], index: BM25Index, k: int = 
     return out
 
 
-def baselines(
-    index: BM25Index, test_rows: Sequence[dict[str, Any]], seed: int, n_boot: int
-) -> dict[str, Any]:
-    """What needs no model: retrieval recall and abstention, the extractive baseline on the test treatment rows
-    (with their passages, and with distractors only), and the targets themselves."""
-    treatment = [r for r in test_rows if r["kind"] == "treatment" and "passages" in r]
+def baselines(index: BM25Index, test_rows: Sequence[dict[str, Any]], seed: int) -> dict[str, Any]:
+    """What needs no model and no output: retrieval recall and abstention by retrieval. The no-model output rows
+    (extractive, empty, constant emergency) are scored beside the models in ``medlora.eval_rows``."""
     foci = sorted({r["focus"] for r in test_rows})
     return {
         "retrieval": retrieval_metrics(index, foci),
         "abstention_by_retrieval": abstention_metrics(index, foci, seed),
-        "extractive_baseline": grounded_scores(
-            treatment, extractive_outputs(treatment, index), index, seed, n_boot
-        ),
-        "extractive_baseline_no_evidence": grounded_scores(
-            no_evidence_rows(treatment, index),
-            extractive_outputs(no_evidence_rows(treatment, index), index),
-            index,
-            seed,
-            n_boot,
-        ),
-        "targets": grounded_scores(treatment, gold_outputs(treatment), index, seed, n_boot),
     }
 
 
-def model_report(
+def generated_outputs(
     model: Any,
     tokenizer: Any,
     rows: Sequence[dict[str, Any]],
     index: BM25Index,
     max_new_tokens: int,
     batch_size: int,
-    seed: int,
-    n_boot: int,
-) -> dict[str, Any]:
-    """Grounded generation on the rows with their passages and again with distractors only."""
-    rows = [r for r in rows if "passages" in r]
-    gens = model_outputs(model, tokenizer, rows, index, max_new_tokens, batch_size)
-    out = grounded_scores(rows, [(g.sections, g.citations) for g in gens], index, seed, n_boot)
-    out["calibration"] = calibration(gens, rows, index)
-    none = no_evidence_rows(rows, index)
-    gens = model_outputs(model, tokenizer, none, index, max_new_tokens, batch_size)
-    out["no_evidence"] = grounded_scores(none, [(g.sections, g.citations) for g in gens], index, seed, n_boot)
-    return out
+    desc: str = "grounded generation",
+) -> tuple[list[tuple[Sections, Citations]], dict[str, Any]]:
+    """Constrained grounded generation (the inference path) on the rows, and its calibration."""
+    gens = model_outputs(model, tokenizer, rows, index, max_new_tokens, batch_size, desc)
+    return [(g.sections, g.citations) for g in gens], calibration(gens, rows, index)

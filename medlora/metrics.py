@@ -11,9 +11,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import re
+import sys
+import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +25,45 @@ import numpy as np
 
 from .prompts import Message, encode_prompt
 from .schemas import SECTION_NAMES, parse_any_sections
+
+log = logging.getLogger(__name__)
+
+
+class Progress:
+    """A progress bar on a terminal; elsewhere (a log file, a batch job) one log line at least every ``every``
+    seconds, so a long evaluation run shows it is alive (tqdm stays silent when stderr is not a terminal)."""
+
+    def __init__(self, total: int, desc: str, every: float = 20.0):
+        self.total, self.desc, self.every, self.done = total, desc, every, 0
+        self.start = self.last = time.monotonic()
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc)
+        else:
+            log.info("%s: 0/%d", desc, total)
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        now = time.monotonic()
+        if now - self.last >= self.every or self.done >= self.total:
+            self.last = now
+            log.info("%s: %d/%d (%.0f s)", self.desc, self.done, self.total, now - self.start)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 # ---------------------------------------------------------------------------------------------- text metrics
 
@@ -82,9 +124,23 @@ def percentile_ci(samples: np.ndarray) -> list[float]:
     return [float(lo), float(hi)]
 
 
+def ratio_ci(num: Any, den: Any, idx: np.ndarray) -> tuple[float | None, list[float] | None]:
+    """sum(num) / sum(den) over items and its bootstrap 95% interval, ``idx`` from ``bootstrap_indices``.
+
+    The project's one bootstrap of a rate: a mean is ``ratio_ci(values, ones)``, a rate over a subset of items is
+    ``ratio_ci(hits * in_subset, in_subset)``. Resamples that hold no item of the subset are left out; no item
+    at all gives (None, None)."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    if not len(den) or den.sum() == 0:
+        return None, None
+    sums_n, sums_d = num[idx].sum(axis=1), den[idx].sum(axis=1)
+    ok = sums_d > 0
+    return float(num.sum() / den.sum()), percentile_ci(sums_n[ok] / sums_d[ok])
+
+
 def mean_ci(values: Sequence[float], idx: np.ndarray) -> list[float] | None:
     v = np.asarray(values, dtype=np.float64)
-    return percentile_ci(v[idx].mean(axis=1)) if len(v) else None
+    return ratio_ci(v, np.ones(len(v)), idx)[1]
 
 
 def bleu_ci(stats: np.ndarray, idx: np.ndarray) -> list[float] | None:
@@ -154,7 +210,6 @@ def greedy_generate(
 ) -> tuple[list[str], list[bool]]:
     """Greedy answers, batched with left padding and the attention mask; also whether each ended with EOS."""
     import torch
-    from tqdm import tqdm
 
     ids = [encode_prompt(tokenizer, p) for p in prompts]
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
@@ -162,7 +217,8 @@ def greedy_generate(
     eos = tokenizer.eos_token_id
     device = next(model.parameters()).device
     texts, ended = [""] * len(ids), [False] * len(ids)
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=None):
+    bar = Progress(len(order), desc)
+    for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         width = max(len(ids[i]) for i in batch)
         input_ids = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in batch], device=device)
@@ -182,6 +238,8 @@ def greedy_generate(
             if ended[i]:
                 new = new[: new.index(eos)]
             texts[i] = tokenizer.decode(new, skip_special_tokens=True).strip()
+        bar.update(len(batch))
+    bar.close()
     return texts, ended
 
 

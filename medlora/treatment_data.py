@@ -29,7 +29,7 @@ from .schemas import SECTION_NAMES, FollowUp, Medication, Monitoring, PatientRec
 SECTION_QTYPES = {
     "medications": ("treatment",),
     "lifestyle": ("prevention", "considerations"),
-    "follow_up": ("treatment", "outlook"),
+    "follow_up": ("treatment", "outlook", "considerations", "prevention", "exams and tests"),
     "specialist_referrals": ("treatment", "exams and tests", "information"),
     "monitoring": ("exams and tests",),
     "patient_education": ("treatment", "outlook", "complications"),
@@ -51,6 +51,30 @@ _INTERVAL = re.compile(
     r"(?:annually|yearly|monthly|weekly|daily)|each (?:day|week|month|year))\b",
     re.I,
 )
+
+# Follow-up as MedQuAD writes it: "Regular follow-up exams are important.", "Lifelong follow-up is needed.",
+# "Follow-up tests may be needed." (most answers never mention it: see docs/evaluation.md for the fill rate).
+_FOLLOW_UP = re.compile(
+    r"\bfollow[- ]?up\b|\bcheck-?ups?\b|\bregular (?:visits?|exams?|examinations?|appointments?)\b", re.I
+)
+_ADVICE = re.compile(r"\b(?:needed|important|should|recommended|need|must|may|will|have)\b", re.I)
+_NOT_FOLLOW_UP = re.compile(r"\bstud(?:y|ies)\b|\bresearch\b|\bfound during\b|\bdiagnos\w*", re.I)
+_TIMING_WORDS = re.compile(
+    r"\b(lifelong|lifetime|long-term|regular|frequent|periodic|close|after treatment)\b", re.I
+)
+FOLLOW_UP_TIMING_UNSTATED = "not stated in the source"
+
+
+def follow_up_item(sentence: str) -> FollowUp | None:
+    """A follow-up item when the sentence advises follow-up visits (timing: the interval or the word the sentence
+    gives, else says it states none), or states an interval of checks or visits."""
+    interval = _INTERVAL.search(sentence)
+    if interval and re.search(r"follow|check|visit|appointment|see", sentence, re.I):
+        return FollowUp(timing=interval.group(1).lower(), purpose=sentence)
+    if not _FOLLOW_UP.search(sentence) or not _ADVICE.search(sentence) or _NOT_FOLLOW_UP.search(sentence):
+        return None
+    word = _TIMING_WORDS.search(sentence)
+    return FollowUp(timing=word.group(1).lower() if word else FOLLOW_UP_TIMING_UNSTATED, purpose=sentence)
 
 
 def sentences(text: str) -> list[str]:
@@ -149,11 +173,11 @@ def treatment_target(answers: dict[str, list[QAPair]]) -> tuple[Sections, list[s
             if spec not in seen and spec not in _NOT_SPECIALISTS and len(referrals) < ITEMS_PER_SECTION:
                 seen.add(spec)
                 referrals.append(Referral(specialty=spec, reason=s))
-    follow_up = [
-        FollowUp(timing=m.group(1).lower(), purpose=s)
-        for s in pick(*SECTION_QTYPES["follow_up"])
-        if (m := _INTERVAL.search(s)) and re.search(r"follow|check|visit|appointment|see", s, re.I)
-    ]
+    follow_up, seen_purposes = [], set()
+    for s in pick(*SECTION_QTYPES["follow_up"]):
+        if (item := follow_up_item(s)) and s not in seen_purposes:
+            seen_purposes.add(s)
+            follow_up.append(item)
     monitoring = []
     for s in pick(*SECTION_QTYPES["monitoring"])[:ITEMS_PER_SECTION]:
         m = _INTERVAL.search(s)
@@ -311,6 +335,22 @@ def build_examples(
     return sorted(rows, key=lambda r: r["id"])
 
 
+def section_fill_rates(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per section, the share of treatment targets with at least one item (stats.json, per split): a section the
+    sources rarely fill is rarely in a target, and a model trained on them rarely writes it."""
+    import json
+
+    from .schemas import parse_any_sections
+
+    treat = [r for r in rows if r["kind"] == "treatment"]
+    if not treat:
+        return {}
+    targets = [parse_any_sections(json.loads(r["messages"][-1]["content"]))[0] for r in treat]
+    return {
+        name: round(sum(bool(getattr(t, name)) for t in targets) / len(treat), 4) for name in SECTION_NAMES
+    }
+
+
 def patient_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Shares of the treatment examples' patients with each kind of context (stats.json, per split)."""
     treat = [r for r in rows if r["kind"] == "treatment"]
@@ -344,4 +384,5 @@ def patient_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "share_with_duplicate_medications_removed": share(sum(r["duplicates_removed"] > 0 for r in treat)),
         "sex": dict(sorted(Counter(r.sex for r in records).items())),
         "age": {k: ages[k] for k in ("under 2", "2-11", "12-17", "18-64", "65+")},
+        "section_fill_rates": section_fill_rates(treat),
     }

@@ -63,6 +63,8 @@ def test_base_and_fine_tuned_report(tiny_model, tiny_data, adapter_copy, capsys)
     models = adapter_copy.parent
     argv = ["--base-model", str(tiny_model), "--adapter", str(adapter_copy), "--data-dir", str(tiny_data)]
     argv += ["--limit-mc", "1000", "--limit-gen", "3", "--limit-treatment", "2", *TINY]
+    # enough tokens for the constrained decoder to open sections (12 would leave calibration with nothing)
+    argv += ["--treatment-max-new-tokens", "64"]
     assert run(argv) == 0
     report = json.loads((models / "eval_results.json").read_text())
     n_qa = sum(
@@ -83,12 +85,33 @@ def test_base_and_fine_tuned_report(tiny_model, tiny_data, adapter_copy, capsys)
         assert set(res["section_non_empty"]) == {"immediate_actions", "medications", "lifestyle", "follow_up",
                                                  "specialist_referrals", "monitoring", "patient_education"}  # fmt: skip
         assert res["model"]["base"] == "tiny-random" and res["model"]["revision"] == "seed-0"
-        treat = res["treatment_accuracy"]
+        treat = report["rows"][name]["treatment"]
         assert treat["n_treatment"] == 2 and treat["schema_valid_ci"] is not None
         for variant in ("raw", "published"):
             for key in ("medication_precision", "medication_recall", "medication_f1", "allergy_violation_rate",
-                        "duplicate_therapy_rate", "red_flag_emergency_recall", "section_rouge_l"):  # fmt: skip
+                        "duplicate_therapy_rate", "red_flag_emergency_recall", "emergency_false_alarm_rate",
+                        "answered_on_evidence", "target_items_recovered", "section_rouge_l"):  # fmt: skip
                 assert key in treat[variant], (name, variant, key)
+            assert "filled_where_target_empty" in treat[variant]["section_rouge_l"]["follow_up"]
+        assert set(treat["by_variant"]) == set(report["treatment_variants"])
+        ground = report["rows"][name]["grounding"]
+        assert ground["n"] == 2 and "distractors_only" in ground and "calibration" in ground
+        assert ground["calibration"]["n_sections"] > 0, (
+            "the constrained decoder reports every section it wrote"
+        )
+        assert report["rows"][name]["treatment_constrained"]["schema_valid"] == 1.0
+    assert set(report["rows"]) == {"extractive", "empty", "emergency_constant", "base", "fine_tuned"}
+    # the rows that need no model behave as they must on every item
+    empty, alarm = (
+        report["rows"]["empty"]["treatment"]["raw"],
+        report["rows"]["emergency_constant"]["treatment"]["raw"],
+    )
+    assert empty["answered_on_evidence"] in (None, 0.0) and empty["target_items_recovered"] in (None, 0.0)
+    assert alarm["emergency_false_alarm_rate"] in (None, 1.0) and alarm["red_flag_emergency_recall"] in (
+        None,
+        1.0,
+    )
+    assert report["base"]["model"]["dtype"] == "float32" and report["fine_tuned"]["model"]["merged"] is False
     assert report["base"]["model"]["adapter"] is None and report["fine_tuned"]["model"]["adapter"]
     for key in ("bleu", "bleu_ci", "rouge_l", "rouge_l_ci", "n_gen"):
         assert report["retrieval_baseline"][key] is not None
@@ -138,6 +161,11 @@ def test_retrieval_only_needs_no_model(tiny_data, tmp_path):
     assert set(report) & {"base", "fine_tuned"} == set()
     assert report["limits"]["gen"]["used"] == report["retrieval_baseline"]["n_gen"] < 100000
     assert 0 <= report["retrieval_baseline"]["rouge_l"] <= 1
+    # the no-model rows over every treatment item of the split (the default --limit-treatment covers it)
+    n_treat = report["limits"]["treatment"]["available"]
+    assert set(report["rows"]) == {"extractive", "empty", "emergency_constant"}
+    assert report["rows"]["extractive"]["treatment"]["n_treatment"] == min(n_treat, 96)
+    assert report["rows"]["empty"]["grounding"]["abstention"] in (None, 1.0)
 
 
 def _one_error_line(capsys) -> str:

@@ -1,0 +1,158 @@
+"""Baselines as rows: every treatment and grounding figure for five rows on the same items (issue 17).
+
+- ``extractive``: no model; the rules that build the training targets applied to each row's prompt passages
+  (``grounding.extractive_target``), citing them. Targets are built by those rules from passages of the same
+  focus, so this row is the bar a model has to clear, not a floor.
+- ``empty``: every section empty. It never violates an allergy, never duplicates a drug, never cites wrongly:
+  the figures that punish silence (answered on evidence, target items recovered, medication recall) show it.
+- ``emergency_constant``: one constant "call 911" action for every patient: red-flag recall 1.0 with an
+  emergency false-alarm rate of 1.0.
+- ``base`` and ``fine_tuned``: the models. ``treatment``: free greedy generation (the raw text, as trained),
+  scored raw and after the safety rules; ``treatment_constrained``: the inference path's schema-constrained,
+  grounded generation scored the same way; ``grounding``: that constrained output's citations.
+
+Every row is scored by the same functions with the same bootstrap resamples (seeded by item count), so the rows
+of one variant are compared on the same items; each figure is also reported per input variant ("exact",
+"reworded", "no_evidence"). ``grounding.distractors_only``: the same rows again with passages about other
+foci only (RAFT's distractor case), where the right output abstains.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from . import grounding_eval, metrics, treatment_eval
+from .retrieval import BM25Index
+from .schemas import Citations, Sections
+
+NO_MODEL_ROWS = ("extractive", "empty", "emergency_constant")
+ROW_NAMES = (*NO_MODEL_ROWS, "base", "fine_tuned")
+
+
+def variant_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    return dict(sorted(Counter(treatment_eval.variant_of(r) for r in rows).items()))
+
+
+def score_row(
+    rows: Sequence[dict[str, Any]],
+    treatment_outputs: Sequence[str | Sections],
+    grounded: Sequence[tuple[Sections, Citations]],
+    index: BM25Index,
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
+    return {
+        "treatment": treatment_eval.evaluate_rows(rows, treatment_outputs, n_boot, seed),
+        "grounding": grounding_eval.grounded_report(rows, grounded, index, seed, n_boot),
+    }
+
+
+def no_model_rows(
+    rows: Sequence[dict[str, Any]], index: BM25Index, n_boot: int, seed: int
+) -> dict[str, dict[str, Any]]:
+    """The three rows that need no model, on ``rows`` and on their distractor-only copies."""
+    distract = grounding_eval.no_evidence_rows(rows, index)
+    with_evidence = grounding_eval.no_model_outputs(rows, index)
+    without = grounding_eval.no_model_outputs(distract, index)
+    out = {}
+    for name in NO_MODEL_ROWS:
+        grounded = with_evidence[name]
+        out[name] = score_row(rows, [s for s, _ in grounded], grounded, index, n_boot, seed)
+        out[name]["grounding"]["distractors_only"] = grounding_eval.grounded_scores(
+            distract, without[name], index, seed, n_boot
+        )
+    return out
+
+
+def model_row(
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[dict[str, Any]],
+    index: BM25Index,
+    max_new_tokens: int,
+    batch_size: int,
+    n_boot: int,
+    seed: int,
+    name: str = "model",
+) -> tuple[dict[str, Any], list[str]]:
+    """A model's row (and its raw treatment texts): free generation, constrained grounded generation with the
+    rows' passages and with distractors only."""
+    messages = [r["messages"][:-1] for r in rows]
+    texts, _ = metrics.greedy_generate(
+        model, tokenizer, messages, max_new_tokens, batch_size, f"{name}: treatment (free)"
+    )
+    grounded, calibration = grounding_eval.generated_outputs(
+        model, tokenizer, rows, index, max_new_tokens, batch_size, f"{name}: treatment (constrained)"
+    )
+    row = score_row(rows, texts, grounded, index, n_boot, seed)
+    row["treatment_constrained"] = treatment_eval.evaluate_rows(rows, [s for s, _ in grounded], n_boot, seed)
+    row["grounding"]["calibration"] = calibration
+    distract = grounding_eval.no_evidence_rows(rows, index)
+    none, _ = grounding_eval.generated_outputs(
+        model, tokenizer, distract, index, max_new_tokens, batch_size, f"{name}: distractors only"
+    )
+    row["grounding"]["distractors_only"] = grounding_eval.grounded_scores(distract, none, index, seed, n_boot)
+    return row, texts
+
+
+# --------------------------------------------------------------------------------------------- the table
+# (label, part of the row, path inside it); "published" is after the safety rules.
+TABLE = (
+    ("medication F1 (raw)", "treatment", ("raw", "medication_f1")),
+    ("medication F1 (published)", "treatment", ("published", "medication_f1")),
+    ("target items recovered", "treatment", ("published", "target_items_recovered")),
+    ("answered on evidence", "treatment", ("published", "answered_on_evidence")),
+    ("abstained without evidence", "treatment", ("published", "abstained_without_evidence")),
+    ("red-flag recall (raw)", "treatment", ("raw", "red_flag_emergency_recall")),
+    ("emergency false alarms (raw)", "treatment", ("raw", "emergency_false_alarm_rate")),
+    ("allergy violations (raw)", "treatment", ("raw", "allergy_violation_rate")),
+    ("duplicate therapy (raw)", "treatment", ("raw", "duplicate_therapy_rate")),
+    ("citation precision", "grounding", ("citation_precision",)),
+    ("citation recall", "grounding", ("citation_recall",)),
+    ("grounded answer on evidence", "grounding", ("answered_on_evidence",)),
+    ("abstention (target abstains)", "grounding", ("abstention",)),
+    ("abstention (distractors only)", "grounding", ("distractors_only", "abstention")),
+)
+
+
+def _get(d: Any, path: Sequence[str]) -> Any:
+    for k in path:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+
+def _cell(part: Any, path: Sequence[str]) -> str:
+    value = _get(part, path)
+    if value is None:
+        return "-"
+    ci = _get(part, [*path[:-1], f"{path[-1]}_ci"])
+    return f"{value:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
+def rows_table(rows: dict[str, dict[str, Any]], variant: str | None = None) -> list[str]:
+    """Markdown lines: one column per row, one line per headline figure (``variant``: that subset only)."""
+    names = [n for n in ROW_NAMES if n in rows]
+    lines = ["| figure | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for label, part, path in TABLE:
+        cells = []
+        for n in names:
+            p = rows[n].get(part, {})
+            if variant is not None and path[0] != "distractors_only":
+                p = p.get("by_variant", {}).get(variant, {})
+            cells.append(_cell(p, path))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for section in ("medications", "lifestyle", "follow_up", "monitoring", "patient_education"):
+        for key, label in (
+            ("rouge_l", "ROUGE-L"),
+            ("filled_where_target_empty", "filled where target empty"),
+        ):
+            cells = []
+            for n in names:
+                p = rows[n].get("treatment", {})
+                if variant is not None:
+                    p = p.get("by_variant", {}).get(variant, {})
+                cells.append(_cell(p, ("published", "section_rouge_l", section, key)))
+            lines.append(f"| {section}: {label} | " + " | ".join(cells) + " |")
+    return lines
