@@ -226,3 +226,61 @@ def test_missing_inputs_exit_2_naming_the_command(tiny_model, tiny_data, adapter
     # nothing already written was touched
     assert json.loads(out.read_text()) == {"earlier": "report"}
     assert "metrics" not in json.loads((adapter_copy.parent / "model_info.json").read_text())
+
+
+# ------------------------------------------------------------------------- the evaluated model is the trained one
+def _adapter_trained_in(tiny_adapter, tmp_path, precision: str) -> Path:
+    dest = tmp_path / f"adapter-{precision}"
+    shutil.copytree(tiny_adapter, dest)
+    info = json.loads((dest / "model_info.json").read_text())
+    (dest / "model_info.json").write_text(json.dumps({**info, "training": {"precision": precision}}))
+    return dest
+
+
+def test_precision_follows_training_where_the_device_runs_it(tiny_model, tiny_adapter, tmp_path, caplog):
+    cfg = lambda adapter, **kw: evaluate_model.EvalConfig(  # noqa: E731
+        base_model=str(tiny_model), adapter=str(adapter), **kw
+    )
+    bf16, fp16 = (
+        _adapter_trained_in(tiny_adapter, tmp_path, "bfloat16"),
+        _adapter_trained_in(tiny_adapter, tmp_path, "float16"),
+    )
+    assert (
+        evaluate_model.trained_precision(bf16) == "bf16" and evaluate_model.trained_precision(fp16) == "fp16"
+    )
+    assert evaluate_model.trained_precision(tiny_adapter) is None  # no training record: the device default
+    assert evaluate_model.eval_precision(cfg(bf16), "cpu") == "bf16"
+    assert evaluate_model.eval_precision(cfg(fp16), "cuda") == "fp16"
+    assert evaluate_model.eval_precision(cfg(fp16), "cpu") == "fp32" and "cannot run" in caplog.text
+    assert evaluate_model.eval_precision(cfg(tiny_adapter), "cpu") == "fp32"
+    assert (
+        evaluate_model.eval_precision(cfg(bf16, precision="fp32"), "cpu") == "fp32"
+    )  # an explicit flag wins
+    assert evaluate_model.EvalConfig().merge is False
+
+
+def test_the_evaluated_model_computes_what_the_trained_one_does(tiny_model, tiny_adapter, tmp_path):
+    """Training holds a bf16 (or fp16) base and fp32 LoRA weights; evaluation loads exactly those, unmerged.
+    Merging would round the LoRA update into the half-precision base weights and change the outputs."""
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from medlora.modeling import load_model
+    from medlora.training import build_lora_model
+
+    adapter = _adapter_trained_in(tiny_adapter, tmp_path, "bfloat16")
+    trained, _ = build_lora_model(tiny_model, torch.bfloat16, 4, 8, 0.0, ["q_proj", "v_proj"])
+    set_peft_model_state_dict(trained, load_file(adapter / "adapter_model.safetensors"))
+    trained.eval()
+    assert {p.dtype for n, p in trained.named_parameters() if "lora_" in n} == {torch.float32}
+    ids = torch.tensor([[1, 5, 6, 7, 8, 9, 10, 11]])
+    with torch.no_grad():
+        want = trained(input_ids=ids).logits
+    cfg = evaluate_model.EvalConfig(base_model=str(tiny_model), adapter=str(adapter), device="cpu")
+    precision = evaluate_model.eval_precision(cfg, "cpu")
+    model, _, _ = load_model(tiny_model, adapter, "cpu", precision, merge=cfg.merge)
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids).logits, want)
+        merged, _, _ = load_model(tiny_model, adapter, "cpu", "bf16", merge=True)
+        assert not torch.equal(merged(input_ids=ids).logits, want)

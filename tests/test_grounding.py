@@ -305,29 +305,6 @@ def test_check_with_passages_flags_an_unsupported_medication(tmp_path, capsys):
     assert "--passages" in capsys.readouterr().err
 
 
-def test_evaluation_measures_on_the_fixture_splits(tiny_data, tiny_model):
-    import json
-
-    from medlora import grounding_eval
-    from medlora.modeling import load_model
-    from medlora.retrieval import load_index
-
-    index = load_index(tiny_data)
-    test = [json.loads(x) for x in (tiny_data / "test.jsonl").read_text().splitlines()]
-    report = grounding_eval.baselines(index, test, seed=0, n_boot=50)
-    assert report["retrieval"]["queries"] == len({r["focus"] for r in test})
-    assert report["abstention_by_retrieval"]["invented_conditions"]["abstained"] == 1.0
-    # Targets and the extractive rules cite only passages that support their items, by construction.
-    for name in ("targets", "extractive_baseline"):
-        if report[name].get("citation_recall") is not None:
-            assert report[name]["citation_recall"] == 1.0 and report[name]["citation_precision"] == 1.0
-    rows = [r for r in test if r["kind"] == "treatment"][:2]
-    model, tok, _ = load_model(str(tiny_model), None, "cpu", "fp32")
-    out = grounding_eval.model_report(model, tok, rows, index, 24, 2, seed=0, n_boot=50)
-    assert out["n"] == len(rows) and out["no_evidence"]["abstention_n"] == len(rows)
-    assert out["calibration"]["n_sections"] >= 0
-
-
 def test_the_text_format_says_when_there_was_no_evidence_and_lists_sources():
     import inference
 

@@ -96,6 +96,105 @@ def test_the_targets_score_perfectly_on_the_fixture_test_split(tiny_data):
         assert v["allergy_violation_rate"] in (None, 0.0)
         assert v["duplicate_therapy_rate"] in (None, 0.0)
         assert v["red_flag_emergency_recall"] in (None, 1.0)
+        assert v["emergency_false_alarm_rate"] in (None, 0.0)
+        assert v["answered_on_evidence"] in (None, 1.0) and v["abstained_without_evidence"] in (None, 1.0)
+        assert v["target_items"] > 0 and v["target_items_recovered"] == 1.0
         for section in v["section_rouge_l"].values():
             assert section["rouge_l"] in (None, pytest.approx(1.0))
+            assert section["filled_where_target_empty"] in (None, 0.0)
     json.dumps(s)  # the report is plain JSON
+
+
+# --------------------------------------------------------------------- figures that punish silence and alarms
+GOUT = Sections(
+    medications=[Medication(name="colchicine")],
+    lifestyle=["Drink plenty of water and limit alcohol."],
+)
+ABSTAIN = Sections(
+    immediate_actions=["EMERGENCY: call the local emergency number now (see safety.red_flags)."]
+)
+
+
+def _rows_for_silence_and_alarms():
+    calm = {"age": 50, "sex": "male", "conditions": ["gout"]}
+    flagged = {"age": 50, "sex": "male", "conditions": ["gout"], "vitals": {"spo2": 85}}
+    return [
+        _row(calm, GOUT),  # evidence, no flag
+        {
+            **_row(
+                flagged,
+                Sections(
+                    immediate_actions=ABSTAIN.immediate_actions,
+                    **GOUT.model_dump(exclude={"immediate_actions"}),
+                ),
+                red_flags=["low_spo2"],
+            ),
+            "variant": "reworded",
+        },  # fmt: skip
+        {**_row(calm, Sections()), "variant": "no_evidence"},  # the target abstains
+    ]
+
+
+def test_the_empty_output_is_punished_for_silence_not_rewarded():
+    rows = _rows_for_silence_and_alarms()
+    s = treatment_eval.evaluate_rows(rows, [Sections()] * 3, n_boot=50, seed=0)
+    raw = s["raw"]
+    assert (
+        raw["allergy_violation_rate"] is None and raw["duplicate_therapy_rate"] is None
+    )  # nothing to violate
+    assert raw["answered_on_evidence"] == 0.0 and raw["answered_on_evidence_items"] == 2
+    assert raw["abstained_without_evidence"] == 1.0 and raw["abstained_without_evidence_items"] == 1
+    assert raw["target_items_recovered"] == 0.0 and raw["target_items"] == 4
+    assert raw["medication_recall"] == 0.0 and raw["medication_f1"] == 0.0
+    assert raw["red_flag_emergency_recall"] == 0.0 and raw["emergency_false_alarm_rate"] == 0.0
+    # published: the safety rules add the emergency action for the flagged patient, and only for them
+    assert s["published"]["red_flag_emergency_recall"] == 1.0
+    assert s["published"]["emergency_false_alarm_rate"] == 0.0
+    assert set(s["by_variant"]) == {"exact", "reworded", "no_evidence"}
+    assert s["by_variant"]["no_evidence"]["n_treatment"] == 1
+    assert s["by_variant"]["exact"]["raw"]["answered_on_evidence"] == 0.0
+
+
+def test_a_constant_emergency_action_raises_false_alarms():
+    rows = _rows_for_silence_and_alarms()
+    alarm = Sections(immediate_actions=["Call 911 or go to the nearest emergency department now."])
+    s = treatment_eval.evaluate_rows(rows, [alarm] * 3, n_boot=50, seed=0)
+    assert s["raw"]["red_flag_emergency_recall"] == 1.0
+    assert s["raw"]["emergency_false_alarm_rate"] == 1.0 and s["raw"]["emergency_false_alarm_rate_items"] == 2
+    assert s["published"]["emergency_false_alarm_rate"] == 1.0  # the rules never remove an alarm
+    assert s["raw"]["answered_on_evidence"] == 0.0, "an alarm is not an answer"
+
+
+def test_writing_where_the_target_is_empty_is_counted_per_section():
+    rows = _rows_for_silence_and_alarms()
+    chatty = Sections(
+        medications=[Medication(name="colchicine")],
+        lifestyle=["Drink plenty of water and limit alcohol."],
+        monitoring=[{"test": "uric acid level", "frequency": "every 6 months"}],
+    )
+    s = treatment_eval.evaluate_rows(rows, [chatty] * 3, n_boot=50, seed=0)["raw"]
+    sec = s["section_rouge_l"]
+    assert (
+        sec["monitoring"]["filled_where_target_empty"] == 1.0 and sec["monitoring"]["target_empty_items"] == 3
+    )
+    assert (
+        sec["lifestyle"]["filled_where_target_empty"] == 1.0 and sec["lifestyle"]["target_empty_items"] == 1
+    )
+    assert sec["lifestyle"]["rouge_l"] == pytest.approx(1.0) and sec["lifestyle"]["items"] == 2
+    assert sec["follow_up"]["filled_where_target_empty"] == 0.0
+    assert s["answered_on_evidence"] == 1.0 and s["abstained_without_evidence"] == 0.0
+    assert s["target_items_recovered"] == 1.0
+
+
+def test_target_items_recovered_counts_each_target_item():
+    gold = Sections(
+        medications=[Medication(name="colchicine"), Medication(name="allopurinol")],
+        lifestyle=["Drink plenty of water and limit alcohol.", "Lose weight slowly if you are overweight."],
+    )
+    pred = Sections(
+        medications=[Medication(name="Colcrys")],  # a colchicine brand
+        lifestyle=["Limit alcohol and drink plenty of water every day."],
+    )
+    assert treatment_eval.items_recovered(pred, gold) == (2, 4)
+    assert treatment_eval.items_recovered(Sections(), gold) == (0, 4)
+    assert treatment_eval.items_recovered(gold, Sections()) == (0, 0)
