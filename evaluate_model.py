@@ -236,7 +236,11 @@ def retrieval_baseline(train: list[dict], gen_rows: list[dict], idx: np.ndarray)
     """The answer of the most similar training question, scored like a generated answer."""
     pool = [r for r in train if r["kind"] == "qa"]
     retriever = metrics.TfidfRetriever([r["messages"][1]["content"] for r in pool])
-    hyps = [pool[retriever.nearest(r["messages"][1]["content"])]["messages"][-1]["content"] for r in gen_rows]
+    hyps = []
+    with metrics.Progress(len(gen_rows), "retrieval baseline") as bar:
+        for r in gen_rows:
+            hyps.append(pool[retriever.nearest(r["messages"][1]["content"])]["messages"][-1]["content"])
+            bar.update()
     res = metrics.text_scores(hyps, [r["messages"][-1]["content"] for r in gen_rows], idx)
     res.update(n_gen=len(gen_rows), method="TF-IDF cosine over training questions")
     log.info(

@@ -9,8 +9,8 @@ Definitions (deterministic, ``medlora.grounding.support``):
 - grounded medications: share of output medications named in a passage they cite;
 - abstention: on examples whose passages hold nothing about the focus, the share of outputs with every cited
   section empty (only the uncited safety actions may remain);
-- answered on evidence: on examples whose passages are about the focus, the share of outputs with any cited
-  section filled (an output that never answers scores a perfect citation precision over nothing; this says so).
+- answered on evidence: on examples whose target has an item the passages support, the share of outputs with
+  any cited section filled (an output that never answers scores a perfect citation precision over nothing; this says so).
 
 Every figure over all rows and per ``variant`` ("exact", "reworded", "no_evidence"; absent means "exact").
 The no-model rows (``no_model_outputs``): the extractive rules on each row's passages, an empty output, and a
@@ -139,6 +139,16 @@ def row_passages(row: dict[str, Any], index: BM25Index) -> list[Passage]:
     return [index.passages[i] for i in row.get("passages", [])]
 
 
+def _target_has_content(row: dict[str, Any]) -> bool:
+    """Whether the row's passages support some target item (as ``treatment_eval`` counts "answered on
+    evidence"); a row without a stored target: whether its passages are about its focus."""
+    if "messages" not in row:
+        return not row.get("abstain")
+    from .treatment_eval import target_sections
+
+    return not _cited_empty(target_sections(row))
+
+
 def _cited_empty(sections: Sections) -> bool:
     return not any(getattr(sections, n) for n in SECTION_NAMES if n not in UNCITED_SECTIONS)
 
@@ -169,9 +179,10 @@ def grounded_scores(
     empty = np.array([_cited_empty(s) for s, _ in outputs], dtype=np.float64)
     out["abstention_n"] = int(abstain.sum())
     out["abstention"], out["abstention_ci"] = ratio_ci(empty * abstain, abstain, idx)
-    out["answered_on_evidence_n"] = int((1 - abstain).sum())
+    evidence = np.array([_target_has_content(r) for r in rows], dtype=np.float64)
+    out["answered_on_evidence_n"] = int(evidence.sum())
     out["answered_on_evidence"], out["answered_on_evidence_ci"] = ratio_ci(
-        (1 - empty) * (1 - abstain), 1 - abstain, idx
+        (1 - empty) * evidence, evidence, idx
     )
     return out
 

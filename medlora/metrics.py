@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -101,13 +102,21 @@ def bleu_from_stats(summed: np.ndarray) -> float:
     return float(score.score)
 
 
-def rouge_l_scores(hypotheses: Sequence[str], references: Sequence[str]) -> list[float]:
+@functools.lru_cache(maxsize=1)
+def _rouge_scorer():
     from rouge_score import rouge_scorer
 
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return [
-        scorer.score(ref, hyp)["rougeL"].fmeasure for hyp, ref in zip(hypotheses, references, strict=True)
-    ]
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+def rouge_l_scores(hypotheses: Sequence[str], references: Sequence[str]) -> list[float]:
+    scorer, out = _rouge_scorer(), []
+    bar = Progress(len(hypotheses), "ROUGE-L") if len(hypotheses) > 200 else None
+    for hyp, ref in zip(hypotheses, references, strict=True):
+        out.append(scorer.score(ref, hyp)["rougeL"].fmeasure)
+        if bar is not None:
+            bar.update()
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- bootstrap

@@ -54,7 +54,8 @@ def test_help_documents_every_flag():
         "--seed",
     ):
         assert flag in text
-    for flag in ("--device", "--precision", "--output", "--models-dir", "--base-only", "--retrieval-only"):
+    for flag in ("--device", "--precision", "--output", "--models-dir", "--base-only", "--retrieval-only",
+                 "--limit ", "--merge"):  # fmt: skip
         assert flag in text
     assert "95%" in text
 

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -178,5 +179,46 @@ def test_patient_stats_and_the_ground_seam():
     )
     stats = treatment_data.patient_stats(treatment_data.build_examples(pairs))
     assert stats["treatment_examples"] == 36 and sum(stats["age"].values()) == 36
-    for key in ("allergies", "current_medications", "comorbidities", "abnormal_vitals", "red_flags"):
-        assert 0 <= stats[f"share_with_{key}"] <= 1
+    plain = [r for r in treatment_data.build_examples(pairs) if r["kind"] == "treatment"]
+    with_allergies = sum(bool(r["record"].get("allergies")) for r in plain)
+    assert 0 < with_allergies < 36 and stats["share_with_allergies"] == round(with_allergies / 36, 4)
+    with_flags = sum(bool(r["red_flags"]) for r in plain)
+    assert stats["share_with_red_flags"] == round(with_flags / 36, 4)
+    fills = stats["section_fill_rates"]
+    assert set(fills) == set(Sections.model_fields)
+    meds = sum(bool(json.loads(r["messages"][2]["content"])["medications"]) for r in plain)
+    assert meds > 0 and fills["medications"] == round(meds / 36, 4)
+
+
+def test_section_fill_rates_count_targets_with_an_item():
+    def row(sections):
+        return {
+            "kind": "treatment",
+            "messages": [{"role": "assistant", "content": sections.model_dump_json()}],
+        }
+
+    rows = [row(Sections(lifestyle=["Rest."])), row(Sections()), row(Sections(lifestyle=["Walk."], monitoring=[
+        {"test": "blood pressure", "frequency": None}]))] + [{"kind": "qa"}]  # fmt: skip
+    fills = treatment_data.section_fill_rates(rows)
+    assert fills["lifestyle"] == round(2 / 3, 4) and fills["monitoring"] == round(1 / 3, 4)
+    assert fills["follow_up"] == 0.0 and treatment_data.section_fill_rates([{"kind": "qa"}]) == {}
+
+
+@pytest.mark.parametrize(
+    "sentence, timing",
+    [
+        ("Regular follow-up exams are very important for long-term survivors.", "regular"),
+        ("Lifelong follow-up is needed.", "lifelong"),
+        ("Follow-up tests may be needed.", treatment_data.FOLLOW_UP_TIMING_UNSTATED),
+        ("See your doctor every 3 months for a check of your blood pressure.", "every 3 months"),
+        ("Have regular checkups as recommended by your doctor.", "regular"),
+        ("The importance of these differences will be scrutinized in follow-up research.", None),
+        ("It may be found during a regular dental check-up.", None),
+        ("Gout is treated with colchicine.", None),
+    ],
+)
+def test_follow_up_items_come_from_what_medquad_says(sentence, timing):
+    item = treatment_data.follow_up_item(sentence)
+    assert (item.timing if item else None) == timing
+    if item:
+        assert item.purpose == sentence, "the purpose is the source's sentence, never written"
