@@ -232,23 +232,6 @@ def evaluate_one(
     return res
 
 
-def retrieval_baseline(train: list[dict], gen_rows: list[dict], idx: np.ndarray) -> dict[str, Any]:
-    """The answer of the most similar training question, scored like a generated answer."""
-    pool = [r for r in train if r["kind"] == "qa"]
-    retriever = metrics.TfidfRetriever([r["messages"][1]["content"] for r in pool])
-    hyps = []
-    with metrics.Progress(len(gen_rows), "retrieval baseline") as bar:
-        for r in gen_rows:
-            hyps.append(pool[retriever.nearest(r["messages"][1]["content"])]["messages"][-1]["content"])
-            bar.update()
-    res = metrics.text_scores(hyps, [r["messages"][-1]["content"] for r in gen_rows], idx)
-    res.update(n_gen=len(gen_rows), method="TF-IDF cosine over training questions")
-    log.info(
-        "retrieval baseline: BLEU %s, ROUGE-L %s on %d items", res["bleu"], res["rouge_l"], len(gen_rows)
-    )
-    return res
-
-
 def public(res: dict[str, Any]) -> dict[str, Any]:
     """The figures without the per-item arrays kept for paired comparisons."""
     return {k: v for k, v in res.items() if not k.startswith("_") and k not in ("examples", "seconds")}
@@ -312,7 +295,7 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
         "gen": metrics.bootstrap_indices(len(gen_rows), cfg.bootstrap, cfg.seed + 1),
     }
     started = time.time()
-    results = {"retrieval_baseline": retrieval_baseline(train, gen_rows, idx["gen"])}
+    results = {"retrieval_baseline": eval_rows.retrieval_baseline(train, gen_rows, idx["gen"])}
     results["shortcut_baseline"] = multiple_choice.shortcut_baseline(mc_items, plain_items, idx["mc"])
     index = retrieval.load_index(data_dir)  # exit 2 naming the rebuild when missing or stale
     results["grounding_baselines"] = grounding_eval.baselines(index, test, cfg.seed)

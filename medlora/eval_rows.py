@@ -19,13 +19,18 @@ foci only (RAFT's distractor case), where the right output abstains.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from . import grounding_eval, metrics, treatment_eval
 from .retrieval import BM25Index
 from .schemas import Citations, Sections
+
+log = logging.getLogger(__name__)
 
 NO_MODEL_ROWS = ("extractive", "empty", "emergency_constant")
 ROW_NAMES = (*NO_MODEL_ROWS, "base", "fine_tuned")
@@ -95,6 +100,23 @@ def model_row(
     )
     row["grounding"]["distractors_only"] = grounding_eval.grounded_scores(distract, none, index, seed, n_boot)
     return row, texts
+
+
+def retrieval_baseline(train: list[dict], gen_rows: list[dict], idx: np.ndarray) -> dict[str, Any]:
+    """The answer of the most similar training question, scored like a generated answer."""
+    pool = [r for r in train if r["kind"] == "qa"]
+    retriever = metrics.TfidfRetriever([r["messages"][1]["content"] for r in pool])
+    hyps = []
+    with metrics.Progress(len(gen_rows), "retrieval baseline") as bar:
+        for r in gen_rows:
+            hyps.append(pool[retriever.nearest(r["messages"][1]["content"])]["messages"][-1]["content"])
+            bar.update()
+    res = metrics.text_scores(hyps, [r["messages"][-1]["content"] for r in gen_rows], idx)
+    res.update(n_gen=len(gen_rows), method="TF-IDF cosine over training questions")
+    log.info(
+        "retrieval baseline: BLEU %s, ROUGE-L %s on %d items", res["bleu"], res["rouge_l"], len(gen_rows)
+    )
+    return res
 
 
 # --------------------------------------------------------------------------------------------- the table
