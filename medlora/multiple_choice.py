@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .medquad import focus_key
-from .metrics import percentile_ci, seeded_order
+from .metrics import mean_ci, seeded_order
 from .prompts import IGNORE_INDEX, Message, encode_example
 
 
@@ -222,7 +222,7 @@ def shortcut_baseline(
     old = shortcut_scores(plain_items)
     return {
         "accuracy": float(np.mean(scores)) if scores else None,
-        "accuracy_ci": percentile_ci(np.asarray(scores)[idx].mean(axis=1)) if scores else None,
+        "accuracy_ci": mean_ci(scores, idx),
         "n_mc": len(scores),
         "method": "pick the option sharing most distinct words with the question (ties share the credit)",
         "old_construction_for_contrast_only": {

@@ -254,9 +254,24 @@ def test_choose_options_takes_the_best_per_character_score(tiny):
         )
     ]
     picks = multiple_choice.choose_options(model, tok, items, batch_size=3, max_answer_tokens=64)
+    # The expected pick from a plain forward pass per option (not from the scorer under test): the byte-level
+    # tokenizer gives one token per character, so the per-character score is the mean token log-probability.
+    import torch
+
+    from medlora.prompts import encode_prompt
+
+    raw_differs = False
     for item, pick in zip(items, picks, strict=True):
-        lls = multiple_choice.answer_loglikelihoods(model, tok, [(item.prompt, o) for o in item.options], 8)
-        assert pick == int(np.argmax(lls / np.array([len(o) for o in item.options])))
+        lls = []
+        for option in item.options:
+            p_ids, a_ids = encode_prompt(tok, item.prompt), tok(option, add_special_tokens=False)["input_ids"]
+            with torch.no_grad():
+                lp = torch.log_softmax(model(torch.tensor([p_ids + a_ids])).logits[0].float(), -1)
+            lls.append(sum(lp[len(p_ids) + k - 1, t].item() for k, t in enumerate(a_ids)))
+        per_char = np.array(lls) / np.array([len(o) for o in item.options])
+        assert pick == int(np.argmax(per_char))
+        raw_differs |= int(np.argmax(lls)) != pick
+    assert raw_differs, "the items must tell a per-character scorer from a summed one"
 
 
 def test_random_model_accuracy_is_near_chance(tiny):
