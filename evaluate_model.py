@@ -318,7 +318,7 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
             "sha256_train_test": sha256_files([data_dir / "train.jsonl", data_dir / "test.jsonl"]),
         },
         "limits": limits,
-        "rows": rows,
+        "rows": eval_rows.without_items(rows),
         "treatment_variants": eval_rows.variant_counts(treat_rows),
         "precision": precision,
         "mc_answer_tokens": cfg.mc_answer_tokens,
@@ -330,6 +330,7 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
     if "base" in results and "fine_tuned" in results:
         diff = metrics.paired_difference(results["base"], results["fine_tuned"], idx["mc"], idx["gen"])
         report["fine_tuned_minus_base"] = summary["fine_tuned_minus_base"] = diff
+        diff.update(eval_rows.paired_differences(rows, cfg.bootstrap, cfg.seed))
     write_json(cfg.output_path, report)
     log.info("report written to %s", cfg.output_path)
     if rows:

@@ -139,6 +139,26 @@ TABLE = (
 )
 
 
+def paired_differences(rows: dict[str, dict[str, Any]], n_boot: int, seed: int) -> dict[str, Any]:
+    """fine_tuned - base on the same items, for the treatment figures of both outputs (paired bootstrap)."""
+    if "base" not in rows or "fine_tuned" not in rows:
+        return {}
+    return {
+        part: treatment_eval.paired_difference(
+            rows["base"][part]["_items"], rows["fine_tuned"][part]["_items"], n_boot, seed
+        )
+        for part in ("treatment", "treatment_constrained")
+    }
+
+
+def without_items(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The rows as written to the report: per-item scores dropped."""
+    return {
+        name: {part: {k: v for k, v in fig.items() if k != "_items"} for part, fig in row.items()}
+        for name, row in rows.items()
+    }
+
+
 def _get(d: Any, path: Sequence[str]) -> Any:
     for k in path:
         d = d.get(k) if isinstance(d, dict) else None

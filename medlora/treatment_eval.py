@@ -249,11 +249,57 @@ def by_variant(
 def evaluate_rows(
     rows: Sequence[dict[str, Any]], outputs: Sequence[str | Sections], n_boot: int, seed: int
 ) -> dict[str, Any]:
-    """Every treatment figure over all rows and per variant ("exact", "reworded", "no_evidence")."""
+    """Every treatment figure over all rows and per variant ("exact", "reworded", "no_evidence"); the per-item
+    scores stay under ``_items`` for paired comparisons (drop keys starting with "_" before writing)."""
     items = [item_scores(r, t) for r, t in zip(rows, outputs, strict=True)]
     report = summarise(items, bootstrap_indices(len(items), n_boot, seed))
     report["by_variant"] = by_variant(items, [it["variant"] for it in items], summarise, n_boot, seed)
+    report["_items"] = items
     return report
+
+
+# (figure, numerator, denominator) per item; the figures a paired comparison of two models reports.
+PAIRED = (
+    ("medication_precision", lambda it, v: it[v]["meds"][0], lambda it, v: it[v]["meds"][1]),
+    ("medication_recall", lambda it, v: it[v]["meds"][2], lambda it, v: it[v]["meds"][3]),
+    ("target_items_recovered", lambda it, v: it[v]["recovered"][0], lambda it, v: it[v]["recovered"][1]),
+    ("answered_on_evidence", lambda it, v: it["evidence"] * it[v]["answered"], lambda it, v: it["evidence"]),
+    ("abstained_without_evidence", lambda it, v: it["no_evidence"] * it[v]["silent"],
+     lambda it, v: it["no_evidence"]),
+    ("red_flag_emergency_recall", lambda it, v: it["has_flag"] * it[v]["emergency_first"],
+     lambda it, v: it["has_flag"]),
+    ("emergency_false_alarm_rate", lambda it, v: it["no_flag"] * it[v]["emergency_first"],
+     lambda it, v: it["no_flag"]),
+    ("allergy_violation_rate", lambda it, v: it["has_allergy"] * it[v]["allergy_violation"],
+     lambda it, v: it["has_allergy"]),
+)  # fmt: skip
+
+
+def paired_difference(
+    a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]], n_boot: int, seed: int
+) -> dict[str, Any]:
+    """``b - a`` for each figure in ``PAIRED``, raw and published, with a paired bootstrap interval: both
+    models' ``item_scores`` of the same rows, resampled together."""
+    if len(a) != len(b) or not a:
+        return {}
+    idx = bootstrap_indices(len(a), n_boot, seed)
+    out: dict[str, Any] = {}
+    for v in ("raw", "published"):
+        out[v] = {}
+        for name, num, den in PAIRED:
+            arr = {
+                k: np.array([f(it, v) for it in items], dtype=np.float64)
+                for k, items, f in (("na", a, num), ("da", a, den), ("nb", b, num), ("db", b, den))
+            }
+            if arr["da"].sum() == 0 or arr["db"].sum() == 0:
+                out[v][name], out[v][f"{name}_ci"] = None, None
+                continue
+            sa, sb = arr["da"][idx].sum(1), arr["db"][idx].sum(1)
+            ok = (sa > 0) & (sb > 0)
+            boot = arr["nb"][idx].sum(1)[ok] / sb[ok] - arr["na"][idx].sum(1)[ok] / sa[ok]
+            out[v][name] = float(arr["nb"].sum() / arr["db"].sum() - arr["na"].sum() / arr["da"].sum())
+            out[v][f"{name}_ci"] = percentile_ci(boot)
+    return out
 
 
 def reference_outputs(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -119,7 +119,10 @@ def test_base_and_fine_tuned_report(tiny_model, tiny_data, adapter_copy, capsys)
     shortcut = report["shortcut_baseline"]
     assert shortcut["n_mc"] == report["limits"]["mc"]["used"] and 0 <= shortcut["accuracy"] <= 1
     assert "not a measure of knowledge" in shortcut["old_construction_for_contrast_only"]["note"]
-    assert set(report["fine_tuned_minus_base"]) >= {"accuracy", "accuracy_ci", "bleu", "rouge_l"}
+    assert set(report["fine_tuned_minus_base"]) >= {"accuracy", "accuracy_ci", "bleu", "rouge_l", "treatment",
+                                                    "treatment_constrained"}  # fmt: skip
+    assert "medication_recall_ci" in report["fine_tuned_minus_base"]["treatment"]["published"]
+    assert '"_items"' not in (models / "eval_results.json").read_text()
     assert report["seed"] == 42 and report["command"].startswith("python ")
     assert len(report["data"]["sha256_train_test"]) == 64
     # the figures land in both model_info.json files, beside what training wrote there

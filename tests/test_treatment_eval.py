@@ -198,3 +198,22 @@ def test_target_items_recovered_counts_each_target_item():
     assert treatment_eval.items_recovered(pred, gold) == (2, 4)
     assert treatment_eval.items_recovered(Sections(), gold) == (0, 4)
     assert treatment_eval.items_recovered(gold, Sections()) == (0, 0)
+
+
+def test_paired_difference_of_two_rows_on_the_same_items():
+    rows = _rows_for_silence_and_alarms()
+    empty = treatment_eval.evaluate_rows(rows, [Sections()] * 3, n_boot=50, seed=0)["_items"]
+    reference = treatment_eval.evaluate_rows(rows, treatment_eval.reference_outputs(rows), 50, 0)["_items"]
+    diff = treatment_eval.paired_difference(empty, reference, n_boot=50, seed=0)
+    assert diff["raw"]["answered_on_evidence"] == 1.0 and diff["raw"]["answered_on_evidence_ci"] == [1.0, 1.0]
+    assert diff["raw"]["target_items_recovered"] == 1.0
+    assert (
+        diff["raw"]["medication_precision"] is None
+    )  # the empty row predicts no name: no precision to compare
+    assert (
+        diff["raw"]["red_flag_emergency_recall"] == 1.0
+        and diff["published"]["red_flag_emergency_recall"] == 0.0
+    )
+    same = treatment_eval.paired_difference(reference, reference, n_boot=50, seed=0)
+    assert same["raw"]["medication_recall"] == 0.0 and same["raw"]["medication_recall_ci"] == [0.0, 0.0]
+    assert treatment_eval.paired_difference(empty, reference[:2], 50, 0) == {}
