@@ -350,6 +350,13 @@ def generated_outputs(
     batch_size: int,
     desc: str = "grounded generation",
 ) -> tuple[list[tuple[Sections, Citations]], dict[str, Any]]:
-    """Constrained grounded generation (the inference path) on the rows, and its calibration."""
-    gens = model_outputs(model, tokenizer, rows, index, max_new_tokens, batch_size, desc)
-    return [(g.sections, g.citations) for g in gens], calibration(gens, rows, index)
+    """Constrained grounded generation (the inference path) on the rows, and its calibration. A row without
+    passages gets what inference publishes when retrieval finds nothing: no model call, every section empty
+    (the safety rules add their actions afterwards)."""
+    with_passages = [i for i, r in enumerate(rows) if r.get("passages")]
+    picked = [rows[i] for i in with_passages]
+    gens = model_outputs(model, tokenizer, picked, index, max_new_tokens, batch_size, desc)
+    out: list[tuple[Sections, Citations]] = [(Sections(), {}) for _ in rows]
+    for i, g in zip(with_passages, gens, strict=True):
+        out[i] = (g.sections, g.citations)
+    return out, calibration(gens, picked, index)

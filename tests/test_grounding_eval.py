@@ -93,6 +93,15 @@ def test_measures_on_the_fixture_splits(tiny_data, tiny_model):
     outputs, calibration = grounding_eval.generated_outputs(model, tok, two, index, 96, 2)
     assert len(outputs) == 2 and calibration["n_sections"] > 0
     assert 0.0 <= calibration["ece"] <= 1.0
+    # a row with no passage (an abstention row): no model call, as inference does when retrieval finds nothing
+    calls = []
+    real = grounding_eval.model_outputs
+    spy = lambda *a, **k: calls.append(len(a[2])) or real(*a, **k)  # noqa: E731
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(grounding_eval, "model_outputs", spy)
+        none = {**two[1], "passages": [], "abstain": True, "variant": "no_evidence"}
+        outputs, _ = grounding_eval.generated_outputs(model, tok, [two[0], none], index, 32, 2)
+    assert calls == [1] and outputs[1] == (Sections(), {})
     distract = grounding_eval.no_evidence_rows(two, index)
     assert all(r["abstain"] for r in distract)
     focus = {r["id"]: r["focus"] for r in two}
