@@ -52,20 +52,14 @@ def _norm(text: str) -> str:
 
 
 def _loops(toks: list[str]) -> bool:
-    """A phrase said back to back (one word 4 times, 2-8 words 3 times, 9-30 words twice), or any 5 words
-    4 times over."""
+    """A phrase said back to back (one word 4 times, 2-8 words 3 times, 9-30 words twice), or a long text that
+    keeps to a few words (under 30% distinct among 30 or more)."""
     for n in range(1, 31):
         need = 4 if n == 1 else 3 if n <= 8 else 2
         for i in range(len(toks) - n * need + 1):
             if all(toks[i + k * n : i + (k + 1) * n] == toks[i : i + n] for k in range(1, need)):
                 return True
-    grams: dict[tuple[str, ...], int] = {}
-    for i in range(len(toks) - 4):
-        g = tuple(toks[i : i + 5])
-        grams[g] = grams.get(g, 0) + 1
-        if grams[g] >= 4:
-            return True
-    return False
+    return len(toks) >= 30 and len(set(toks)) < 0.3 * len(toks)
 
 
 def degenerate(text: str) -> str | None:
