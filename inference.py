@@ -242,6 +242,8 @@ def format_text(rec: Recommendation) -> str:
         lines.append(f"\nPossible duplicate therapy: {d.medication}, {d.reason}")
     for u in rec.grounding.unsupported:
         lines.append(f"\nRemoved ({u.section}): {u.item}, {u.reason}")
+    for n in rec.grounding.nulled:
+        lines.append(f"\nEmptied: {n}")
     if rec.evidence == "none":
         lines.append(
             "\nNo MedQuAD passage about this record was found: only the safety rules' actions are shown."

@@ -141,7 +141,8 @@ def check_grounding(
             else:
                 out = _check_item(name, it, [passages[n - 1] for n in cited], record, report)
             if isinstance(out, Removal):
-                report.unsupported.append(UnsupportedItem(section=name, item=item_text(it)[:200], reason=out))
+                label = it.name if name == "medications" else item_text(it)
+                report.unsupported.append(UnsupportedItem(section=name, item=label[:200], reason=out))
                 edited.add(name)
                 continue
             if out is not it:

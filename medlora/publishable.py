@@ -171,7 +171,8 @@ def publishable(
             ):
                 why = "an urgent action needs a cited passage that supports it, and none was given"
             if why is not None:
-                out.removed.append(UnsupportedItem(section=name, item=text[:200], reason=why))
+                label = it.name if name == "medications" else text  # a medication is reported by its name
+                out.removed.append(UnsupportedItem(section=name, item=label[:200], reason=why))
                 out.edited.add(name)
                 continue
             if it is not items[i]:

@@ -140,7 +140,8 @@ def test_a_non_drug_medication_and_text_about_json_are_removed_with_reasons(file
     why = {u["section"]: u["reason"] for u in out["grounding"]["unsupported"]}
     assert "JSON" in why["immediate_actions"] and "not a drug" in why["medications"]
     text = subprocess.run([*cmd, "--format", "text"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert "Removed (medications): Family History" in text.stdout and "not a drug" in text.stdout
+    assert "Removed (medications): Family History, " in text.stdout and "not a drug" in text.stdout
+    assert "Emptied: acetaminophen dosage: acetaminophen (holds no dose)" in text.stdout
 
 
 def test_check_with_passages_catches_what_issue_17_names(files):
