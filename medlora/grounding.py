@@ -27,7 +27,7 @@ from .drugs import resolve
 from .grounded_targets import UNCITED_SECTIONS, extractive_target, ground_target
 from .publishable import own_medication, publishable
 from .retrieval import Hit, Passage
-from .safety import _EMERGENCY_LINE, prescribed
+from .safety import _EMERGENCY_LINE
 from .schemas import (
     SECTION_NAMES,
     Citations,
@@ -37,7 +37,17 @@ from .schemas import (
     Sections,
     UnsupportedItem,
 )
-from .support import SUPPORT_THRESHOLD, giving, item_text, names_drug, states, support, supports
+from .support import (
+    SUPPORT_THRESHOLD,
+    giving,
+    item_text,
+    names_drug,
+    prescribes,
+    reverses,
+    states,
+    support,
+    supports,
+)
 
 __all__ = [  # the training-target and evaluation names stay importable from here for their callers
     "SUPPORT_THRESHOLD", "UNCITED_SECTIONS", "GroundingResult", "check_grounding", "check_output",
@@ -58,8 +68,8 @@ def _drugs(section: str, field_name: str, text: str) -> list[tuple[str, Any]]:
     """(as written, mention) of each drug a field prescribes; a medication's name is one drug, whole."""
     if section == "medications" and field_name == "name":
         return [(text, resolve(text))]
-    # Advice to avoid or stop a drug needs no evidence for that drug (the safety rules' reading).
-    return [(m.text, m) for m in prescribed(text)]
+    # Advice to avoid, stop or never give a drug needs no evidence for that drug.
+    return [(m.text, m) for m in prescribes(text)]
 
 
 def _fields(item: Any) -> list[tuple[str, str]]:
@@ -107,6 +117,8 @@ def _check_item(section: str, it: Any, cited: list[Passage], record: PatientReco
             return Removal(
                 f"its cited passages hold {share:.0%} of its words (at least {SUPPORT_THRESHOLD:.0%})"
             )
+        if opposite := reverses(it, texts):
+            return Removal(f"says the opposite of its cited sentence: {opposite[:120]}")
         return it
     # A dose is vouched for by a cited sentence giving the drug, or by the patient's own medication line.
     drug = resolve(it.name)

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from .drugs import DrugMention, find_drugs, resolve
 from .retrieval import Passage, words
+from .safety import prescribed
 from .treatment_data import not_a_treatment, split_sentences
 
 SUPPORT_THRESHOLD = 0.6
@@ -111,3 +112,42 @@ def support(item: Any, passage: Passage | str, section: str = "") -> float:
 
 def supports(item: Any, passage: Passage | str, section: str = "") -> bool:
     return support(item, passage, section) >= SUPPORT_THRESHOLD
+
+
+# Words that turn advice into its opposite: "Exercise during an attack" shares every content word with "Avoid
+# exercise during an attack".
+_NEGATING = re.compile(
+    r"\b(?:avoid\w*|do not|don't|never|should not|shouldn't|must not|not recommended|contraindicated)\b", re.I
+)
+_CLAUSE_END = re.compile(r"[;:,!?]|\.(?!\d)|\b(?:but|while|whereas|although)\b", re.I)
+
+
+def _clauses(text: str) -> list[str]:
+    return [c for c in _CLAUSE_END.split(text) if c and c.strip()]
+
+
+def prescribes(text: str) -> list[DrugMention]:
+    """The drugs a free text recommends: the safety rules' reading (not after "avoid", "stop", "instead of" ...)
+    minus those in a clause that forbids them ("Aspirin should never be given to children")."""
+    out = []
+    for m in prescribed(text):
+        start = max((c.end() for c in _CLAUSE_END.finditer(text, 0, m.start)), default=0)
+        after = _CLAUSE_END.search(text, m.end)
+        if not _NEGATING.search(text[start : after.start() if after else len(text)]):
+            out.append(m)
+    return out
+
+
+def reverses(item: Any, passages: list[str]) -> str | None:
+    """The cited sentence that a clause of the item mostly repeats with the opposite polarity (exactly one of the
+    two forbids or warns), or None."""
+    sentences = [s for t in passages for s in split_sentences(t)]
+    for clause in _clauses(item_text(item)):
+        want = _word_set(clause) - _word_set(" ".join(_NEGATING.findall(clause)))
+        if not want or not sentences:
+            continue
+        best = max(sentences, key=lambda s: len(want & _word_set(s)))
+        close = len(want & _word_set(best)) >= SUPPORT_THRESHOLD * len(want)
+        if close and bool(_NEGATING.search(clause)) != bool(_NEGATING.search(best)):
+            return best
+    return None

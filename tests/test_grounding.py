@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from medlora.citation_counts import citation_scores
 from medlora.drugs import resolve
-from medlora.grounded_targets import ground_target
+from medlora.grounded_targets import extractive_target, ground_target
 from medlora.grounding import check_grounding, section_confidence, sources_for
 from medlora.retrieval import Hit, Passage
 from medlora.schemas import (
@@ -109,6 +109,15 @@ def test_an_unsupported_medication_is_removed_and_reported():
     assert any("0.6 mg" in n for n in out.grounding.nulled)
 
 
+def test_only_a_clause_that_forbids_a_drug_spares_it_the_evidence():
+    from medlora.support import prescribes
+
+    assert [m.text for m in prescribes("Aspirin should never be given to children.")] == []
+    assert [m.text for m in prescribes("Take oxycodone, but never drive after a dose.")] == ["oxycodone"]
+    assert [m.text for m in prescribes("Take ibuprofen, which may cause stomach upset.")] == ["ibuprofen"]
+    assert [m.text for m in prescribes("Avoid aspirin and ibuprofen; acetaminophen is safer.")] == ["acetaminophen"]
+
+
 def test_a_drug_in_free_text_needs_a_cited_passage_too():
     sections = Sections(lifestyle=[
         "Take ibuprofen every night.", "Drink plenty of water and limit alcohol.", "Avoid aspirin; drink plenty of water.",
@@ -152,6 +161,27 @@ def test_the_four_things_issue_17_asked_the_check_to_catch():
         "10 mg" in n for n in out.grounding.nulled
     )
     assert out.citations["medications"] == [[3], [4]] and out.edited == {"medications", "lifestyle"}
+
+
+def test_advice_reversing_its_cited_sentence_is_removed():
+    attack = passage(
+        5, "Avoid exercise during an attack. Regular exercise improves fitness.", qtype="prevention"
+    )
+    sections = Sections(lifestyle=["Exercise during an attack.", "Avoid exercise during an attack."])
+    out = check_grounding(PatientRecord(conditions=["gout"]), sections, {"lifestyle": [[1], [1]]}, [attack])
+    assert out.sections.lifestyle == ["Avoid exercise during an attack."]
+    assert "opposite" in out.grounding.unsupported[0].reason
+
+
+def test_what_the_target_rules_write_passes_the_check_unchanged():
+    """The check after generation and the training targets agree: an output equal to the extractive target
+    (what a perfectly trained model writes) loses nothing."""
+    passages = [*GOUT, PROHIBITION, passage(6, "Gout is diagnosed by a rheumatologist, who may test joint fluid.",
+                                             qtype="exams and tests")]  # fmt: skip
+    sections, cites = to_published(extractive_target(passages))
+    assert sections.medications and sum(len(getattr(sections, n)) for n in cites) > 2
+    out = check_grounding(PatientRecord(conditions=["gout"]), sections, cites, passages)
+    assert out.sections == sections and out.citations == cites and out.grounding.unsupported == []
 
 
 def test_a_dose_is_whole_tokens_in_a_sentence_that_gives_the_drug():
