@@ -115,7 +115,9 @@ def test_only_a_clause_that_forbids_a_drug_spares_it_the_evidence():
     assert [m.text for m in prescribes("Aspirin should never be given to children.")] == []
     assert [m.text for m in prescribes("Take oxycodone, but never drive after a dose.")] == ["oxycodone"]
     assert [m.text for m in prescribes("Take ibuprofen, which may cause stomach upset.")] == ["ibuprofen"]
-    assert [m.text for m in prescribes("Avoid aspirin and ibuprofen; acetaminophen is safer.")] == ["acetaminophen"]
+    assert [m.text for m in prescribes("Avoid aspirin and ibuprofen; acetaminophen is safer.")] == [
+        "acetaminophen"
+    ]
 
 
 def test_a_drug_in_free_text_needs_a_cited_passage_too():
