@@ -39,10 +39,10 @@ from .schemas import (
 )
 from .support import (
     SUPPORT_THRESHOLD,
+    drug_claims,
     giving,
     item_text,
     names_drug,
-    prescribes,
     reverses,
     states,
     support,
@@ -64,12 +64,12 @@ class GroundingResult:
     edited: set[str] = field(default_factory=set)  # sections whose items were removed or changed
 
 
-def _drugs(section: str, field_name: str, text: str) -> list[tuple[str, Any]]:
-    """(as written, mention) of each drug a field prescribes; a medication's name is one drug, whole."""
+def _drugs(section: str, field_name: str, text: str) -> list[tuple[str, Any, bool]]:
+    """(as written, mention, prescribed) of each drug a field names without forbidding it; a medication's name
+    is one drug, whole and prescribed. Advice to avoid or never give a drug needs no evidence for that drug."""
     if section == "medications" and field_name == "name":
-        return [(text, resolve(text))]
-    # Advice to avoid, stop or never give a drug needs no evidence for that drug.
-    return [(m.text, m) for m in prescribes(text)]
+        return [(text, resolve(text), True)]
+    return [(m.text, m, given) for m, given in drug_claims(text)]
 
 
 def _fields(item: Any) -> list[tuple[str, str]]:
@@ -99,10 +99,18 @@ def _check_item(section: str, it: Any, cited: list[Passage], record: PatientReco
     update: dict[str, Any] = {}
     dropped: list[str] = []
     for field_name, text in _fields(it):
-        for written, drug in _drugs(section, field_name, text):
-            if any(giving(drug, t) for t in texts) or own_medication(written, record):
+        if field_name != "name" and any(states(text, t) for t in texts):
+            continue  # a cited passage says it word for word: it names its drugs as the source does
+        for written, drug, prescribed in _drugs(section, field_name, text):
+            # Prescribing needs a cited sentence giving the drug; describing it, a cited passage naming it.
+            found = giving if prescribed else names_drug
+            if any(found(drug, t) for t in texts) or own_medication(written, record):
                 continue
-            why = f"{written} is not given by a cited passage (a prohibition or warning does not count)"
+            why = (
+                f"{written} is not given by a cited passage (a prohibition or warning does not count)"
+                if prescribed
+                else f"{written} is named in no cited passage"
+            )
             if section != "medications" or field_name == "name":
                 return Removal(why + " nor a current medication")
             if field_name == "side_effects":

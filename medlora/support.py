@@ -119,35 +119,39 @@ def supports(item: Any, passage: Passage | str, section: str = "") -> bool:
 _NEGATING = re.compile(
     r"\b(?:avoid\w*|do not|don't|never|should not|shouldn't|must not|not recommended|contraindicated)\b", re.I
 )
-_CLAUSE_END = re.compile(r"[;:,!?]|\.(?!\d)|\b(?:but|while|whereas|although)\b", re.I)
+# A clause ends at punctuation or a contrast, not at the dots of "i.e." or "e.g." nor inside a number.
+_CLAUSE_END = re.compile(r"[;:,!?]|(?<![\s.(][a-z])\.(?!\d)|\b(?:but|while|whereas|although)\b", re.I)
 
 
 def _clauses(text: str) -> list[str]:
     return [c for c in _CLAUSE_END.split(text) if c and c.strip()]
 
 
-def prescribes(text: str) -> list[DrugMention]:
-    """The drugs a free text recommends: the safety rules' reading (not after "avoid", "stop", "instead of" ...)
-    minus those in a clause that forbids them ("Aspirin should never be given to children")."""
+def drug_claims(text: str) -> list[tuple[DrugMention, bool]]:
+    """The drugs a free text names without forbidding them, each with whether it prescribes it. The safety rules'
+    reading drops drugs after "avoid", "stop", "instead of" ...; a drug whose clause forbids it ("Aspirin should
+    never be given") is dropped too; one whose clause only describes it ("deficiency of vitamin B12", "may
+    interact with warfarin": the training-target rule ``not_a_treatment``) is named, not prescribed."""
     out = []
     for m in prescribed(text):
         start = max((c.end() for c in _CLAUSE_END.finditer(text, 0, m.start)), default=0)
         after = _CLAUSE_END.search(text, m.end)
-        if not _NEGATING.search(text[start : after.start() if after else len(text)]):
-            out.append(m)
+        clause = text[start : after.start() if after else len(text)]
+        if not _NEGATING.search(clause):
+            out.append((m, not not_a_treatment(clause)))
     return out
 
 
 def reverses(item: Any, passages: list[str]) -> str | None:
-    """The cited sentence that a clause of the item mostly repeats with the opposite polarity (exactly one of the
+    """The cited clause that a clause of the item mostly repeats with the opposite polarity (exactly one of the
     two forbids or warns), or None."""
-    sentences = [s for t in passages for s in split_sentences(t)]
+    cited = [c for t in passages for c in _clauses(t)]
     for clause in _clauses(item_text(item)):
         want = _word_set(clause) - _word_set(" ".join(_NEGATING.findall(clause)))
-        if not want or not sentences:
+        if not want or not cited:
             continue
-        best = max(sentences, key=lambda s: len(want & _word_set(s)))
+        best = max(cited, key=lambda c: len(want & _word_set(c)))
         close = len(want & _word_set(best)) >= SUPPORT_THRESHOLD * len(want)
         if close and bool(_NEGATING.search(clause)) != bool(_NEGATING.search(best)):
-            return best
+            return best.strip()
     return None

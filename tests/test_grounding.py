@@ -110,14 +110,16 @@ def test_an_unsupported_medication_is_removed_and_reported():
 
 
 def test_only_a_clause_that_forbids_a_drug_spares_it_the_evidence():
-    from medlora.support import prescribes
+    from medlora.support import drug_claims
 
-    assert [m.text for m in prescribes("Aspirin should never be given to children.")] == []
-    assert [m.text for m in prescribes("Take oxycodone, but never drive after a dose.")] == ["oxycodone"]
-    assert [m.text for m in prescribes("Take ibuprofen, which may cause stomach upset.")] == ["ibuprofen"]
-    assert [m.text for m in prescribes("Avoid aspirin and ibuprofen; acetaminophen is safer.")] == [
-        "acetaminophen"
-    ]
+    def claims(text):
+        return [(m.text, given) for m, given in drug_claims(text)]
+
+    assert claims("Aspirin should never be given to children.") == []
+    assert claims("Take oxycodone, but never drive after a dose.") == [("oxycodone", True)]
+    assert claims("Take ibuprofen, which may cause stomach upset.") == [("ibuprofen", True)]
+    assert claims("Avoid aspirin and ibuprofen; acetaminophen is safer.") == [("acetaminophen", True)]
+    assert claims("Low levels of vitamin B12 cause anemia.") == [("vitamin B12", False)]  # named, not given
 
 
 def test_a_drug_in_free_text_needs_a_cited_passage_too():
