@@ -4,13 +4,16 @@
 ``medlora.publishable`` first (degenerate text, names that are no drug, empty dose fields, urgent actions with
 no evidence), then, given the passages that were in the prompt, ``check_grounding``:
 
-- every item cites at least one passage in the prompt, and its cited passages together support it
-  (``medlora.support``: a medication by a sentence giving the drug, anything else by its content words);
-- every drug that any field of any item prescribes ("switch to oxycodone" in ``side_effects``) is given by a
-  sentence of a cited passage (a sentence forbidding or warning against it does not count) or is one of the
-  patient's own medications; otherwise the item is removed (its name, or a free-text item), the side effect
-  dropped, or the dose field nulled, and reported;
-- a medication's dose or frequency appears, as whole tokens, in a cited sentence that gives the drug, else null.
+- every item cites at least one passage in the prompt (a medication the patient already takes excepted: the
+  record vouches for it); a non-medication item's cited passages together hold most of its content words
+  (``medlora.support``), and no clause of it says the opposite of the cited clause it repeats;
+- every drug any field of any item names is vouched for: one it prescribes ("switch to oxycodone" in
+  ``side_effects``) by a cited sentence giving it (a sentence forbidding or warning against it does not count),
+  one it only describes by a cited passage naming it, one it forbids by nothing; a current medication always;
+  otherwise the item is removed (a medication's name, a free-text item), the side effect dropped, or the dose
+  field nulled, and reported;
+- a medication's dose or frequency appears, as whole tokens, in a cited sentence giving the drug (or in the
+  patient's own line for it), else null.
 
 docs/grounding.md says exactly what this guarantees and what it does not. The training-target rules live in
 ``medlora.grounded_targets`` and the evaluation counts in ``medlora.citation_counts`` (both re-exported here).

@@ -8,6 +8,8 @@
 - A dose or frequency is stated when its tokens appear, whole and in order, in such a sentence: "5 mg" is not
   in "25 mg".
 - Any other item is supported by the share of its content words the passage holds (``SUPPORT_THRESHOLD``).
+- What an item claims about drugs (``drug_claims``: prescribes, only describes, or forbids) and whether it
+  reverses the passage clause it repeats (``reverses``) are read clause by clause.
 """
 
 from __future__ import annotations
