@@ -133,10 +133,13 @@ def _check_item(section: str, it: Any, cited: list[Passage], record: PatientReco
         return it
     # A dose is vouched for by a cited sentence giving the drug, or by the patient's own medication line.
     drug = resolve(it.name)
-    stated_in = [s for t in texts for s in giving(drug, t)] + _own_lines(drug, record)
+    given = [s for t in texts for s in giving(drug, t)]
     for field_name in ("dosage", "frequency"):
         value = update.get(field_name, getattr(it, field_name))
-        if value and not any(states(value, s) for s in stated_in):
+        if not value:
+            continue
+        own = _own_lines(drug, record)
+        if not any(states(value, s, drug) for s in given) and not any(states(value, s) for s in own):
             update[field_name] = None
             report.nulled.append(
                 f"{label} {field_name}: {value} (not stated as whole words where the drug is given)"

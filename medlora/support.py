@@ -87,11 +87,33 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def states(value: str, sentence: str) -> bool:
-    """Does ``sentence`` hold ``value``'s tokens whole and in order?"""
-    want, have = tokens(value), tokens(sentence)
+def _found(value: str, sentence: str) -> list[tuple[int, int]]:
+    """Character spans where ``sentence`` holds ``value``'s tokens whole and in order."""
+    want = tokens(value)
+    have = list(_TOKEN.finditer(sentence.lower()))
     n = len(want)
-    return n > 0 and any(have[i : i + n] == want for i in range(len(have) - n + 1))
+    return [
+        (have[i].start(), have[i + n - 1].end())
+        for i in range(len(have) - n + 1)
+        if n and [m.group() for m in have[i : i + n]] == want
+    ]
+
+
+def states(value: str, sentence: str, drug: DrugMention | None = None) -> bool:
+    """Does ``sentence`` hold ``value``'s tokens whole and in order? Given a ``drug``, the nearest drug the
+    sentence names must be that one: in "colchicine 0.5 mg and allopurinol 100 mg", "100 mg" is allopurinol's."""
+    spans = _found(value, sentence)
+    if drug is None or not spans:
+        return bool(spans)
+    mentions = find_drugs(sentence)
+    if not mentions:
+        return True
+    for a, b in spans:
+        gaps = [(max(m.start - b, a - m.end, 0), m) for m in mentions]
+        nearest = min(g for g, _ in gaps)  # a tie ("... or 1 mg of colchicine") may go either way
+        if any(g == nearest and _same_drug(drug, m) for g, m in gaps):
+            return True
+    return False
 
 
 def _passage_text(passage: Passage | str) -> str:

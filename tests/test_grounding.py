@@ -194,6 +194,13 @@ def test_a_dose_is_whole_tokens_in_a_sentence_that_gives_the_drug():
     assert states("100 mg", "allopurinol 100mg daily") and not states("10 mg", "allopurinol 100 mg daily")
     assert not states("5 mg", "25 mg") and states("twice daily", "given twice daily.") and not states("", "x")
     assert giving(resolve("colchicine"), PROHIBITION.shown) == ["Colchicine is taken at 0.5 mg daily."]
+    both = (
+        "Colchicine 0.5 mg and allopurinol 100 mg are used; take 300 mg of allopurinol or 1 mg of colchicine."
+    )
+    colchicine, allopurinol = resolve("colchicine"), resolve("allopurinol")
+    assert states("0.5 mg", both, colchicine) and states("1 mg", both, colchicine)
+    assert not states("100 mg", both, colchicine) and not states("300 mg", both, colchicine)
+    assert states("100 mg", both, allopurinol) and states("300 mg", both, allopurinol)
     assert giving(resolve("aspirin"), PROHIBITION.shown) == []
 
 
