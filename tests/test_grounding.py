@@ -8,7 +8,6 @@ import pytest
 from pydantic import ValidationError
 
 from medlora.citation_counts import citation_scores
-from medlora.drugs import resolve
 from medlora.grounded_targets import extractive_target, ground_target
 from medlora.grounding import check_grounding, section_confidence, sources_for
 from medlora.retrieval import Hit, Passage
@@ -22,7 +21,6 @@ from medlora.schemas import (
     to_grounded,
     to_published,
 )
-from medlora.support import support
 
 
 def passage(pid, text, focus="Gout", qtype="treatment", url=None, split="train"):
@@ -83,12 +81,6 @@ def test_ground_target_cites_supporting_passages_and_drops_the_rest():
     assert to_published(empty)[0] == Sections(immediate_actions=["Call emergency services now."])
 
 
-def test_support_is_a_share_of_content_words():
-    assert support("Drink plenty of water.", GOUT[1]) == 1.0
-    assert support("Drink plenty of coffee.", GOUT[1]) == pytest.approx(2 / 3)
-    assert support("", GOUT[1]) == 0.0
-
-
 def test_an_unsupported_medication_is_removed_and_reported():
     rec = PatientRecord(conditions=["gout"], medications=["Zestril 10 mg daily"])
     sections = Sections(medications=[
@@ -107,19 +99,6 @@ def test_an_unsupported_medication_is_removed_and_reported():
     assert allopurinol.dosage == "100 mg" and allopurinol.frequency == "daily"
     assert out.citations["medications"] == [[1], [], [3]]
     assert any("0.6 mg" in n for n in out.grounding.nulled)
-
-
-def test_only_a_clause_that_forbids_a_drug_spares_it_the_evidence():
-    from medlora.support import drug_claims
-
-    def claims(text):
-        return [(m.text, given) for m, given in drug_claims(text)]
-
-    assert claims("Aspirin should never be given to children.") == []
-    assert claims("Take oxycodone, but never drive after a dose.") == [("oxycodone", True)]
-    assert claims("Take ibuprofen, which may cause stomach upset.") == [("ibuprofen", True)]
-    assert claims("Avoid aspirin and ibuprofen; acetaminophen is safer.") == [("acetaminophen", True)]
-    assert claims("Low levels of vitamin B12 cause anemia.") == [("vitamin B12", False)]  # named, not given
 
 
 def test_a_drug_in_free_text_needs_a_cited_passage_too():
@@ -186,22 +165,6 @@ def test_what_the_target_rules_write_passes_the_check_unchanged():
     assert sections.medications and sum(len(getattr(sections, n)) for n in cites) > 2
     out = check_grounding(PatientRecord(conditions=["gout"]), sections, cites, passages)
     assert out.sections == sections and out.citations == cites and out.grounding.unsupported == []
-
-
-def test_a_dose_is_whole_tokens_in_a_sentence_that_gives_the_drug():
-    from medlora.support import giving, states
-
-    assert states("100 mg", "allopurinol 100mg daily") and not states("10 mg", "allopurinol 100 mg daily")
-    assert not states("5 mg", "25 mg") and states("twice daily", "given twice daily.") and not states("", "x")
-    assert giving(resolve("colchicine"), PROHIBITION.shown) == ["Colchicine is taken at 0.5 mg daily."]
-    both = (
-        "Colchicine 0.5 mg and allopurinol 100 mg are used; take 300 mg of allopurinol or 1 mg of colchicine."
-    )
-    colchicine, allopurinol = resolve("colchicine"), resolve("allopurinol")
-    assert states("0.5 mg", both, colchicine) and states("1 mg", both, colchicine)
-    assert not states("100 mg", both, colchicine) and not states("300 mg", both, colchicine)
-    assert states("100 mg", both, allopurinol) and states("300 mg", both, allopurinol)
-    assert giving(resolve("aspirin"), PROHIBITION.shown) == []
 
 
 def test_citations_outside_the_prompt_are_dropped_and_sources_are_cited_urls():
