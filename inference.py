@@ -8,7 +8,7 @@
     python -c "import json,glob; [print(json.dumps(json.load(open(f)))) for f in sorted(glob.glob('examples/patients/*.json'))]" > records.jsonl
     python inference.py --batch records.jsonl --batch-size 8 --output recommendations.jsonl
 
-    # audit any recommendation with the safety rules, no model loaded (add --passages FILE for grounding)
+    # audit any recommendation with the rules, no model loaded (add --passages FILE for grounding)
     python inference.py --patient examples/patients/strep_penicillin_allergy.json --check recommendation.json
 
     # the base model without an adapter, on purpose
@@ -31,8 +31,8 @@
 
 The model (adapter merged by default) and the passage index load once per process (medlora/recommender.py).
 Per record: MedQuAD passages are retrieved, decoding is greedy and constrained by the schema (items cite passage
-numbers), then the grounding check and the safety rules (medlora/safety.py) run in code. One entry per record is
-appended to --log-file, without raw patient data unless --log-inputs.
+numbers), then the checks after generation (medlora/grounding.py) and the safety rules (medlora/safety.py)
+run in code. One entry per record is appended to --log-file, without raw patient data unless --log-inputs.
 """
 
 from __future__ import annotations
@@ -78,7 +78,9 @@ class InferenceConfig:
     check: str | None = field(
         default=None,
         metadata={
-            "help": "with --patient: apply the safety rules to this recommendation JSON, no model loaded"
+            "help": "with --patient: apply the checks after generation and the safety rules to this "
+            "recommendation JSON (sections with plain-string or cited items, a bare medications list, or a whole "
+            "Recommendation), no model loaded"
         },
     )
     passages: str | None = field(
@@ -219,7 +221,8 @@ def format_text(rec: Recommendation) -> str:
     if rec.safety.red_flags:
         lines.append("!! RED FLAGS: " + "; ".join(f.message for f in rec.safety.red_flags))
     if rec.truncated:
-        lines.append("!! INCOMPLETE: generation stopped at --max-new-tokens; items cut mid-way were dropped")
+        why = rec.truncated_reason or "generation stopped at --max-new-tokens"
+        lines.append(f"!! INCOMPLETE: {why}; items cut mid-way were dropped")
     for name in SECTION_NAMES:
         lines.append(f"\n{name.replace('_', ' ').capitalize()}:")
         items = getattr(rec, name)
@@ -238,7 +241,9 @@ def format_text(rec: Recommendation) -> str:
     for d in rec.safety.duplicate_medications:
         lines.append(f"\nPossible duplicate therapy: {d.medication}, {d.reason}")
     for u in rec.grounding.unsupported:
-        lines.append(f"\nRemoved as unsupported ({u.section}): {u.item}, {u.reason}")
+        lines.append(f"\nRemoved ({u.section}): {u.item}, {u.reason}")
+    for n in rec.grounding.nulled:
+        lines.append(f"\nEmptied: {n}")
     if rec.evidence == "none":
         lines.append(
             "\nNo MedQuAD passage about this record was found: only the safety rules' actions are shown."

@@ -1,193 +1,198 @@
-"""Grounding: citations that point at passages, items that the passages support, and nothing else.
+"""The check after generation: what a model wrote is published only where the passages it cites vouch for it.
 
-- ``support`` is the one deterministic measure of "this passage says this item": the share of the item's
-  content words found in the passage (medications: the drug named, by ingredient or class). Training targets
-  cite by it (``ground_target``), the evaluation scores citations by it (``citation_scores``).
-- ``check_grounding`` runs after generation with the safety rules: a drug an item names must be named in a
-  passage that item cites, or be one of the patient's own medications, else the item is removed and reported;
-  a dose or frequency must appear in a passage naming that drug, else it is set to null.
-- ``ground_target`` turns a sourced target into one that cites the passages of its prompt (the RAFT examples of
-  ``medlora/raft.py`` use it).
-- ``extractive_target``: the training-target rules applied to retrieved passages, the baseline a fine-tuned
-  model must beat.
+``check_output`` is the one path every output takes (``Recommender`` and ``inference.py --check``):
+``medlora.publishable`` first (degenerate text, names that are no drug, empty dose fields, urgent actions with
+no evidence), then, given the passages that were in the prompt, ``check_grounding``:
+
+- every item cites at least one passage in the prompt (a medication the patient already takes excepted: the
+  record vouches for it); a non-medication item's cited passages together hold most of its content words
+  (``medlora.support``), and no clause of it says the opposite of the cited clause it repeats;
+- every drug any field of any item names is vouched for: one it prescribes ("switch to oxycodone" in
+  ``side_effects``) by a cited sentence giving it (a sentence forbidding or warning against it does not count),
+  one it only describes by a cited passage naming it, one it forbids by nothing; a current medication always;
+  otherwise the item is removed (a medication's name, a free-text item), the side effect dropped, or the dose
+  field nulled, and reported;
+- a medication's dose or frequency appears, as whole tokens, in a cited sentence giving the drug (or in the
+  patient's own line for it), else null.
+
+docs/grounding.md says exactly what this guarantees and what it does not. The training-target rules live in
+``medlora.grounded_targets`` and the evaluation counts in ``medlora.citation_counts`` (both re-exported here).
 """
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-
+from .citation_counts import citation_scores
 from .drugs import resolve
-from .retrieval import Hit, Passage, words
-from .safety import prescribed
+from .grounded_targets import UNCITED_SECTIONS, extractive_target, ground_target
+from .publishable import own_medication, publishable
+from .retrieval import Hit, Passage
+from .safety import _EMERGENCY_LINE
 from .schemas import (
-    MAX_CITATIONS,
     SECTION_NAMES,
     Citations,
-    GroundedSections,
     Grounding,
     PatientRecord,
     SectionConfidence,
     Sections,
     UnsupportedItem,
 )
+from .support import (
+    SUPPORT_THRESHOLD,
+    drug_claims,
+    giving,
+    item_text,
+    names_drug,
+    reverses,
+    states,
+    support,
+    supports,
+)
 
-SUPPORT_THRESHOLD = 0.6
-
-
-def item_text(item: Any) -> str:
-    """The words an item asserts: a string item, or the string fields of an object item."""
-    if isinstance(item, str):
-        return item
-    data = item.model_dump(exclude={"citations"}) if isinstance(item, BaseModel) else dict(item)
-    parts = []
-    for v in data.values():
-        if isinstance(v, str):
-            parts.append(v)
-        elif isinstance(v, list):
-            parts.extend(x for x in v if isinstance(x, str))
-    return " ".join(parts)
-
-
-# --- drug mentions (medlora/drugs.py, the safety rules' normalisation) ---------------------------------------
-# Cached: building training targets asks about the same passages and names thousands of times.
-@functools.lru_cache(maxsize=1 << 16)
-def _drug_mentions(text: str) -> tuple[Any, ...]:
-    from .drugs import find_drugs
-
-    return tuple(find_drugs(text))
+__all__ = [  # the training-target and evaluation names stay importable from here for their callers
+    "SUPPORT_THRESHOLD", "UNCITED_SECTIONS", "GroundingResult", "check_grounding", "check_output",
+    "citation_scores", "extractive_target", "ground_target", "grounding_fields", "item_text",
+    "load_passages_file", "names_drug", "realign", "section_confidence", "sources_for", "support", "supports",
+]  # fmt: skip
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _word_set(text: str) -> frozenset[str]:
-    return frozenset(words(text))
-
-
-def names_drug(drug: Any, text: str, name: str = "") -> bool:
-    """Does ``text`` name the drug (a ``DrugMention``)? Same ingredient; a class also matches a member drug.
-    An unresolved name falls back to all of its words appearing in the text."""
-    if drug is None:
-        want = _word_set(name)
-        return bool(want) and want <= _word_set(text)
-    for m in _drug_mentions(text):
-        if set(drug.ingredients) & set(m.ingredients):
-            return True
-        if drug.is_class and drug.classes & m.classes:
-            return True
-    return False
-
-
-def support(item: Any, passage: Passage | str, section: str = "") -> float:
-    """Share of the item's content words the passage holds; a medication counts by its drug being named."""
-    text = passage if isinstance(passage, str) else passage.shown
-    if section == "medications" and not isinstance(item, str):
-        name = item.name if hasattr(item, "name") else item["name"]
-        return 1.0 if names_drug(resolve(name), text, name) else 0.0
-    want = _word_set(item_text(item))
-    if not want:
-        return 0.0
-    return len(want & _word_set(text)) / len(want)
-
-
-def supports(item: Any, passage: Passage | str, section: str = "") -> bool:
-    return support(item, passage, section) >= SUPPORT_THRESHOLD
-
-
-# immediate_actions in targets come from the safety rules (MedQuAD has no urgent-care answers), not from
-# passages: they stay, uncited, in every target, abstentions included.
-UNCITED_SECTIONS = ("immediate_actions",)
-
-
-def ground_target(sections: Sections, passages: Sequence[Passage]) -> BaseModel:
-    """A training target citing the passages that support each item (best first); unsupported items are dropped,
-    so a target never asks the model to say what its prompt does not hold. No passages: only the safety
-    actions remain (the abstention)."""
-    data: dict[str, list] = {}
-    for name in SECTION_NAMES:
-        kept = []
-        for it in getattr(sections, name):
-            scored = [(support(it, p, name), n) for n, p in enumerate(passages, 1)]
-            cites = [n for s, n in sorted(scored, key=lambda x: (-x[0], x[1])) if s >= SUPPORT_THRESHOLD]
-            if name in UNCITED_SECTIONS and isinstance(it, str):
-                kept.append({"citations": [], "text": it})
-            elif cites:
-                body = {"text": it} if isinstance(it, str) else it.model_dump()
-                kept.append({"citations": sorted(cites[:MAX_CITATIONS]), **body})
-        data[name] = kept
-    return GroundedSections.model_validate(data)
-
-
-# --- the check after generation ----------------------------------------------------------------------------
 @dataclass
 class GroundingResult:
     sections: Sections
     citations: Citations
     grounding: Grounding
+    edited: set[str] = field(default_factory=set)  # sections whose items were removed or changed
 
 
-def _own_medication(drug: Any, name: str, record: PatientRecord) -> bool:
-    for current in record.medications:
-        if drug is not None and names_drug(drug, current):
-            return True
-        if name.strip().lower() == current.strip().lower():
-            return True
-    return False
+def _drugs(section: str, field_name: str, text: str) -> list[tuple[str, Any, bool]]:
+    """(as written, mention, prescribed) of each drug a field names without forbidding it; a medication's name
+    is one drug, whole and prescribed. Advice to avoid or never give a drug needs no evidence for that drug."""
+    if section == "medications" and field_name == "name":
+        return [(text, resolve(text), True)]
+    return [(m.text, m, given) for m, given in drug_claims(text)]
 
 
-def _value_in(value: str, text: str) -> bool:
-    norm = lambda s: re.sub(r"\s+", " ", s.lower()).strip()  # noqa: E731
-    return norm(value) in norm(text)
+def _fields(item: Any) -> list[tuple[str, str]]:
+    if isinstance(item, str):
+        return [("", item)]
+    out = []
+    for name, value in item.model_dump().items():
+        out.extend((name, v) for v in (value if isinstance(value, list) else [value]) if isinstance(v, str))
+    return out
+
+
+def _own_lines(drug: Any, record: PatientRecord) -> list[str]:
+    return [c for c in record.medications if drug is not None and names_drug(drug, c)]
+
+
+class Removal(str):
+    """Why an item is removed (a plain ``str`` is a text item to publish)."""
+
+
+def _check_item(section: str, it: Any, cited: list[Passage], record: PatientRecord, report: Grounding):
+    """The item to publish (fields nulled or dropped where unsupported), or the ``Removal`` saying why not."""
+    texts = [p.shown for p in cited]
+    own = section == "medications" and own_medication(it.name, record)
+    if not cited and not own:  # the patient's own medication: the record vouches for it
+        return Removal("cites no passage in the prompt")
+    label = it.name if section == "medications" else item_text(it)[:60]
+    update: dict[str, Any] = {}
+    dropped: list[str] = []
+    for field_name, text in _fields(it):
+        if field_name != "name" and any(states(text, t) for t in texts):
+            continue  # a cited passage says it word for word: it names its drugs as the source does
+        for written, drug, prescribed in _drugs(section, field_name, text):
+            # Prescribing needs a cited sentence giving the drug; describing it, a cited passage naming it.
+            found = giving if prescribed else names_drug
+            if any(found(drug, t) for t in texts) or own_medication(written, record):
+                continue
+            why = (
+                f"{written} is not given by a cited passage (a prohibition or warning does not count)"
+                if prescribed
+                else f"{written} is named in no cited passage"
+            )
+            if section != "medications" or field_name == "name":
+                return Removal(why + " nor a current medication")
+            if field_name == "side_effects":
+                dropped.append(text)
+                report.nulled.append(f"{label} side effect: {text[:80]} ({why})")
+            elif field_name not in update:
+                update[field_name] = None
+                report.nulled.append(f"{label} {field_name}: {text} ({why})")
+    if section != "medications":
+        share = support(it, " ".join(texts), section)
+        if share < SUPPORT_THRESHOLD:
+            return Removal(
+                f"its cited passages hold {share:.0%} of its words (at least {SUPPORT_THRESHOLD:.0%})"
+            )
+        if opposite := reverses(it, texts):
+            return Removal(f"says the opposite of its cited sentence: {opposite[:120]}")
+        return it
+    # A dose is vouched for by a cited sentence giving the drug, or by the patient's own medication line.
+    drug = resolve(it.name)
+    given = [s for t in texts for s in giving(drug, t)]
+    for field_name in ("dosage", "frequency"):
+        value = update.get(field_name, getattr(it, field_name))
+        if not value:
+            continue
+        own = _own_lines(drug, record)
+        if not any(states(value, s, drug) for s in given) and not any(states(value, s) for s in own):
+            update[field_name] = None
+            report.nulled.append(
+                f"{label} {field_name}: {value} (not stated as whole words where the drug is given)"
+            )
+    if dropped:
+        update["side_effects"] = [s for s in it.side_effects if s not in dropped]
+    return it.model_copy(update=update) if update else it
 
 
 def check_grounding(
     record: PatientRecord, sections: Sections, citations: Citations, passages: Sequence[Passage]
 ) -> GroundingResult:
-    """Remove items naming a drug that no passage they cite names (unless the patient already takes it); null a
-    dose or frequency that no passage naming the drug states. Citations outside 1..len(passages) are dropped."""
+    """The rules of the module docstring, item by item. Citations outside 1..len(passages) are dropped."""
     report = Grounding()
     data: dict[str, list] = {}
     cites_out: Citations = {}
+    edited: set[str] = set()
     for name in SECTION_NAMES:
         items, cites = getattr(sections, name), citations.get(name, [])
         kept, kept_cites = [], []
         for i, it in enumerate(items):
             cited = sorted({n for n in (cites[i] if i < len(cites) else []) if 1 <= n <= len(passages)})
-            cited_text = " ".join(passages[n - 1].shown for n in cited)
-            if name == "medications":
-                drugs = [(it.name, resolve(it.name))]
+            if name == "immediate_actions" and _EMERGENCY_LINE.match(it):
+                out = it  # the safety rules drop it and decide the emergency themselves
             else:
-                # Advice to avoid or stop a drug needs no evidence for that drug (the safety rules' reading).
-                drugs = [(m.text, m) for m in prescribed(item_text(it))]
-            missing = [
-                label for label, d in drugs
-                if not names_drug(d, cited_text, label) and not _own_medication(d, label, record)
-            ]  # fmt: skip
-            if missing:
-                report.unsupported.append(
-                    UnsupportedItem(
-                        section=name,
-                        item=item_text(it)[:200],
-                        reason=f"{missing[0]} is not named in a cited passage nor a current medication",
-                    )
-                )
+                out = _check_item(name, it, [passages[n - 1] for n in cited], record, report)
+            if isinstance(out, Removal):
+                label = it.name if name == "medications" else item_text(it)
+                report.unsupported.append(UnsupportedItem(section=name, item=label[:200], reason=out))
+                edited.add(name)
                 continue
-            if name == "medications":
-                naming = [p.shown for p in passages if names_drug(drugs[0][1], p.shown, it.name)]
-                for field in ("dosage", "frequency"):
-                    value = getattr(it, field)
-                    if value and not any(_value_in(value, t) for t in naming):
-                        report.nulled.append(f"{it.name} {field}: {value}")
-                        it = it.model_copy(update={field: None})
-            kept.append(it)
+            if out is not it:
+                edited.add(name)
+            kept.append(out)
             kept_cites.append(cited)
         data[name] = kept
         cites_out[name] = kept_cites
-    return GroundingResult(Sections.model_validate(data), cites_out, report)
+    return GroundingResult(Sections.model_validate(data), cites_out, report, edited)
+
+
+def check_output(
+    record: PatientRecord, sections: Sections, citations: Citations, passages: Sequence[Passage] | None
+) -> GroundingResult:
+    """Every output's path to publication: ``publishable``, then ``check_grounding`` when passages are given
+    (``None``: no retrieval, nothing to check citations against; ``[]`` would remove every item)."""
+    pub = publishable(record, sections, citations, checked=passages is not None)
+    report = Grounding(unsupported=list(pub.removed), nulled=list(pub.nulled))
+    if passages is None:
+        return GroundingResult(pub.sections, pub.citations, report, pub.edited)
+    g = check_grounding(record, pub.sections, pub.citations, passages)
+    report.unsupported += g.grounding.unsupported
+    report.nulled += g.grounding.nulled
+    return GroundingResult(g.sections, g.citations, report, pub.edited | g.edited)
 
 
 def sources_for(citations: Citations, passages: Sequence[Passage]) -> list[str]:
@@ -203,63 +208,23 @@ def sources_for(citations: Citations, passages: Sequence[Passage]) -> list[str]:
 
 
 def section_confidence(
-    citations: Citations, hits: Sequence[Hit], token_probs: dict[str, float | None] | None = None
+    citations: Citations,
+    hits: Sequence[Hit],
+    token_probs: dict[str, float | None] | None = None,
+    edited: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, SectionConfidence]:
-    """Per section: the mean token probability under the constrained decoder and its cited passages' scores."""
+    """Per section, over its published items: the mean token probability under the constrained decoder and its
+    cited passages' scores. The decoder's mean covers every item generated, so a section the rules ``edited``
+    (removed or changed an item) has none: it would speak for items that are not published."""
     token_probs = token_probs or {}
     out = {}
     for name in SECTION_NAMES:
         cited = sorted({n for cites in citations.get(name, []) for n in cites if 1 <= n <= len(hits)})
         out[name] = SectionConfidence(
-            mean_token_prob=token_probs.get(name),
+            mean_token_prob=None if name in edited else token_probs.get(name),
             retrieval_scores=[round(hits[n - 1].score, 4) for n in cited],
         )
     return out
-
-
-# --- the extractive baseline and the evaluation measures ----------------------------------------------------
-def extractive_target(passages: Sequence[Passage]) -> BaseModel:
-    """The rules that build training targets, applied to the retrieved passages, citing them."""
-    from collections import defaultdict
-
-    from .medquad import QAPair
-    from .treatment_data import treatment_target
-
-    by_qtype: dict[str, list[QAPair]] = defaultdict(list)
-    for p in passages:
-        by_qtype[p.qtype].append(QAPair(p.question, p.text, p.qtype, p.focus, "", p.url))
-    sections = treatment_target(dict(by_qtype))[0] if passages else Sections()
-    return ground_target(sections, passages)
-
-
-def citation_scores(sections: Sections, citations: Citations, passages: Sequence[Passage]) -> dict[str, int]:
-    """ALCE-style counts: an item is recalled when its cited passages together support it; a citation is
-    precise when its passage alone supports the item. Medications: grounded when a cited passage names them.
-    ``immediate_actions`` are left out: in targets they are the safety rules' actions, which cite nothing."""
-    counts = {
-        "items": 0,
-        "items_supported": 0,
-        "citations": 0,
-        "citations_precise": 0,
-        "meds": 0,
-        "meds_grounded": 0,
-    }
-    for name in SECTION_NAMES:
-        if name in UNCITED_SECTIONS:
-            continue
-        cites = citations.get(name, [])
-        for i, it in enumerate(getattr(sections, name)):
-            cited = [passages[n - 1] for n in (cites[i] if i < len(cites) else []) if 1 <= n <= len(passages)]
-            counts["items"] += 1
-            together = " ".join(p.shown for p in cited)
-            ok = bool(cited) and supports(it, together, name)
-            counts["items_supported"] += ok
-            counts["citations"] += len(cited)
-            counts["citations_precise"] += sum(supports(it, p, name) for p in cited)
-            if name == "medications":
-                counts["meds"] += 1
-                counts["meds_grounded"] += ok
-    return counts
 
 
 # --- assembling the published Recommendation's grounding fields -----------------------------------------------
@@ -283,6 +248,7 @@ def grounding_fields(
     evidence: str,
     grounding: Grounding | None = None,
     token_probs: dict[str, float | None] | None = None,
+    edited: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """The Recommendation fields grounding adds: evidence, citations, the passages in the prompt, sources (URLs
     of cited passages), what the check removed, and per-section confidence."""
@@ -304,7 +270,9 @@ def grounding_fields(
         ],  # fmt: skip
         "sources": sources_for(citations, passages),
         "grounding": grounding or Grounding(),
-        "confidence": section_confidence(citations, hits, token_probs) if evidence == "retrieved" else {},
+        "confidence": section_confidence(citations, hits, token_probs, edited)
+        if evidence == "retrieved"
+        else {},
     }
 
 

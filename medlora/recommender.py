@@ -1,5 +1,5 @@
 """The model, its retrieval index and its log, loaded once: ``Recommender.recommend`` turns patient records into
-published Recommendations (retrieve -> generate -> grounding check -> safety rules), one log entry each.
+published Recommendations (retrieve -> generate -> checks after generation -> safety rules), one log entry each.
 
 Used by ``inference.py`` (CLI and ``--serve``), the HTTP server and the benchmarks. ``cfg`` is
 ``inference.InferenceConfig`` (any object with its fields).
@@ -17,12 +17,13 @@ from typing import Any
 from .cli import UsageError
 from .files import DEFAULT_LOG_MAX_BYTES, append_json_log
 from .generation import SectionsGenerator
-from .grounding import check_grounding, grounding_fields, realign
+from .grounding import check_output, grounding_fields, realign
 from .logs import IdHasher
 from .modeling import load_model
+from .publishable import repetition_loop
 from .retrieval import Hit, load_index, retrieve_for_record
 from .safety import apply_safety
-from .schemas import ModelInfo, PatientRecord, Recommendation, Sections
+from .schemas import SECTION_NAMES, ModelInfo, PatientRecord, Recommendation, Sections
 
 
 def log_entry(cfg: Any, outcome: str, **fields: Any) -> dict[str, Any]:
@@ -81,27 +82,35 @@ class Recommender:
         return hits
 
     def _grounded(self, record: PatientRecord, gen: Any, hits: list[Hit]) -> tuple[Recommendation, Any]:
-        """Grounding check, then the safety rules, then the published form (citations follow their items)."""
+        """The checks after generation, then the safety rules, then the published form (citations follow their
+        items)."""
         if self.index is None:
-            sections, cites, evidence = gen.sections, gen.citations, "unchecked"
+            sections, cites, evidence, passages = gen.sections, gen.citations, "unchecked", None
         elif not hits:  # nothing relevant retrieved: abstain, keep only what the safety rules add
-            sections, cites, evidence = Sections(), {}, "none"
+            sections, cites, evidence, passages = Sections(), {}, "none", []
         else:
             sections, cites, evidence = gen.sections, gen.citations, "retrieved"
-        report = None
-        if evidence == "retrieved":
-            g = check_grounding(record, sections, cites, [h.passage for h in hits])
-            sections, cites, report = g.sections, g.citations, g.grounding
-        checked = apply_safety(record, sections)
-        cites = realign(sections, cites, checked.sections) if cites else {}
+            passages = [h.passage for h in hits]
+        g = check_output(record, sections, cites, passages)
+        checked = apply_safety(record, g.sections)
+        cites = realign(g.sections, g.citations, checked.sections) if cites else {}
         probs = getattr(gen, "token_probs", None) if gen is not None else None
-        fields = grounding_fields(cites, hits, evidence, report, probs)
+        # Confidence speaks only for published items: a section any rule changed has no decoder mean.
+        edited = g.edited | {
+            n for n in SECTION_NAMES if getattr(checked.sections, n) != getattr(g.sections, n)
+        }
+        fields = grounding_fields(cites, hits, evidence, g.grounding, probs, edited)
         truncated = gen is not None and gen.finish == "budget"  # said in the response, not only the log
+        reason = None
+        if truncated:
+            loop = repetition_loop(gen.text)
+            reason = "a repetition loop ran to --max-new-tokens" if loop else "--max-new-tokens was reached"
         rec = Recommendation(
             **checked.sections.model_dump(),
             safety=checked.safety,
             model=self.info,
             truncated=truncated,
+            truncated_reason=reason,
             **fields,
         )
         return rec, checked
@@ -110,9 +119,6 @@ class Recommender:
         """One entry for a request that never reached the model (invalid_input, overloaded, timeout)."""
         entry = log_entry(self.cfg, outcome, request_id=request_id, source=source, **fields)
         write_log(self.cfg.log_file, entry, max_bytes=self.cfg.log_max_bytes)
-
-    def log_invalid(self, fields: list[str], source: str, request_id: str | None = None) -> None:
-        self.log_outcome("invalid_input", source, request_id, invalid_fields=fields)
 
     def recommend(
         self,

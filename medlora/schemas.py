@@ -239,17 +239,20 @@ class PassageRef(_Strict):
 
 
 class UnsupportedItem(_Strict):
+    """An item removed before publication: unsupported by its citations, not a drug, degenerate text, ..."""
+
     section: str
     item: str
     reason: str
 
 
 class Grounding(_Strict):
-    """What the grounding check removed or emptied (medlora/grounding.py)."""
+    """What the checks after generation removed or emptied (medlora/grounding.py, medlora/publishable.py)."""
 
     unsupported: list[UnsupportedItem] = Field(default_factory=list)
     nulled: list[str] = Field(
-        default_factory=list, description="dose/frequency no passage naming the drug states"
+        default_factory=list,
+        description="fields set to null or entries dropped, with why (a dose no cited passage states, ...)",
     )
 
 
@@ -280,6 +283,10 @@ class Recommendation(Sections):
     truncated: bool = Field(
         False,
         description="generation hit --max-new-tokens: only complete items were kept, the rest is missing",
+    )
+    truncated_reason: str | None = Field(
+        None,
+        description="why generation stopped early, when truncated: the token budget, or a repetition loop",
     )
 
 

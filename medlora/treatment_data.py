@@ -77,14 +77,14 @@ def follow_up_item(sentence: str) -> FollowUp | None:
     return FollowUp(timing=word.group(1).lower() if word else FOLLOW_UP_TIMING_UNSTATED, purpose=sentence)
 
 
+def split_sentences(text: str) -> list[str]:
+    """Every sentence and list item of ``text``, unfiltered: the project's one sentence splitter."""
+    return [s for part in _SENT.split(text) if (s := part.strip(" -"))]
+
+
 def sentences(text: str) -> list[str]:
-    out = []
-    for s in _SENT.split(text):
-        s = s.strip(" -")
-        # Questions and list fragments are headings, not content.
-        if 20 <= len(s) <= MAX_SENTENCE_CHARS and s[-1] in ".!":
-            out.append(s)
-    return out
+    # Questions and list fragments are headings, not content.
+    return [s for s in split_sentences(text) if 20 <= len(s) <= MAX_SENTENCE_CHARS and s[-1] in ".!"]
 
 
 # Conjunctions and fillers the list split leaves at an edge ("or NSAIDs", "such as aspirin", "colchicine and").
@@ -136,10 +136,16 @@ _NOT_A_TREATMENT = re.compile(
 )
 
 
+def not_a_treatment(sentence: str) -> bool:
+    """Does the sentence forbid, warn against or only mention a drug (harms, interactions, levels) rather than
+    give it? Such a sentence never yields a target medication, nor supports one (medlora/support.py)."""
+    return bool(_NOT_A_TREATMENT.search(sentence))
+
+
 def sentence_medications(sentence: str) -> list[str]:
     """The drugs and drug classes a treatment sentence gives, as written: names after "drugs called / such as"
     that the drug normalisation resolves, then every other mention it finds in the sentence."""
-    if not _TREATMENT_CUE.search(sentence) or _NOT_A_TREATMENT.search(sentence):
+    if not _TREATMENT_CUE.search(sentence) or not_a_treatment(sentence):
         return []
     names = [n for c in medication_candidates(sentence) if (n := medication_name(c))]
     return names + [m.text for m in drugs.find_drugs(sentence)]

@@ -7,14 +7,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from medlora.grounding import (
-    check_grounding,
-    citation_scores,
-    ground_target,
-    section_confidence,
-    sources_for,
-    support,
-)
+from medlora.citation_counts import citation_scores
+from medlora.grounded_targets import extractive_target, ground_target
+from medlora.grounding import check_grounding, section_confidence, sources_for
 from medlora.retrieval import Hit, Passage
 from medlora.schemas import (
     GroundedSections,
@@ -86,12 +81,6 @@ def test_ground_target_cites_supporting_passages_and_drops_the_rest():
     assert to_published(empty)[0] == Sections(immediate_actions=["Call emergency services now."])
 
 
-def test_support_is_a_share_of_content_words():
-    assert support("Drink plenty of water.", GOUT[1]) == 1.0
-    assert support("Drink plenty of coffee.", GOUT[1]) == pytest.approx(2 / 3)
-    assert support("", GOUT[1]) == 0.0
-
-
 def test_an_unsupported_medication_is_removed_and_reported():
     rec = PatientRecord(conditions=["gout"], medications=["Zestril 10 mg daily"])
     sections = Sections(medications=[
@@ -113,13 +102,69 @@ def test_an_unsupported_medication_is_removed_and_reported():
 
 
 def test_a_drug_in_free_text_needs_a_cited_passage_too():
-    sections = Sections(lifestyle=["Take ibuprofen every night.", "Limit alcohol.", "Avoid aspirin."])
+    sections = Sections(lifestyle=[
+        "Take ibuprofen every night.", "Drink plenty of water and limit alcohol.", "Avoid aspirin; drink plenty of water.",
+    ])  # fmt: skip
     cites = {"lifestyle": [[2], [2], [2]]}
     out = check_grounding(PatientRecord(conditions=["gout"]), sections, cites, GOUT)
     # Advice to avoid a drug prescribes nothing, so it needs no passage naming the drug.
-    assert (
-        out.sections.lifestyle == ["Limit alcohol.", "Avoid aspirin."] and len(out.grounding.unsupported) == 1
+    assert out.sections.lifestyle == sections.lifestyle[1:]
+    assert [u.item for u in out.grounding.unsupported] == ["Take ibuprofen every night."]
+    assert "ibuprofen" in out.grounding.unsupported[0].reason
+
+
+PROHIBITION = passage(3, "Aspirin should never be given to people with gout. Colchicine is taken at 0.5 mg daily. "
+                         "Do not take more than 6 mg of colchicine.")  # fmt: skip
+
+
+def test_the_four_things_issue_17_asked_the_check_to_catch():
+    record = PatientRecord(conditions=["gout"])
+    sections = Sections(
+        medications=[
+            Medication(name="allopurinol", dosage="10 mg", frequency="daily"),  # the passage says 100 mg
+            Medication(
+                name="colchicine",
+                dosage="6 mg",
+                side_effects=["switch to oxycodone if pain persists", "diarrhea"],
+            ),  # fmt: skip
+            Medication(name="aspirin"),  # named only where a sentence forbids it
+        ],
+        lifestyle=["Drink plenty of water and limit alcohol.", "Drink plenty of water."],
     )
+    cites = {"medications": [[3], [4], [4]], "lifestyle": [[], [2]]}
+    out = check_grounding(record, sections, cites, [*GOUT, PROHIBITION])
+    allopurinol, colchicine = out.sections.medications
+    assert allopurinol.dosage is None and allopurinol.frequency == "daily"  # "10 mg" is not in "100 mg"
+    # "6 mg" appears only in a sentence that warns; the oxycodone side effect is no passage's advice.
+    assert colchicine.dosage is None and colchicine.side_effects == ["diarrhea"]
+    assert out.sections.lifestyle == ["Drink plenty of water."]  # the uncited item goes
+    reasons = {u.item: u.reason for u in out.grounding.unsupported}
+    assert "prohibition" in reasons["aspirin"] and "cites no passage" in reasons[sections.lifestyle[0]]
+    assert any("oxycodone" in n for n in out.grounding.nulled) and any(
+        "10 mg" in n for n in out.grounding.nulled
+    )
+    assert out.citations["medications"] == [[3], [4]] and out.edited == {"medications", "lifestyle"}
+
+
+def test_advice_reversing_its_cited_sentence_is_removed():
+    attack = passage(
+        5, "Avoid exercise during an attack. Regular exercise improves fitness.", qtype="prevention"
+    )
+    sections = Sections(lifestyle=["Exercise during an attack.", "Avoid exercise during an attack."])
+    out = check_grounding(PatientRecord(conditions=["gout"]), sections, {"lifestyle": [[1], [1]]}, [attack])
+    assert out.sections.lifestyle == ["Avoid exercise during an attack."]
+    assert "opposite" in out.grounding.unsupported[0].reason
+
+
+def test_what_the_target_rules_write_passes_the_check_unchanged():
+    """The check after generation and the training targets agree: an output equal to the extractive target
+    (what a perfectly trained model writes) loses nothing."""
+    passages = [*GOUT, PROHIBITION, passage(6, "Gout is diagnosed by a rheumatologist, who may test joint fluid.",
+                                             qtype="exams and tests")]  # fmt: skip
+    sections, cites = to_published(extractive_target(passages))
+    assert sections.medications and sum(len(getattr(sections, n)) for n in cites) > 2
+    out = check_grounding(PatientRecord(conditions=["gout"]), sections, cites, passages)
+    assert out.sections == sections and out.citations == cites and out.grounding.unsupported == []
 
 
 def test_citations_outside_the_prompt_are_dropped_and_sources_are_cited_urls():
@@ -180,10 +225,11 @@ def recommender(tiny_model, tiny_data, tmp_path_factory):
 
 
 class CitesFirstPassage:
-    """A generator whose model cites passage 1 for one item and names a drug no passage names."""
+    """A generator whose model copies a sentence of passage 1 (cited), names a drug no passage names, and
+    ends as ``finish`` says with ``text`` as its raw output."""
 
-    def __init__(self, real):
-        self.real, self.calls = real, []
+    def __init__(self, real, finish="eos", text=""):
+        self.real, self.calls, self.finish, self.text = real, [], finish, text
 
     def prompt_ids(self, record, passages=()):
         return self.real.prompt_ids(record, passages)
@@ -192,11 +238,14 @@ class CitesFirstPassage:
         from medlora.generation import Generated
 
         self.calls.append(passages)
-        sections = Sections(
-            lifestyle=["Follow the advice in the passage."], medications=[Medication(name="warfarin")]
-        )
-        cites = {"lifestyle": [[1]], "medications": [[1]]}
-        return [Generated(sections, "", 10, 5, "eos", cites, {"lifestyle": 0.5}) for _ in records]
+        out = []
+        for ps in passages:
+            copied = ps[0].text.split(". ")[0].rstrip(".") + "."
+            sections = Sections(lifestyle=[copied], medications=[Medication(name="warfarin")])
+            cites = {"lifestyle": [[1]], "medications": [[1]]}
+            probs = {"lifestyle": 0.5, "medications": 0.9}
+            out.append(Generated(sections, self.text, 10, 5, self.finish, cites, probs))
+        return out
 
 
 @pytest.mark.parametrize("condition", ["asthma", "Gout"])
@@ -207,11 +256,30 @@ def test_a_medquad_condition_gets_sources_from_passages_in_its_prompt(recommende
     prompt_passages = fake.calls[0][0]
     assert rec.evidence == "retrieved" and rec.passages and len(rec.passages) == len(prompt_passages)
     assert rec.sources == [prompt_passages[0].url] and rec.sources[0].startswith("https://")
-    assert rec.citations["lifestyle"] == [[1]] and rec.lifestyle == ["Follow the advice in the passage."]
+    assert rec.citations["lifestyle"] == [[1]] and rec.lifestyle[0] in prompt_passages[0].text
     # warfarin is named in no cited passage: removed and reported, never published.
     assert rec.medications == [] and rec.grounding.unsupported[0].section == "medications"
+    # Confidence speaks for published items only: the section that lost warfarin has no decoder mean.
     assert rec.confidence["lifestyle"].mean_token_prob == 0.5
+    assert rec.confidence["medications"].mean_token_prob is None
     assert rec.confidence["lifestyle"].retrieval_scores == [rec.passages[0].score]
+    assert not rec.truncated and rec.truncated_reason is None
+
+
+def test_a_generation_looping_to_the_budget_is_reported_as_such(recommender, monkeypatch):
+    import inference
+
+    loop = '{"citations":[1],"text":"' + "The JSON file contains the sections of the JSON file. " * 12
+    monkeypatch.setattr(recommender, "generator", CitesFirstPassage(recommender.generator, "budget", loop))
+    (rec,) = recommender.recommend([PatientRecord(conditions=["asthma"])])
+    assert rec.truncated and "repetition loop" in rec.truncated_reason
+    assert "repetition loop" in inference.format_text(rec)
+    plain = (
+        '{"lifestyle":[{"citations":[1],"text":"Use a peak flow meter."},{"citations":[2],"text":"Avoid sm'
+    )
+    monkeypatch.setattr(recommender, "generator", CitesFirstPassage(recommender.generator, "budget", plain))
+    (rec,) = recommender.recommend([PatientRecord(conditions=["asthma"])])
+    assert rec.truncated and rec.truncated_reason == "--max-new-tokens was reached"
 
 
 def test_a_nonsense_condition_abstains_without_calling_the_model(recommender, monkeypatch):
