@@ -42,14 +42,15 @@ def variant_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
 
 def score_row(
     rows: Sequence[dict[str, Any]],
-    treatment_outputs: Sequence[str | Sections],
+    treatment_outputs: Sequence[treatment_eval.Output],
     grounded: Sequence[tuple[Sections, Citations]],
     index: BM25Index,
     n_boot: int,
     seed: int,
 ) -> dict[str, Any]:
+    passages = [grounding_eval.row_passages(r, index) for r in rows]
     return {
-        "treatment": treatment_eval.evaluate_rows(rows, treatment_outputs, n_boot, seed),
+        "treatment": treatment_eval.evaluate_rows(rows, treatment_outputs, n_boot, seed, passages),
         "grounding": grounding_eval.grounded_report(rows, grounded, index, seed, n_boot),
     }
 
@@ -64,7 +65,7 @@ def no_model_rows(
     out = {}
     for name in NO_MODEL_ROWS:
         grounded = with_evidence[name]
-        out[name] = score_row(rows, [s for s, _ in grounded], grounded, index, n_boot, seed)
+        out[name] = score_row(rows, grounded, grounded, index, n_boot, seed)
         out[name]["grounding"]["distractors_only"] = grounding_eval.grounded_scores(
             distract, without[name], index, seed, n_boot
         )
@@ -92,7 +93,8 @@ def model_row(
         model, tokenizer, rows, index, max_new_tokens, batch_size, f"{name}: treatment (constrained)"
     )
     row = score_row(rows, texts, grounded, index, n_boot, seed)
-    row["treatment_constrained"] = treatment_eval.evaluate_rows(rows, [s for s, _ in grounded], n_boot, seed)
+    passages = [grounding_eval.row_passages(r, index) for r in rows]
+    row["treatment_constrained"] = treatment_eval.evaluate_rows(rows, grounded, n_boot, seed, passages)
     row["grounding"]["calibration"] = calibration
     distract = grounding_eval.no_evidence_rows(rows, index)
     none, _ = grounding_eval.generated_outputs(

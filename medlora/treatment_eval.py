@@ -4,7 +4,8 @@ medical treatment tasks" (DESIGN.md, "Metrics": treatment accuracy).
 Items are the test split's treatment examples: held-out foci (never seen in training), each with a synthetic
 patient (``medlora.patients``) and a target built from the focus's sourced sections by the inference rules
 (``medlora.treatment_data``). A model's output is scored twice: **raw** (what the model wrote, before any rule)
-and **published** (after ``medlora.safety.apply_safety``, what a user sees). Per item:
+and **published** (what a user sees: the grounding check ``medlora.grounding.check_output`` against the row's
+passages when they are given, then ``medlora.safety.apply_safety``, as ``medlora.recommender`` does). Per item:
 
 - medications: a predicted medication matches a target one when they share an ingredient, or one names a drug
   class the other belongs to (``medlora.drugs``: "Advil" matches "ibuprofen", "ibuprofen" matches "NSAIDs");
@@ -41,20 +42,30 @@ from typing import Any
 import numpy as np
 
 from . import drugs
-from .grounding import UNCITED_SECTIONS, item_text, supports
+from .grounding import UNCITED_SECTIONS, check_output, item_text, supports
 from .metrics import bootstrap_indices, percentile_ci, ratio_ci, rouge_l_scores
+from .retrieval import Passage
 from .safety import apply_safety
-from .schemas import SECTION_NAMES, PatientRecord, Sections, parse_any_sections
+from .schemas import SECTION_NAMES, Citations, PatientRecord, Sections, parse_any_sections
 
 EMERGENCY = re.compile(r"\bemergency\b|\b(?:911|999|112)\b|\bambulance\b", re.I)
 
 
-def parse_output(text: str) -> Sections | None:
-    """A model's text as ``Sections`` (plain or with citations), or None when it is not valid output."""
+def parse_cited(text: str) -> tuple[Sections, Citations] | None:
+    """A model's text as ``Sections`` and its citations, or None when it is not valid output."""
     try:
-        return parse_any_sections(json.loads(text))[0]
+        return parse_any_sections(json.loads(text))
     except (ValueError, TypeError):  # json and pydantic errors are ValueErrors; a JSON list is a TypeError
         return None
+
+
+def parse_output(text: str) -> Sections | None:
+    """A model's text as ``Sections`` (plain or with citations), or None when it is not valid output."""
+    parsed = parse_cited(text)
+    return parsed[0] if parsed else None
+
+
+Output = str | Sections | tuple[Sections, Citations]
 
 
 def target_sections(row: dict[str, Any]) -> Sections:
@@ -118,12 +129,19 @@ def items_recovered(pred: Sections, gold: Sections) -> tuple[int, int]:
     return found, total
 
 
-def item_scores(row: dict[str, Any], output: str | Sections) -> dict[str, Any]:
-    """Everything one output (the model's raw text, or sections a no-model row produced) contributes, raw and
-    published."""
+def item_scores(
+    row: dict[str, Any], output: Output, passages: Sequence[Passage] | None = None
+) -> dict[str, Any]:
+    """Everything one output (the model's raw text, or sections with their citations that a constrained or
+    no-model row produced) contributes, raw and published. ``passages``: the row's prompt passages; given, the
+    published sections are those the grounding check keeps (what inference publishes), else the raw ones."""
     record = PatientRecord.model_validate(row["record"])
     gold = target_sections(row)
-    raw = output if isinstance(output, Sections) else parse_output(output)
+    if isinstance(output, str):
+        parsed = parse_cited(output)
+    else:
+        parsed = output if isinstance(output, tuple) else (output, {})
+    raw, cites = parsed if parsed else (None, {})
     out: dict[str, Any] = {
         "valid": raw is not None,
         "variant": variant_of(row),
@@ -135,7 +153,8 @@ def item_scores(row: dict[str, Any], output: str | Sections) -> dict[str, Any]:
         "no_evidence": not has_content(gold),
     }
     raw = raw or Sections()
-    published = apply_safety(record, raw).sections
+    checked = raw if passages is None else check_output(record, raw, cites, passages).sections
+    published = apply_safety(record, checked).sections
     for name, sections in (("raw", raw), ("published", published)):
         audit = apply_safety(record, sections)
         out[name] = {
@@ -227,7 +246,7 @@ def summarise(items: Sequence[dict[str, Any]], idx: np.ndarray) -> dict[str, Any
 
 
 def evaluate_outputs(
-    rows: Sequence[dict[str, Any]], outputs: Sequence[str | Sections], idx: np.ndarray
+    rows: Sequence[dict[str, Any]], outputs: Sequence[Output], idx: np.ndarray
 ) -> dict[str, Any]:
     """Treatment accuracy of one row's outputs (raw texts or sections) for ``rows`` (the test split's treatment
     examples), over all items; ``idx``: bootstrap resamples of the items."""
@@ -247,11 +266,17 @@ def by_variant(
 
 
 def evaluate_rows(
-    rows: Sequence[dict[str, Any]], outputs: Sequence[str | Sections], n_boot: int, seed: int
+    rows: Sequence[dict[str, Any]],
+    outputs: Sequence[Output],
+    n_boot: int,
+    seed: int,
+    passages: Sequence[Sequence[Passage]] | None = None,
 ) -> dict[str, Any]:
     """Every treatment figure over all rows and per variant ("exact", "reworded", "no_evidence"); the per-item
-    scores stay under ``_items`` for paired comparisons (drop keys starting with "_" before writing)."""
-    items = [item_scores(r, t) for r, t in zip(rows, outputs, strict=True)]
+    scores stay under ``_items`` for paired comparisons (drop keys starting with "_" before writing).
+    ``passages``: each row's prompt passages, so that "published" is what the grounding check lets through."""
+    per_row = passages if passages is not None else [None] * len(rows)
+    items = [item_scores(r, t, p) for r, t, p in zip(rows, outputs, per_row, strict=True)]
     report = summarise(items, bootstrap_indices(len(items), n_boot, seed))
     report["by_variant"] = by_variant(items, [it["variant"] for it in items], summarise, n_boot, seed)
     report["_items"] = items

@@ -217,3 +217,25 @@ def test_paired_difference_of_two_rows_on_the_same_items():
     same = treatment_eval.paired_difference(reference, reference, n_boot=50, seed=0)
     assert same["raw"]["medication_recall"] == 0.0 and same["raw"]["medication_recall_ci"] == [0.0, 0.0]
     assert treatment_eval.paired_difference(empty, reference[:2], 50, 0) == {}
+
+
+def test_published_is_what_the_grounding_check_lets_through():
+    """Given the row's passages, a medication its cited passage does not name is counted raw but not published
+    (what inference would publish), and one it names survives in both."""
+    from medlora.retrieval import Passage
+
+    p = Passage(0, "Strep throat is treated with antibiotics such as clindamycin or amoxicillin.", "Strep Throat",
+                "What are the treatments for Strep Throat ?", "treatment", "https://ex.org/st", "qa-st", "test", 20)  # fmt: skip
+    record = {"age": 30, "sex": "female", "conditions": ["Strep Throat"]}
+    row = _row(record, TARGET)
+    output = (
+        Sections(medications=[Medication(name="clindamycin"), Medication(name="metformin")]),
+        {"medications": [[1], [1]]},
+    )
+    plain = treatment_eval.item_scores(row, output)
+    checked = treatment_eval.item_scores(row, output, passages=[p])
+    assert plain["published"]["meds"][1] == 2, "without passages only the safety rules apply"
+    assert checked["raw"]["meds"][1] == 2
+    assert checked["published"]["meds"][:2] == (1, 1), (
+        "metformin is unsupported by passage 1 and not published"
+    )
