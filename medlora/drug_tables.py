@@ -87,6 +87,48 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "lignocaine": ("lidocaine",),
     "hyoscine": ("scopolamine",),
     "co codamol": ("codeine", "acetaminophen"),
+    # Variants of the same shorthand as written in allergy lists and orders (SMZ for SMX, orderings, UK forms).
+    "smz tmp": ("trimethoprim", "sulfamethoxazole"),
+    "tmp smz": ("trimethoprim", "sulfamethoxazole"),
+    "smx": ("sulfamethoxazole",),
+    "smz": ("sulfamethoxazole",),
+    "sxt": ("trimethoprim", "sulfamethoxazole"),
+    "cotrim": ("trimethoprim", "sulfamethoxazole"),
+    "co trim": ("trimethoprim", "sulfamethoxazole"),
+    "tmp sulfa": ("trimethoprim", "sulfamethoxazole"),
+    "pnc": ("penicillin",),
+    "pcn g": ("penicillin",),
+    "pen g": ("penicillin",),
+    "bicillin": ("penicillin",),
+    "amox k clav": ("amoxicillin", "clavulanate"),
+    "amoxi clav": ("amoxicillin", "clavulanate"),
+    "amoxiclav": ("amoxicillin", "clavulanate"),
+    "amp sulbactam": ("ampicillin", "sulbactam"),
+    "amp sulb": ("ampicillin", "sulbactam"),
+    "piptazo": ("piperacillin", "tazobactam"),
+    "pip tazobactam": ("piperacillin", "tazobactam"),
+    "tzp": ("piperacillin", "tazobactam"),
+    "ibu": ("ibuprofen",),
+    "azithro": ("azithromycin",),
+    "clinda": ("clindamycin",),
+    "erythro": ("erythromycin",),
+    "levoflox": ("levofloxacin",),
+    "moxi": ("moxifloxacin",),
+    "ceftri": ("ceftriaxone",),
+    "cefuro": ("cefuroxime",),
+    "nitrofur": ("nitrofurantoin",),
+    "hctz": ("hydrochlorothiazide",),
+    "ms contin": ("morphine",),
+    "msir": ("morphine",),
+    "oxy ir": ("oxycodone",),
+    "apap codeine": ("acetaminophen", "codeine"),
+    "tylenol 3s": ("acetaminophen", "codeine"),
+    "ty 3": ("acetaminophen", "codeine"),
+    "tylenol codeine": ("acetaminophen", "codeine"),
+    "acetaminophen codeine": ("acetaminophen", "codeine"),
+    "hydrocodone apap": ("hydrocodone", "acetaminophen"),
+    "oxycodone apap": ("oxycodone", "acetaminophen"),
+    "sacubitril valsartan": ("sacubitril", "valsartan"),
     "co dydramol": ("dihydrocodeine", "acetaminophen"),
 }
 
@@ -173,7 +215,7 @@ CLASSES: dict[str, DrugClass] = {
         ),
         aliases=_names(
             "antibiotic, antibiotics, antibacterial, antibacterials, anti bacterial agents, "
-            "antibacterial agents"
+            "antibacterial agents, abx"
         ),
     ),
     "beta_lactams": DrugClass(  # ATC J01C + J01D
@@ -305,6 +347,11 @@ CLASSES: dict[str, DrugClass] = {
             "angiotensin receptor blocker"
         ),
         stems=("sartan",),
+    ),
+    "renin_inhibitors": DrugClass(  # ATC C09XA
+        members=_names("aliskiren"),
+        aliases=_names("direct renin inhibitor, direct renin inhibitors, renin inhibitor, renin inhibitors"),
+        stems=("kiren",),
     ),
     "statins": DrugClass(  # ATC C10AA
         members=_names(
@@ -445,4 +492,74 @@ CROSS_REACTIVITY: tuple[tuple[str, str, str], ...] = (
 INGREDIENT_CROSS_REACTIVITY: tuple[tuple[str, str, str], ...] = (
     ("aztreonam", "ceftazidime", "aztreonam and ceftazidime share a side chain"),
     ("ceftazidime", "aztreonam", "ceftazidime and aztreonam share a side chain"),
+)
+
+# Beta-lactams sharing an identical or similar R1 side chain: after a severe reaction to one, the others are
+# avoided, not just flagged (Khan DA et al., J Allergy Clin Immunol 2022;150:1333, beta-lactam section and its
+# side-chain table; Zagursky RJ, Pichichero ME, J Allergy Clin Immunol Pract 2018;6:72-81).
+SIDE_CHAIN_GROUPS: tuple[tuple[frozenset[str], str], ...] = (
+    (
+        frozenset({"amoxicillin", "ampicillin", "cephalexin", "cefadroxil", "cefprozil", "cefaclor", "cephradine",
+                   "loracarbef", "cefatrizine", "bacampicillin", "pivampicillin"}),
+        "aminopenicillins share the R1 side chain of cephalexin, cefadroxil, cefprozil, cefaclor and cephradine",
+    ),  # fmt: skip
+    (
+        frozenset({"ceftriaxone", "cefotaxime", "cefepime", "cefpodoxime", "cefditoren", "ceftizoxime",
+                   "cefuroxime"}),
+        "methoxyimino-aminothiazolyl R1 side chain (ceftriaxone, cefotaxime, cefepime, cefpodoxime, cefuroxime)",
+    ),  # fmt: skip
+    (
+        frozenset({"ceftazidime", "aztreonam", "cefiderocol"}),
+        "ceftazidime, aztreonam and cefiderocol share an R1 side chain",
+    ),
+    (
+        frozenset({"penicillin", "cephalothin", "cefoxitin"}),
+        "benzylpenicillin's side chain is similar to cephalothin's and cefoxitin's",
+    ),
+)
+
+# (class of the ingredient, reaction kinds, why): the ingredient of a combination product a reaction is laid on
+# when the record does not say which (Khan 2022: the beta-lactam, not the beta-lactamase inhibitor, and the
+# sulfonamide of TMP-SMX cause most reactions; nausea, itching and drowsiness on an opioid combination are the
+# opioid's effects).
+KNOWN_CULPRITS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("beta_lactams", ("severe", "severe_cutaneous", "allergy", "unknown"), "the beta-lactam, its usual culprit"),
+    ("sulfonamide_antibiotics", ("severe", "severe_cutaneous", "allergy", "unknown"),
+     "the sulfonamide, its usual culprit"),
+    ("opioids", ("intolerance",), "the opioid, known for this side effect"),
+)  # fmt: skip
+
+# Everyday and clinical words one edit from a drug name: never read as a misspelling of it (tests/test_drugs.py
+# checks the misspelling matcher against an English word list; the words it caught are listed here).
+FUZZY_STOP = frozenset(
+    """
+    activital antibromic antiedemic antimoral antipoetic antithetic antithetics arthritic arthrodic augmented
+    augmenter biological biologize bionomics cartisane cephalemia combinant comburent connivent corticose diaeretic
+    dianetics dietetics dinantian erythrolysin fluocerine generic glyceride inulin laudative microlite morphea
+    morphic morrhuine narcistic paroxytone primarian primigene quinology quinovose reptiloid resinoid salicylide
+    salicylize streptolysin streptomyces triazolic valsalvan wayfaring
+    achira aciculate acoin acopyrin actin action adular adumbral adumbrant aerobe aerobic alias alive alkamin alular
+    amaas amadou amatol amidin amidol amino amiss antimeric antiracer antispace anvil apace aramis aration
+    aristocrat artemis ascription aspiring astral augmentive austral baalite baclin bacterium badan bahan bajan
+    baker balan baler banak banal banana banat banian banyan barer batan bater bayed bemix benben benzol bepen
+    betalk bilin biologism biologist bixin boyer brayer buffed buffer buffet buyer cadet cambial capote caramel
+    caravel cedar celestina celestine cetin chibrit cimbia clint cloit clone cloot clout colan comal conal concord
+    concur condor conor copalm coral corban cored coree corer corey corge corta cortes cortex cortez cortin corton
+    cowal coxal creator cultivate curatel curatial curatic curtail cyclamin daroo daysman deair dehair desman
+    diamicton disman divan dolia dolina doline dolores donax donia encoronet endome endore entone enzone espadon
+    etamin factice faustian fictive filar flair floran florent florin forum frozen furazan furlan genetics glucosane
+    gonal goral halcyon herein heroic heroid heroine heron hydrocyon hyson indogen innovate inogen insulting isogen
+    kalema kalian kalmia karma kevalin keylet lagen lanson ledol levir lexia liminal liplet losel loser lustra mafic
+    malik manolis maral marehan marok mavis median medic melian melic menic merlin mesic metic mirac miter mitten
+    mixen mobed moric morin morphon nepal nepotal nerium nisus nubbin nubian obsidian opata optimal optimates
+    osmosis oxytone oyana palladion pandal pander pandle panel pannel parasol parent parget paries parillin parochin
+    periostea pipil plenum pommel prefine prefix prest principes principle print prior proven proxeny prunt
+    pyrimidine pyropen quarto ramage ramate ramrace rayon relic relief relift restoral rumen ruvid satin satiric
+    satyric scrine sectoral septa septan serab serai seral serau seraw serean serian serine serran serta sextan
+    shrine siris sordine sorite sortie spectral sprig sprit stain stamin static station steatin streen strepen strix
+    sublimate sublimize sulea sulfacid sulfamine sulfamyl sulfapyrazine sulfazide sulka sulla summed syrtis taborin
+    tafia tahil tamil tarea tareq targe teaze tenon tenor terbic ticer tidal timar timon timor tisar titar topalgia
+    toral trabal tradal tragal trama trame triace trial triatic tricar tuareg ultima ultra uniclinal uniped unopen
+    unpen uranyl urine vagile vance violon warrant winfred zabeta zabian zoomorph
+    """.split()
 )

@@ -106,8 +106,8 @@ C = {
     ),
     "overdose": _re(
         r"overdos\w*|took (?:too many|an entire bottle|a whole bottle|a bottle|the whole bottle|all (?:of )?"
-        r"(?:his|her|my|their|the) (?:pills|tablets|medications?)|\d+ (?:pills|tablets))|"
-        r"swallowed (?:a |an |the |some |\d+ )?(?:pills|tablets|bleach|poison|battery|batteries|button batter\w*|"
+        r"(?:his|her|my|their|the) (?:pills|tablets|medications?))|"
+        r"swallowed (?:a |an |the |some )?(?:bleach|poison|battery|batteries|button batter\w*|"
         r"magnets?|whole bottle|bottle of)|accidental ingestion|ingested (?:bleach|poison|pills|antifreeze)|"
         r"poisoning|poisoned|toxic ingestion|ingest\w* (?:\w+ ){0,3}(?:pills|tablets|capsules)|"
         r"took a handful of (?:pills|tablets)|drank (?:bleach|antifreeze|"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .allergies import allergy_history_spans
 from .negation import affirmed_matches, scopes
 from .red_flag_concepts import C, SINGLE_RULES
 from .schemas import PatientRecord
@@ -176,6 +177,13 @@ def red_flags(record: PatientRecord) -> list[RedFlag]:
     in_scope = scopes(text)
     found = {name: bool(affirmed_matches(text, pattern, in_scope)) for name, pattern in C.items()}
     # "PPD #4 s/p SVD" is a state now, though "s/p" reads as history: only negation and other people count.
+    # "Allergies: PCN (anaphylaxis)" describes an allergy, not a reaction happening now.
+    listed = allergy_history_spans(text)
+    for name in ("airway_swelling", "hives", "lip_face_swelling", "breathing_difficulty"):
+        found[name] = any(
+            not any(a <= m.start() and m.end() <= b for a, b in listed)
+            for m in affirmed_matches(text, C[name], in_scope)
+        )
     not_history = [s for s in in_scope if s.kind != "historical"]
     found["postpartum_recent"] = bool(affirmed_matches(text, C["postpartum_recent"], not_history))
     ages = {record.age} | text_ages(text)
