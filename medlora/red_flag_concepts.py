@@ -126,6 +126,11 @@ C = {
         r"empty (?:pill|medicine|medication) bottle|(?:apap|acetaminophen|tylenol|paracetamol|aspirin|salicylate|"
         r"tricyclic|tca|iron|opioid|digoxin|lithium) (?:overdose|toxicity|poisoning|ingestion)|toxidrome"
     ),
+    # An adult swallows pills every day; a young child who swallowed someone's pills has had an ingestion.
+    "swallowed_pills": _re(
+        r"(?:swallowed|ate|eaten|chewed) (?:a |an |the |some |\d+ |several |a few )?(?:of )?(?:\w+'?s? ){0,2}(?:pills?|"
+        r"tablets?|capsules?|medicines?|medications?)"
+    ),
     "harm_to_others": _re(
         r"homicidal (?:ideation|thoughts|intent)|(?:endorses|reports|active|positive for|with|\+) ?hi\b|"
         r"thoughts? of (?:harming|hurting|killing) (?:the |her |his |my |their )?(?:baby|infant|child|children|kids?|"
@@ -282,6 +287,7 @@ SOURCES: dict[str, str] = {
     "breathing_difficulty": "NICE CKS breathlessness; WAO anaphylaxis criteria (respiratory compromise)",
     "severe_breathing": "BTS/SIGN asthma 2019 (life-threatening features); NICE NG143 (child red features)",
     "suicidal": "NICE NG225 self-harm (2022); Columbia Suicide Severity Rating Scale wording",
+    "swallowed_pills": "AAP / poison centre guidance on paediatric ingestions (one pill can kill a toddler)",
     "harm_to_others": "CDC Hear Her urgent maternal warning signs (thoughts of harming the baby); NICE NG225",
     "overdose": "NICE CG16/NG225 self-harm and poisoning; TOXBASE/poison centre referral criteria",
     "unconscious": "NICE CG109 transient loss of consciousness; NICE NG217 epilepsy (status)",

@@ -201,6 +201,8 @@ def red_flags(record: PatientRecord) -> list[RedFlag]:
             flags.extend(_vital_flags(v, age, pregnant, symptomatic))
         if age is not None and age * 365.25 < 90 and found["fever"]:
             flags.append(RedFlag("febrile_infant", "fever in an infant under 90 days"))
+    if found["swallowed_pills"] and any(a is not None and a < 12 for a in ages):
+        flags.append(RedFlag("overdose_or_poisoning", "overdose or poisoning"))
     if found["lethargic_child"] and any(a is not None and a < 18 for a in ages):
         flags.append(RedFlag("altered_consciousness", "a drowsy, floppy or unresponsive child"))
     for code, message, concept in SINGLE_RULES:
