@@ -110,6 +110,11 @@ _NO_REACTION = re.compile(
     r"\bnot allergic\b|\bnkda\b|\bnka\b|\bno known\b|\bdelabel\w*|\bde-label\w*|\bremoved from (?:the )?allerg",
     re.I,
 )
+_SOMEONE_ELSE = re.compile(
+    r"\b(?:mother|father|mom|mum|dad|brother|sister|son|daughter|wife|husband|partner|parents?|siblings?|"
+    r"grand(?:mother|father|ma|pa)|aunt|uncle|cousin|family(?: history)?|fhx?)(?:'s)?\b(?! of (?:the )?patient)",
+    re.I,
+)
 _SENTENCE = re.compile(r"(?<!\d)\.(?!\d)|[;\n!?]")
 
 
@@ -121,6 +126,7 @@ class Allergy:
     reaction: str | None = None  # as written
     caution_only: bool = False  # an ingredient of a combination product the reaction may not be due to
     note: str = ""  # how a combination's reaction was attributed
+    whole_product: bool = False  # only the product itself (all its ingredients) is ruled out
 
 
 def classify(text: str, drug: DrugMention | None = None) -> tuple[str, str | None]:
@@ -160,7 +166,7 @@ def _split_combination(written: str, mentions: list[DrugMention], reaction_text:
                     culprit, note = hit, why
                     break
         if not culprit:  # not known which: the product itself stays ruled out, each ingredient a caution
-            out.append(Allergy(written, combo, kind, reaction_text or None))
+            out.append(Allergy(written, combo, kind, reaction_text or None, whole_product=True))
             for i in combo.ingredients:
                 if (r := resolve(i)) is not None:
                     out.append(Allergy(written, r, kind, reaction_text or None, True, "ingredient not stated"))
@@ -215,6 +221,8 @@ def _sentence_allergies(text: str, a: int, b: int, found) -> list[Allergy]:
         before, after = sentence[prev_end : d.start], sentence[d.end : next_start]
         if _NO_REACTION.search(sentence[max(0, d.start - 60) : d.start]) or _NO_REACTION.search(after[:60]):
             continue
+        if _SOMEONE_ELSE.search(sentence[: d.start]):
+            continue
         lead = _strip_list(sentence[: d.start], mentions[:i])
         cued = bool(_CUE_BEFORE.search(lead)) or bool(_CUE_AFTER.match(after))
         linked = [r for r in reactions if prev_end <= r[1] <= d.start and _LINK_BEFORE.match(sentence[r[1] : d.start])]
@@ -262,6 +270,8 @@ def _side_chain(drug: DrugMention, allergen: DrugMention) -> str | None:
 
 def match(drug: DrugMention, allergy: Allergy) -> AllergyMatch | None:
     """Removal or caution for a recommended drug against one allergy, decided by the reaction."""
+    if allergy.whole_product and not set(allergy.drug.ingredients) <= set(drug.ingredients):
+        return None
     base = allergy_match(drug, allergy.drug)
     if base is None:
         return None
