@@ -533,6 +533,7 @@ KNOWN_CULPRITS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 # checks the misspelling matcher against an English word list; the words it caught are listed here).
 FUZZY_STOP = frozenset(
     """
+    calinda clinia erythrol erythron
     activital antibromic antiedemic antimoral antipoetic antithetic antithetics arthritic arthrodic augmented
     augmenter biological biologize bionomics cartisane cephalemia combinant comburent connivent corticose diaeretic
     dianetics dietetics dinantian erythrolysin fluocerine generic glyceride inulin laudative microlite morphea
