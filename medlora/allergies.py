@@ -37,43 +37,55 @@ def _re(pattern: str, flags: int = re.I) -> re.Pattern[str]:
 
 # (kind, pattern): the words records use for a reaction. Order of severity is RANK.
 REACTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("severe", _re(
-        r"anaphyla\w*|angio-?o?edema|(?:throat|tongue|airway|larynx|laryngeal)(?: \w+)? (?:swell\w*|swollen|clos\w*|"
-        r"tight\w*|edema)|(?:swelling|closing) (?:of|in) (?:the |his |her |my )?(?:throat|tongue|airway)|"
-        r"(?:couldn'?t|could not|can'?t|cannot|unable to|trouble|difficulty|hard to) breath\w*|bronchospasm|wheez\w*|"
-        r"shortness of breath|sob|stridor|hypotension|(?:blood pressure|bp) (?:dropped|crashed|fell)|shock|"
-        r"passed out|collapsed|intubat\w*|icu|epi-?pens?|(?:needed|required|used|given|gave) (?:an? |the )?(?:epi|"
-        r"epinephrine|adrenaline)|airway compromise"
-    )),
-    ("severe_cutaneous", _re(
-        r"sjs|stevens[- ]johnson\w*|toxic epidermal necrolysis|sjs/ten|dress(?: syndrome)?|drug reaction with "
-        r"eosinophilia\w*|agep|acute generalized exanthematous pustulosis|(?:skin|mucosal?) (?:peel\w*|slough\w*|"
-        r"blister\w*)|blister\w*|(?:mouth|oral|mucosal) (?:sores|ulcers|blisters)|erythema multiforme|"
-        r"serum sickness\w*|h[a]?emolytic an[a]?emia|agranulocytosis|interstitial nephritis|(?:drug[- ]induced )?"
-        r"hepatitis|liver (?:injury|failure)"
-    )),
+    (
+        "severe",
+        _re(
+            r"anaphyla\w*|angio-?o?edema|(?:throat|tongue|airway|larynx|laryngeal)(?: \w+)? (?:swell\w*|swollen|clos\w*|"
+            r"tight\w*|edema)|(?:swelling|closing) (?:of|in) (?:the |his |her |my )?(?:throat|tongue|airway)|"
+            r"(?:couldn'?t|could not|can'?t|cannot|unable to|trouble|difficulty|hard to) breath\w*|bronchospasm|wheez\w*|"
+            r"shortness of breath|sob|stridor|hypotension|(?:blood pressure|bp) (?:dropped|crashed|fell)|shock|"
+            r"passed out|collapsed|intubat\w*|icu|epi-?pens?|(?:needed|required|used|given|gave) (?:an? |the )?(?:epi|"
+            r"epinephrine|adrenaline)|airway compromise"
+        ),
+    ),
+    (
+        "severe_cutaneous",
+        _re(
+            r"sjs|stevens[- ]johnson\w*|toxic epidermal necrolysis|sjs/ten|dress(?: syndrome)?|drug reaction with "
+            r"eosinophilia\w*|agep|acute generalized exanthematous pustulosis|(?:skin|mucosal?) (?:peel\w*|slough\w*|"
+            r"blister\w*)|blister\w*|(?:mouth|oral|mucosal) (?:sores|ulcers|blisters)|erythema multiforme|"
+            r"serum sickness\w*|h[a]?emolytic an[a]?emia|agranulocytosis|interstitial nephritis|(?:drug[- ]induced )?"
+            r"hepatitis|liver (?:injury|failure)"
+        ),
+    ),
     ("severe_cutaneous", _re(r"TEN", 0)),  # upper case only: "ten days" is not toxic epidermal necrolysis
-    ("allergy", _re(
-        r"hives|urticari\w*|welts|rash\w*|(?:broke|breaks|break|broken) out|itch\w*|prurit\w*|"
-        r"(?<!ankle )(?<!leg )(?<!legs )(?<!feet )(?<!foot )(?<!pedal )(?<!ankles )(?:swell\w*|swollen|puffy)|"
-        r"flush\w*|blotch\w*|red (?:spots|skin|bumps)|allergic reaction|hypersensitivity|eczema|fixed drug eruption|"
-        r"drug fever|(?:lip|lips|face|facial|eye|eyes|eyelid|eyelids) (?:swell\w*|swollen|puffy)"
-    )),
-    ("intolerance", _re(
-        r"nausea\w*|nauseous|nauseated|vomit\w*|n/v|n&v|n\+v|n/v/d|emesis|throw(?:s|ing)? up|threw up|"
-        r"gi (?:upset|intolerance|distress|side effects?|issues|problems|bleed\w*)|(?:stomach|tummy|abdominal) "
-        r"(?:upset|aches?|pain|cramps?|issues|problems|discomfort)|upset stomach|dyspepsia|heartburn|indigestion|"
-        r"diarrh\w*|constipat\w*|myalgi\w*|muscle (?:aches?|pains?|cramps?|weakness|soreness)|muscle|body aches|"
-        r"arthralgi\w*|joint pain|(?:dry |persistent |nagging )?cough\w*|headaches?|migraines?|dizz\w*|lightheaded\w*|"
-        r"light[- ]headed\w*|vertigo|drows\w*|sedat\w*|sleepy|somnolen\w*|(?:felt|feels|feeling|made (?:him|her|me) "
-        r"feel) (?:weird|funny|strange|off|loopy|spacey|groggy|foggy|sick|bad|awful|terrible)|jitter\w*|shaky|"
-        r"palpitations?|racing heart|insomnia|(?:couldn'?t|can'?t|could not) sleep|hallucinat\w*|nightmares|"
-        r"confus\w*|anxi\w*|agitat\w*|(?:ankle|ankles|leg|legs|feet|foot|pedal) (?:swelling|edema|oedema)|"
-        r"yeast infection|thrush|tinnitus|fatigue|tired\w*|side[- ]effects?|intoleran\w*|not tolerated|"
-        r"(?:did not|didn'?t|does not|doesn'?t|can'?t|cannot|could not|couldn'?t|unable to) tolerate|"
-        r"made (?:him|her|me|them) (?:sick|ill|throw up|vomit)|sick to (?:his|her|my) stomach|hyperkal\w*|"
-        r"bradycardi\w*|hair loss|weight gain|mood (?:changes|swings)|constipated|dry mouth|metallic taste"
-    )),
+    (
+        "allergy",
+        _re(
+            r"hives|urticari\w*|welts|rash\w*|(?:broke|breaks|break|broken) out|itch\w*|prurit\w*|"
+            r"(?<!ankle )(?<!leg )(?<!legs )(?<!feet )(?<!foot )(?<!pedal )(?<!ankles )(?:swell\w*|swollen|puffy)|"
+            r"flush\w*|blotch\w*|red (?:spots|skin|bumps)|allergic reaction|hypersensitivity|eczema|fixed drug eruption|"
+            r"drug fever|(?:lip|lips|face|facial|eye|eyes|eyelid|eyelids) (?:swell\w*|swollen|puffy)"
+        ),
+    ),
+    (
+        "intolerance",
+        _re(
+            r"nausea\w*|nauseous|nauseated|vomit\w*|n/v|n&v|n\+v|n/v/d|emesis|throw(?:s|ing)? up|threw up|"
+            r"gi (?:upset|intolerance|distress|side effects?|issues|problems|bleed\w*)|(?:stomach|tummy|abdominal) "
+            r"(?:upset|aches?|pain|cramps?|issues|problems|discomfort)|upset stomach|dyspepsia|heartburn|indigestion|"
+            r"diarrh\w*|constipat\w*|myalgi\w*|muscle (?:aches?|pains?|cramps?|weakness|soreness)|muscle|body aches|"
+            r"arthralgi\w*|joint pain|(?:dry |persistent |nagging )?cough\w*|headaches?|migraines?|dizz\w*|lightheaded\w*|"
+            r"light[- ]headed\w*|vertigo|drows\w*|sedat\w*|sleepy|somnolen\w*|(?:felt|feels|feeling|made (?:him|her|me) "
+            r"feel) (?:weird|funny|strange|off|loopy|spacey|groggy|foggy|sick|bad|awful|terrible)|jitter\w*|shaky|"
+            r"palpitations?|racing heart|insomnia|(?:couldn'?t|can'?t|could not) sleep|hallucinat\w*|nightmares|"
+            r"confus\w*|anxi\w*|agitat\w*|(?:ankle|ankles|leg|legs|feet|foot|pedal) (?:swelling|edema|oedema)|"
+            r"yeast infection|thrush|tinnitus|fatigue|tired\w*|side[- ]effects?|intoleran\w*|not tolerated|"
+            r"(?:did not|didn'?t|does not|doesn'?t|can'?t|cannot|could not|couldn'?t|unable to) tolerate|"
+            r"made (?:him|her|me|them) (?:sick|ill|throw up|vomit)|sick to (?:his|her|my) stomach|hyperkal\w*|"
+            r"bradycardi\w*|hair loss|weight gain|mood (?:changes|swings)|constipated|dry mouth|metallic taste"
+        ),
+    ),
     ("unknown", _re(r"unknown|unk|unsure|not sure|unknown reaction|reaction unknown|\?")),
 )
 RANK = {"intolerance": 0, "unknown": 1, "allergy": 2, "severe": 3, "severe_cutaneous": 4}
@@ -134,8 +146,11 @@ def classify(text: str, drug: DrugMention | None = None) -> tuple[str, str | Non
     found: list[tuple[int, str, str]] = []
     for kind, pattern in REACTIONS:
         for m in pattern.finditer(text):
-            if kind == "allergy" and drug is not None and "opioids" in drug.lineage and _OPIOID_PSEUDO.fullmatch(
-                m.group()
+            if (
+                kind == "allergy"
+                and drug is not None
+                and "opioids" in drug.lineage
+                and _OPIOID_PSEUDO.fullmatch(m.group())
             ):
                 kind_here = "intolerance"
             else:
@@ -148,11 +163,16 @@ def classify(text: str, drug: DrugMention | None = None) -> tuple[str, str | Non
     return kind, words
 
 
-def _split_combination(written: str, mentions: list[DrugMention], reaction_text: str, kind: str) -> list[Allergy]:
+def _split_combination(
+    written: str, mentions: list[DrugMention], reaction_text: str, kind: str
+) -> list[Allergy]:
     """One allergy line's mentions as allergies: a combination's reaction laid on the right ingredient."""
     combos = [m for m in mentions if len(m.ingredients) > 1 and not m.is_class]
     if not combos:
-        return [Allergy(written if len(mentions) == 1 else m.text, m, kind, reaction_text or None) for m in mentions]
+        return [
+            Allergy(written if len(mentions) == 1 else m.text, m, kind, reaction_text or None)
+            for m in mentions
+        ]
     out = []
     for combo in combos:
         named = [m for m in mentions if m is not combo]
@@ -169,7 +189,9 @@ def _split_combination(written: str, mentions: list[DrugMention], reaction_text:
             out.append(Allergy(written, combo, kind, reaction_text or None, whole_product=True))
             for i in combo.ingredients:
                 if (r := resolve(i)) is not None:
-                    out.append(Allergy(written, r, kind, reaction_text or None, True, "ingredient not stated"))
+                    out.append(
+                        Allergy(written, r, kind, reaction_text or None, True, "ingredient not stated")
+                    )
             continue
         for i in dict.fromkeys(culprit):
             if (r := resolve(i)) is not None:
@@ -177,7 +199,11 @@ def _split_combination(written: str, mentions: list[DrugMention], reaction_text:
         others = [i for i in combo.ingredients if i not in culprit]
         for i in others if kind in _IMMUNE else ():
             if (r := resolve(i)) is not None:
-                out.append(Allergy(written, r, kind, reaction_text or None, True, "another ingredient of the product"))
+                out.append(
+                    Allergy(
+                        written, r, kind, reaction_text or None, True, "another ingredient of the product"
+                    )
+                )
     return out
 
 
@@ -218,15 +244,21 @@ def _sentence_allergies(text: str, a: int, b: int, found) -> list[Allergy]:
             continue
         prev_end = mentions[i - 1].end if i else 0
         next_start = mentions[i + 1].start if i + 1 < len(mentions) else len(sentence)
-        before, after = sentence[prev_end : d.start], sentence[d.end : next_start]
+        after = sentence[d.end : next_start]
         if _NO_REACTION.search(sentence[max(0, d.start - 60) : d.start]) or _NO_REACTION.search(after[:60]):
             continue
         if _SOMEONE_ELSE.search(sentence[: d.start]):
             continue
         lead = _strip_list(sentence[: d.start], mentions[:i])
         cued = bool(_CUE_BEFORE.search(lead)) or bool(_CUE_AFTER.match(after))
-        linked = [r for r in reactions if prev_end <= r[1] <= d.start and _LINK_BEFORE.match(sentence[r[1] : d.start])]
-        linked += [r for r in reactions if d.end <= r[0] < next_start and _LINK_AFTER.match(sentence[d.end : r[0]])]
+        linked = [
+            r
+            for r in reactions
+            if prev_end <= r[1] <= d.start and _LINK_BEFORE.match(sentence[r[1] : d.start])
+        ]
+        linked += [
+            r for r in reactions if d.end <= r[0] < next_start and _LINK_AFTER.match(sentence[d.end : r[0]])
+        ]
         if not cued and not linked:
             continue
         spans = linked or [r for r in reactions if d.end <= r[0] < next_start]
@@ -242,7 +274,9 @@ def _strip_list(lead: str, earlier: list[DrugMention]) -> str:
     for m in reversed(earlier):
         lead = lead[: m.start] + lead[m.end :]
     lead = re.sub(r"\([^)]*\)", " ", lead)
-    return re.sub(r"(?:[\s,/&+]|\band\b|\bor\b|[-–—:]\s*\w+)*$", "", lead, flags=re.I) if lead.strip() else lead
+    return (
+        re.sub(r"(?:[\s,/&+]|\band\b|\bor\b|[-–—:]\s*\w+)*$", "", lead, flags=re.I) if lead.strip() else lead
+    )
 
 
 def record_allergies(record: PatientRecord) -> list[Allergy]:
@@ -284,7 +318,9 @@ def match(drug: DrugMention, allergy: Allergy) -> AllergyMatch | None:
         if chain := _side_chain(drug, allergy.drug):
             return AllergyMatch("side_chain", "removed", f"{chain}; {why}")
         if allergy.kind == "severe_cutaneous":
-            return AllergyMatch("severe_cutaneous", "removed", f"{why}: no cross-reactive drug after SJS/TEN/DRESS")
+            return AllergyMatch(
+                "severe_cutaneous", "removed", f"{why}: no cross-reactive drug after SJS/TEN/DRESS"
+            )
     return AllergyMatch(base.rule, base.action, why)
 
 

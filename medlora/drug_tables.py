@@ -95,7 +95,6 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "sxt": ("trimethoprim", "sulfamethoxazole"),
     "cotrim": ("trimethoprim", "sulfamethoxazole"),
     "co trim": ("trimethoprim", "sulfamethoxazole"),
-    "tmp sulfa": ("trimethoprim", "sulfamethoxazole"),
     "pnc": ("penicillin",),
     "pcn g": ("penicillin",),
     "pen g": ("penicillin",),
@@ -117,7 +116,6 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "ceftri": ("ceftriaxone",),
     "cefuro": ("cefuroxime",),
     "nitrofur": ("nitrofurantoin",),
-    "hctz": ("hydrochlorothiazide",),
     "ms contin": ("morphine",),
     "msir": ("morphine",),
     "oxy ir": ("oxycodone",),
@@ -499,13 +497,35 @@ INGREDIENT_CROSS_REACTIVITY: tuple[tuple[str, str, str], ...] = (
 # side-chain table; Zagursky RJ, Pichichero ME, J Allergy Clin Immunol Pract 2018;6:72-81).
 SIDE_CHAIN_GROUPS: tuple[tuple[frozenset[str], str], ...] = (
     (
-        frozenset({"amoxicillin", "ampicillin", "cephalexin", "cefadroxil", "cefprozil", "cefaclor", "cephradine",
-                   "loracarbef", "cefatrizine", "bacampicillin", "pivampicillin"}),
+        frozenset(
+            {
+                "amoxicillin",
+                "ampicillin",
+                "cephalexin",
+                "cefadroxil",
+                "cefprozil",
+                "cefaclor",
+                "cephradine",
+                "loracarbef",
+                "cefatrizine",
+                "bacampicillin",
+                "pivampicillin",
+            }
+        ),
         "aminopenicillins share the R1 side chain of cephalexin, cefadroxil, cefprozil, cefaclor and cephradine",
     ),  # fmt: skip
     (
-        frozenset({"ceftriaxone", "cefotaxime", "cefepime", "cefpodoxime", "cefditoren", "ceftizoxime",
-                   "cefuroxime"}),
+        frozenset(
+            {
+                "ceftriaxone",
+                "cefotaxime",
+                "cefepime",
+                "cefpodoxime",
+                "cefditoren",
+                "ceftizoxime",
+                "cefuroxime",
+            }
+        ),
         "methoxyimino-aminothiazolyl R1 side chain (ceftriaxone, cefotaxime, cefepime, cefpodoxime, cefuroxime)",
     ),  # fmt: skip
     (
@@ -531,36 +551,35 @@ KNOWN_CULPRITS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 
 # Everyday and clinical words one edit from a drug name: never read as a misspelling of it (tests/test_drugs.py
 # checks the misspelling matcher against an English word list; the words it caught are listed here).
-FUZZY_STOP = frozenset(
-    """
-    calinda clinia erythrol erythron
-    activital antibromic antiedemic antimoral antipoetic antithetic antithetics arthritic arthrodic augmented
-    augmenter biological biologize bionomics cartisane cephalemia combinant comburent connivent corticose diaeretic
-    dianetics dietetics dinantian erythrolysin fluocerine generic glyceride inulin laudative microlite morphea
-    morphic morrhuine narcistic paroxytone primarian primigene quinology quinovose reptiloid resinoid salicylide
-    salicylize streptolysin streptomyces triazolic valsalvan wayfaring
-    achira aciculate acoin acopyrin actin action adular adumbral adumbrant aerobe aerobic alias alive alkamin alular
-    amaas amadou amatol amidin amidol amino amiss antimeric antiracer antispace anvil apace aramis aration
-    aristocrat artemis ascription aspiring astral augmentive austral baalite baclin bacterium badan bahan bajan
-    baker balan baler banak banal banana banat banian banyan barer batan bater bayed bemix benben benzol bepen
-    betalk bilin biologism biologist bixin boyer brayer buffed buffer buffet buyer cadet cambial capote caramel
-    caravel cedar celestina celestine cetin chibrit cimbia clint cloit clone cloot clout colan comal conal concord
-    concur condor conor copalm coral corban cored coree corer corey corge corta cortes cortex cortez cortin corton
-    cowal coxal creator cultivate curatel curatial curatic curtail cyclamin daroo daysman deair dehair desman
-    diamicton disman divan dolia dolina doline dolores donax donia encoronet endome endore entone enzone espadon
-    etamin factice faustian fictive filar flair floran florent florin forum frozen furazan furlan genetics glucosane
-    gonal goral halcyon herein heroic heroid heroine heron hydrocyon hyson indogen innovate inogen insulting isogen
-    kalema kalian kalmia karma kevalin keylet lagen lanson ledol levir lexia liminal liplet losel loser lustra mafic
-    malik manolis maral marehan marok mavis median medic melian melic menic merlin mesic metic mirac miter mitten
-    mixen mobed moric morin morphon nepal nepotal nerium nisus nubbin nubian obsidian opata optimal optimates
-    osmosis oxytone oyana palladion pandal pander pandle panel pannel parasol parent parget paries parillin parochin
-    periostea pipil plenum pommel prefine prefix prest principes principle print prior proven proxeny prunt
-    pyrimidine pyropen quarto ramage ramate ramrace rayon relic relief relift restoral rumen ruvid satin satiric
-    satyric scrine sectoral septa septan serab serai seral serau seraw serean serian serine serran serta sextan
-    shrine siris sordine sorite sortie spectral sprig sprit stain stamin static station steatin streen strepen strix
-    sublimate sublimize sulea sulfacid sulfamine sulfamyl sulfapyrazine sulfazide sulka sulla summed syrtis taborin
-    tafia tahil tamil tarea tareq targe teaze tenon tenor terbic ticer tidal timar timon timor tisar titar topalgia
-    toral trabal tradal tragal trama trame triace trial triatic tricar tuareg ultima ultra uniclinal uniped unopen
-    unpen uranyl urine vagile vance violon warrant winfred zabeta zabian zoomorph
-    """.split()
-)
+_FUZZY_STOP_WORDS = """
+    achira aciculate acoin acopyrin actin action activital adular adumbral adumbrant aerobe aerobic alias alive
+    alkamin alular amaas amadou amatol amidin amidol amino amiss antibromic antiedemic antimeric antimoral
+    antipoetic antiracer antispace antithetic antithetics anvil apace aramis aration aristocrat artemis
+    arthritic arthrodic ascription aspiring astral augmented augmenter augmentive austral baalite baclin
+    bacterium badan bahan bajan baker balan baler banak banal banana banat banian banyan barer batan bater
+    bayed bemix benben benzol bepen betalk bilin biological biologism biologist biologize bionomics bixin boyer
+    brayer buffed buffer buffet buyer cadet calinda cambial capote caramel caravel cartisane cedar celestina
+    celestine cephalemia cetin chibrit cimbia clinia clint cloit clone cloot clout colan comal combinant
+    comburent conal concord concur condor connivent conor copalm coral corban cored coree corer corey corge
+    corta cortes cortex cortez corticose cortin corton cowal coxal creator cultivate curatel curatial curatic
+    curtail cyclamin daroo daysman deair dehair desman diaeretic diamicton dianetics dietetics dinantian disman
+    divan dolia dolina doline dolores donax donia encoronet endome endore entone enzone erythrol erythrolysin
+    erythron espadon etamin factice faustian fictive filar flair floran florent florin fluocerine forum frozen
+    furazan furlan generic genetics glucosane glyceride gonal goral halcyon herein heroic heroid heroine heron
+    hydrocyon hyson indogen innovate inogen insulting inulin isogen kalema kalian kalmia karma kevalin keylet
+    lagen lanson laudative ledol levir lexia liminal liplet losel loser lustra mafic malik manolis maral
+    marehan marok mavis median medic melian melic menic merlin mesic metic microlite mirac miter mitten mixen
+    mobed moric morin morphea morphic morphon morrhuine narcistic nepal nepotal nerium nisus nubbin nubian
+    obsidian opata optimal optimates osmosis oxytone oyana palladion pandal pander pandle panel pannel parasol
+    parent parget paries parillin parochin paroxytone periostea pipil plenum pommel prefine prefix prest
+    primarian primigene principes principle print prior proven proxeny prunt pyrimidine pyropen quarto
+    quinology quinovose ramage ramate ramrace rayon relic relief relift reptiloid resinoid restoral rumen ruvid
+    salicylide salicylize satin satiric satyric scrine sectoral septa septan serab serai seral serau seraw
+    serean serian serine serran serta sextan shrine siris sordine sorite sortie spectral sprig sprit stain
+    stamin static station steatin streen strepen streptolysin streptomyces strix sublimate sublimize sulea
+    sulfacid sulfamine sulfamyl sulfapyrazine sulfazide sulka sulla summed syrtis taborin tafia tahil tamil
+    tarea tareq targe teaze tenon tenor terbic ticer tidal timar timon timor tisar titar topalgia toral trabal
+    tradal tragal trama trame triace trial triatic triazolic tricar tuareg ultima ultra uniclinal uniped unopen
+    unpen uranyl urine vagile valsalvan vance violon warrant wayfaring winfred zabeta zabian zoomorph
+"""
+FUZZY_STOP = frozenset(_FUZZY_STOP_WORDS.split())

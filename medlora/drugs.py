@@ -311,7 +311,9 @@ def fuzzy_name(word: str) -> str | None:
         return None
     best = min(d for d, _ in scored)
     names = sorted({n for d, n in scored if d == best})
-    products = {tuple(e.ingredients) + tuple(sorted(e.classes)) for n in names if (e := _lookup(n)) is not None}
+    products = {
+        tuple(e.ingredients) + tuple(sorted(e.classes)) for n in names if (e := _lookup(n)) is not None
+    }
     return names[0] if len(products) == 1 else None
 
 

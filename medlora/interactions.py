@@ -24,13 +24,21 @@ _KDIGO = (
     "KDIGO 2021 blood pressure in CKD guideline, rec. 3.4.2 (avoid combining ACEi, ARB and direct renin "
     "inhibitor); ONTARGET NEJM 2008;358:1547; VA NEPHRON-D NEJM 2013;369:1892; ALTITUDE NEJM 2012;367:2204"
 )
-_PHANSALKAR = "Phansalkar S et al., High-priority drug-drug interactions for use in EHRs, JAMIA 2012;19:735-43"
-_STRONG_3A4 = frozenset(
-    "clarithromycin telithromycin ketoconazole itraconazole voriconazole posaconazole ritonavir "
-    "nelfinavir indinavir saquinavir lopinavir nefazodone".split()
+_PHANSALKAR = (
+    "Phansalkar S et al., High-priority drug-drug interactions for use in EHRs, JAMIA 2012;19:735-43"
 )
+_STRONG_3A4_NAMES = "clarithromycin telithromycin ketoconazole itraconazole voriconazole posaconazole ritonavir nelfinavir indinavir saquinavir lopinavir nefazodone"
+_STRONG_3A4 = frozenset(_STRONG_3A4_NAMES.split())
 _MAOI = frozenset(
-    {"phenelzine", "tranylcypromine", "isocarboxazid", "selegiline", "rasagiline", "linezolid", "methylene blue"}
+    {
+        "phenelzine",
+        "tranylcypromine",
+        "isocarboxazid",
+        "selegiline",
+        "rasagiline",
+        "linezolid",
+        "methylene blue",
+    }
 )
 
 
@@ -132,7 +140,10 @@ def interactions(current: list[DrugMention], recommended: list[DrugMention]) -> 
                 seen.add(key)
                 # The recommended drug first: it is the one a prescriber can still change.
                 med, other = (y, x) if wy == "recommended" and wx == "current" else (x, y)
-                where = {("current", "current"): "both current", ("recommended", "recommended"): "both recommended"}
+                where = {
+                    ("current", "current"): "both current",
+                    ("recommended", "recommended"): "both recommended",
+                }
                 out.append(Finding(
                     p.code, med.text.strip(), other.text.strip(),
                     where.get((wx, wy), "recommended with current"), p.message, p.source,

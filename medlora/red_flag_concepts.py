@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+
 def _re(pattern: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w-])(?:{pattern})(?![\w])", re.I)
 
@@ -263,7 +264,11 @@ SINGLE_RULES: tuple[tuple[str, str, str], ...] = (
     ("major_bleeding", "signs of major bleeding", "major_bleeding"),
     ("meningitis_signs", "signs of meningitis or sepsis", "meningitis"),
     ("harm_to_others", "thoughts of harming others or a baby", "harm_to_others"),
-    ("aortic_emergency", "tearing pain or a named aortic emergency (possible dissection or rupture)", "aortic"),
+    (
+        "aortic_emergency",
+        "tearing pain or a named aortic emergency (possible dissection or rupture)",
+        "aortic",
+    ),
     ("testicular_torsion_signs", "sudden severe testicular pain (possible torsion)", "testicular_torsion"),
     (
         "thunderclap_headache",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .allergies import allergy_history_spans
 from .negation import affirmed_matches, scopes
-from .red_flag_concepts import C, SINGLE_RULES
+from .red_flag_concepts import SINGLE_RULES, C
 from .schemas import PatientRecord
 
 

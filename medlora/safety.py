@@ -230,8 +230,12 @@ def duplicate_therapy(record: PatientRecord, sections: Sections) -> list[Duplica
             if why is None or key in seen:
                 continue
             seen.add(key)
-            rule = "same_drug" if why.startswith("same drug") else "same_class" if why.startswith("same") else (
-                "dual_raas_blockade"
+            rule = (
+                "same_drug"
+                if why.startswith("same drug")
+                else "same_class"
+                if why.startswith("same")
+                else ("dual_raas_blockade")
             )
             out.append(DuplicateTherapy(
                 medication=drug.text.strip(), current=written, rule=rule, reason=f"{why}: {where} {written}"

@@ -195,13 +195,16 @@ class AllergyConflict(_Strict):
     medication: str = Field(description="the drug as written in the recommendation")
     ingredient: str = Field(description="what it resolves to (ingredients, or the class it names)")
     allergy: str = Field(description="the allergy as written in the record")
-    rule: Literal["same_drug", "same_class", "cross_reactivity", "side_chain", "severe_cutaneous", "combination"]
+    rule: Literal[
+        "same_drug", "same_class", "cross_reactivity", "side_chain", "severe_cutaneous", "combination"
+    ]
     action: Literal["removed", "caution"] = "removed"
     section: str = ""
     reason: str
     reaction: str | None = Field(None, description="the reaction the record states, as written")
     reaction_kind: Literal["severe", "severe_cutaneous", "allergy", "intolerance", "unknown"] | None = Field(
-        None, description="what decided removal (allergy, severe) or caution (intolerance): medlora/allergies.py"
+        None,
+        description="what decided removal (allergy, severe) or caution (intolerance): medlora/allergies.py",
     )
 
 

@@ -122,17 +122,22 @@ def test_misspelling_distance_grows_with_length():
 
 # Words of an English word list that are themselves drug or drug-class words ("benzo", "biologic") or archaic
 # spellings of them; everything else in the list must not be read as a drug.
-DRUGLIKE = set(
-    "aveloz bactris benzo biologic coneine coumalin narcotia nexum ophioid optate percoct preacid prevalid protonic "
-    "quinin reladen silpha sulpho tetracid vadium vallum zokor".split()
-)
+_DRUGLIKE_WORDS = """
+    aveloz bactris benzo biologic coneine coumalin narcotia nexum ophioid optate percoct preacid prevalid
+    protonic quinin reladen silpha sulpho tetracid vadium vallum zokor
+"""
+DRUGLIKE = set(_DRUGLIKE_WORDS.split())
 
 
 def test_no_everyday_word_is_read_as_a_misspelt_drug():
-    english = pytest.importorskip("english_words", reason="english-words (requirements-dev.txt) not installed")
+    english = pytest.importorskip(
+        "english_words", reason="english-words (requirements-dev.txt) not installed"
+    )
     words = sorted(english.get_english_words_set(["web2"], lower=True, alpha=True))
     short = [w for w in words if 5 <= len(w) <= 8]  # one edit allowed: where collisions would be
-    caught = {w for w in short if drugs.fuzzy_name(w) and drugs.resolve(w) is not None and not drugs.find_drugs(w)}
+    caught = {
+        w for w in short if drugs.fuzzy_name(w) and drugs.resolve(w) is not None and not drugs.find_drugs(w)
+    }
     assert len(short) > 50_000 and caught <= DRUGLIKE, sorted(caught - DRUGLIKE)[:20]
     for w in ("action", "relief", "trial", "urine", "station", "parent", "panel", "print", "alive", "ultra"):
         assert drugs.resolve(w) is None, w

@@ -13,9 +13,16 @@ def test_every_pair_has_a_unique_code_and_a_source():
 def test_dual_blockade_and_high_priority_pairs():
     r = resolve
     found = interactions([r("lisinopril 10 mg")], [r("losartan"), r("aliskiren")])
-    assert {f.code for f in found} == {"dual_raas_acei_arb", "dual_raas_acei_aliskiren", "dual_raas_arb_aliskiren"}
+    assert {f.code for f in found} == {
+        "dual_raas_acei_arb",
+        "dual_raas_acei_aliskiren",
+        "dual_raas_arb_aliskiren",
+    }
     assert found[0].medication == "losartan" and found[0].where == "recommended with current"
-    assert [f.code for f in interactions([r("Entresto")], [r("enalapril")])] == ["dual_raas_acei_arb", "acei_sacubitril"]
+    assert [f.code for f in interactions([r("Entresto")], [r("enalapril")])] == [
+        "dual_raas_acei_arb",
+        "acei_sacubitril",
+    ]
     assert [f.code for f in interactions([r("simvastatin")], [r("clarithromycin")])] == ["ddi_statin_cyp3a4"]
 
 

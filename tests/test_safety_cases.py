@@ -27,7 +27,9 @@ def run(case: dict):
 
 def test_the_table_is_large_and_half_negative():
     negative = [
-        c for c in CASES if not any(c.get(k) for k in ("expect", "removed", "caution", "duplicates", "interactions"))
+        c
+        for c in CASES
+        if not any(c.get(k) for k in ("expect", "removed", "caution", "duplicates", "interactions"))
     ]
     assert len(CASES) >= 150 and len(negative) >= len(CASES) / 2
 
