@@ -122,6 +122,12 @@ _NO_REACTION = re.compile(
     r"\bnot allergic\b|\bnkda\b|\bnka\b|\bno known\b|\bdelabel\w*|\bde-label\w*|\bremoved from (?:the )?allerg",
     re.I,
 )
+# "Zofran - for nausea", "nausea controlled with Zofran": the drug treats the symptom, it did not cause it.
+_PURPOSE = re.compile(
+    r"\b(?:for|prn|as needed|to (?:treat|help|control|prevent|stop|relieve|ease)|helps?|helped|relie\w+|"
+    r"controll?\w*|improv\w*|treated|managed|resolved|better|eased|settled)\b",
+    re.I,
+)
 _SOMEONE_ELSE = re.compile(
     r"\b(?:mother|father|mom|mum|dad|brother|sister|son|daughter|wife|husband|partner|parents?|siblings?|"
     r"grand(?:mother|father|ma|pa)|aunt|uncle|cousin|family(?: history)?|fhx?)(?:'s)?\b(?! of (?:the )?patient)",
@@ -259,6 +265,7 @@ def _sentence_allergies(text: str, a: int, b: int, found) -> list[Allergy]:
         linked += [
             r for r in reactions if d.end <= r[0] < next_start and _LINK_AFTER.match(sentence[d.end : r[0]])
         ]
+        linked = [r for r in linked if not _PURPOSE.search(sentence[min(r[1], d.end) : max(r[0], d.start)])]
         if not cued and not linked:
             continue
         spans = linked or [r for r in reactions if d.end <= r[0] < next_start]

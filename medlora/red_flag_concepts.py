@@ -133,7 +133,7 @@ C = {
         r"tablets?|capsules?|medicines?|medications?)"
     ),
     "harm_to_others": _re(
-        r"homicidal (?:ideation|thoughts|intent)|(?:endorses|reports|active|positive for|with|\+) ?hi\b|"
+        r"homicidal (?:ideation|thoughts|intent)|(?:endorses|reports|active|positive for|\+) ?hi(?![\w-])|"
         r"thoughts? of (?:harming|hurting|killing) (?:the |her |his |my |their )?(?:baby|infant|child|children|kids?|"
         r"newborn|others|someone|people)|(?:wants?|wanted|plans?|planning) to (?:hurt|harm|kill) (?:the |her |his |my )?"
         r"(?:baby|infant|child|children|kids?|newborn|someone|people|him|her|them)"

@@ -169,7 +169,7 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
     duplicates = duplicate_therapy(record, out)
     found = [
         InteractionFinding(**vars(f))
-        for f in interactions(_current(record), [d for d, _ in _recommended(out)])
+        for f in interactions(_current(record, out), [d for d, _ in _recommended(out)])
     ]
     flags = red_flags(record)
     if flags:
@@ -184,8 +184,29 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
     return SafetyResult(out, safety, [f.code for f in flags], duplicates)
 
 
-def _current(record: PatientRecord) -> list[DrugMention]:
-    return [m for c in record.medications if (m := resolve(c)) is not None]
+# "Stop lisinopril", "switch from lisinopril to losartan": the current drug is on its way out.
+_STOPPED = re.compile(
+    r"\b(?:stop(?:ping)?|discontinu\w*|switch\w* (?:\w+ )?from|chang\w* (?:\w+ )?from|replac\w*|instead of|in place of|"
+    r"rather than|taper\w* (?:off )?|wean\w* (?:off )?|come off|cease|hold(?:ing)?)\b[^.;:]{0,60}$",
+    re.I,
+)
+
+
+def _stopped(sections: Sections) -> set[str]:
+    """Ingredients the recommendation stops or replaces anywhere."""
+    return {
+        i for s in SECTION_NAMES for item in getattr(sections, s) for _, text in _texts(item)
+        for m in find_drugs(text) if _STOPPED.search(text[: m.start]) for i in m.ingredients
+    }  # fmt: skip
+
+
+def _current(record: PatientRecord, sections: Sections | None = None) -> list[DrugMention]:
+    """Current medications, less those the recommendation stops."""
+    stopped = _stopped(sections) if sections is not None else set()
+    return [
+        m for c in record.medications
+        if (m := resolve(c)) is not None and not (m.ingredients and set(m.ingredients) <= stopped)
+    ]  # fmt: skip
 
 
 def _recommended(sections: Sections) -> list[tuple[DrugMention, bool]]:
@@ -215,7 +236,8 @@ def _dual_raas(a: DrugMention, b: DrugMention) -> str | None:
 def duplicate_therapy(record: PatientRecord, sections: Sections) -> list[DuplicateTherapy]:
     """Recommended drugs that repeat a current medication, or each other, by ingredient or class, or that add a
     second renin-angiotensin blocker."""
-    current = [(c, m) for c in record.medications if (m := resolve(c)) is not None]
+    kept = {id(m) for m in _current(record, sections)}
+    current = [(c, m) for c in record.medications if (m := resolve(c)) is not None and id(m) in kept]
     recommended = _recommended(sections)
     named = [d for d, is_named in recommended if is_named]
     out, seen = [], set()
