@@ -43,7 +43,7 @@ REACTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"anaphyla\w*|angio-?o?edema|(?:throat|tongue|airway|larynx|laryngeal)(?: \w+)? (?:swell\w*|swollen|clos\w*|"
             r"tight\w*|edema)|(?:swelling|closing) (?:of|in) (?:the |his |her |my )?(?:throat|tongue|airway)|"
             r"(?:couldn'?t|could not|can'?t|cannot|unable to|trouble|difficulty|hard to) breath\w*|bronchospasm|wheez\w*|"
-            r"shortness of breath|sob|stridor|hypotension|(?:blood pressure|bp) (?:dropped|crashed|fell)|shock|"
+            r"shortness of breath|sob|stridor|asthma attack|asthma exacerbation|hypotension|(?:blood pressure|bp) (?:dropped|crashed|fell)|shock|"
             r"passed out|collapsed|intubat\w*|icu|epi-?pens?|(?:needed|required|used|given|gave) (?:an? |the )?(?:epi|"
             r"epinephrine|adrenaline)|airway compromise"
         ),
@@ -303,9 +303,12 @@ def record_allergies(record: PatientRecord) -> list[Allergy]:
 
 
 def _side_chain(drug: DrugMention, allergen: DrugMention) -> str | None:
+    allergens = set(allergen.ingredients)
+    if "penicillin" in allergens:  # "PCN" rarely says which penicillin: an aminopenicillin is not excluded
+        allergens |= {"amoxicillin", "ampicillin"}
     for group, why in SIDE_CHAIN_GROUPS:
-        if set(drug.ingredients) & group and set(allergen.ingredients) & group:
-            return why
+        if set(drug.ingredients) & group and allergens & group:
+            return why + ("" if set(allergen.ingredients) & group else " (penicillin not specified)")
     return None
 
 
