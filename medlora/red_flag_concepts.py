@@ -38,11 +38,13 @@ C = {
         r"anginal (?:pain|symptoms|equivalent)|(?:st|ST) (?:elevation|depression)s?|troponin (?:elevated|positive|rising)|"
         r"(?:elevated|positive|rising) troponin|trop(?:onin)? leak"
     ),
-    "diaphoresis": _re(r"diaphore\w*|sweaty|sweating profusely|cold sweat\w*|clammy|drenched in sweat"),
+    "diaphoresis": _re(
+        r"diaphore\w*|sweating profusely|cold sweat\w*|clammy|drenched in sweat|broke out in a sweat"
+    ),
     "anginal_site": _re(
-        r"(?:jaw|left arm|l arm|both arms|arm|neck|epigastric|upper abdominal|shoulder|interscapular) (?:\w+ ){0,1}"
+        r"(?:jaw|left arm|l arm|both arms|epigastric|upper abdominal) (?:\w+ ){0,1}"
         r"(?:pain|pressure|discomfort|heaviness|tightness|ache)|(?:pain|pressure|discomfort|heaviness|tightness) "
-        r"(?:in|of) (?:the |his |her |my )?(?:jaw|left arm|arm|neck|epigastrium|upper abdomen)"
+        r"(?:in|of) (?:the |his |her |my )?(?:jaw|left arm|epigastrium|upper abdomen)"
     ),
     # In asthma or COPD a tight chest is the airways; elsewhere it is treated as chest pain.
     "chest_tightness": _re(
@@ -116,7 +118,7 @@ C = {
         # counted tablets: ten or more, or an approximate count ("~40 tabs", "about 20 of her pills")
         r"(?:took|ingested|swallowed|ingestion of|downed) (?:~|≈|approx\.? ?|approximately |about |around |roughly |"
         r"at least |up to |>|over |possibly |maybe )?(?:[1-9]\d{1,2}(?!\d)(?! ?(?:mg|mcg|g|ml|units?|iu|%|mmol|meq)\b)|"
-        r"a dozen|dozens of|twenty|thirty|forty|fifty|sixty|a hundred) ?(?:x ?)?(?:\w+ ){0,3}(?:tabs?|tablets?|pills?|"
+        r"a dozen|dozens of|twenty|thirty|forty|fifty|sixty|a hundred) ?(?:x ?)?(?:\w+ ){0,4}(?:tabs?|tablets?|pills?|"
         r"caps?|capsules?)(?! (?:a|per|each|every) day)(?! daily)(?! over (?:the )?(?:past |last )?(?:\d+|a few|few|"
         r"several|two|three|four|five) days)|"
         r"(?:intentional|deliberate|suicidal|purposeful|intended) (?:ingestion|overdose|od|poisoning)|"
@@ -223,7 +225,9 @@ C = {
         r"(?:can'?t|cannot|unable to) (?:pass urine|urinate|pee|void)|weakness in both legs|bilateral leg weakness|"
         r"(?:peri-?anal|perineal|perirectal|saddle|genital) (?:\w+ ){0,1}(?:numbness|anesthesia|anaesthesia|"
         r"paresthesias?|paraesthesias?|sensory loss|tingling)|groin (?:numbness|anesthesia|sensory loss)|numb(?:ness)? (?:in|around|of) (?:the )?(?:perineum|"
-        r"perianal|anus|bottom|saddle area|inner thighs)|(?<!fluid )(?<!water )(?<!salt )(?<!sodium )(?<!co2 )retention|retaining urine|(?:new|acute|"
+        r"perianal|anus|bottom|saddle area|inner thighs)|(?<!fluid )(?<!water )(?<!salt )(?<!sodium )(?<!co2 )(?<!mild )(?<!chronic )retention(?! symptoms)|"
+        r"leaking urine (?:since|for|x|overnight|today|this)|(?:wet|wetting|peed|soiled) (?:him|her|my|them)sel(?:f|ves)|"
+        r"(?:can'?t|cannot|unable to) feel (?:\w+ ){0,3}wip\w*|numb(?:ness)? (?:\w+ ){0,3}wip\w*|retaining urine|(?:new|acute|"
         r"sudden|recent) (?:onset )?(?:urinary |bladder |fecal |faecal |bowel |stool )?incontinence|incontinent of stool|(?:decreased|reduced|"
         r"absent|lax|poor) (?:rectal|anal|sphincter) tone|pvr (?:of )?(?:[3-9]\d\d|\d{4})|post[- ]?void residual "
         r"(?:of )?(?:[3-9]\d\d|\d{4})|bilateral sciatica|bilateral (?:leg|lower extremity) (?:weakness|numbness)|"
@@ -283,7 +287,7 @@ _AHA = "AHA/ACC chest pain guideline (Gulati et al., Circulation 2021;144:e368),
 SOURCES: dict[str, str] = {
     "chest_pain": _AHA,
     "diaphoresis": _AHA + ": diaphoresis with anginal-equivalent pain",
-    "anginal_site": _AHA + ": jaw, arm, neck, epigastric pain as anginal equivalents",
+    "anginal_site": _AHA + ": jaw, left arm and epigastric pain as anginal equivalents",
     "chest_tightness": _AHA + "; BTS/SIGN asthma guideline 2019 (chest tightness in asthma)",
     "airway_disease": "BTS/SIGN British guideline on the management of asthma, 2019; GOLD COPD report 2024",
     "stroke": "AHA/ASA acute ischemic stroke guideline (Powers et al., Stroke 2019;50:e344); BE-FAST; NIHSS",
