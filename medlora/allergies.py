@@ -32,7 +32,7 @@ from .schemas import PatientRecord
 
 
 def _re(pattern: str, flags: int = re.I) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w-])(?:{pattern})(?![\w])", flags)
+    return re.compile(rf"(?<![\w])(?:{pattern})(?![\w])", flags)
 
 
 # (kind, pattern): the words records use for a reaction. Order of severity is RANK.
@@ -45,7 +45,11 @@ REACTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"(?:couldn'?t|could not|can'?t|cannot|unable to|trouble|difficulty|hard to) breath\w*|bronchospasm|wheez\w*|"
             r"shortness of breath|sob|stridor|asthma attack|asthma exacerbation|hypotension|(?:blood pressure|bp) (?:dropped|crashed|fell)|shock|"
             r"passed out|collapsed|intubat\w*|icu|epi-?pens?|(?:needed|required|used|given|gave) (?:an? |the )?(?:epi|"
-            r"epinephrine|adrenaline)|airway compromise"
+            r"epinephrine|adrenaline)|airway compromise|"
+            # serious adverse effects that rule the drug out as firmly as an allergy (not immune, same action)
+            r"(?:gi|gastrointestinal|upper gi) bleed\w*|bleeding ulcer|perforat\w*|rhabdo\w*|tendon rupture|"
+            r"tendon(?:itis| injury)|(?:acute )?(?:kidney|renal) (?:failure|injury)|aki|pancreatitis|qt prolongation|"
+            r"torsades|arrhythmia|seizures?|serotonin syndrome|neuroleptic malignant|malignant hyperthermia"
         ),
     ),
     (
@@ -72,7 +76,7 @@ REACTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "intolerance",
         _re(
             r"nausea\w*|nauseous|nauseated|vomit\w*|n/v|n&v|n\+v|n/v/d|emesis|throw(?:s|ing)? up|threw up|"
-            r"gi (?:upset|intolerance|distress|side effects?|issues|problems|bleed\w*)|(?:stomach|tummy|abdominal) "
+            r"gi (?:upset|intolerance|distress|side effects?|issues|problems)|(?:stomach|tummy|abdominal) "
             r"(?:upset|aches?|pain|cramps?|issues|problems|discomfort)|upset stomach|dyspepsia|heartburn|indigestion|"
             r"diarrh\w*|constipat\w*|myalgi\w*|muscle (?:aches?|pains?|cramps?|weakness|soreness)|muscle|body aches|"
             r"arthralgi\w*|joint pain|(?:dry |persistent |nagging )?cough\w*|headaches?|migraines?|dizz\w*|lightheaded\w*|"
@@ -97,7 +101,7 @@ _CUE_BEFORE = re.compile(
     r"(?:allergic (?:reaction )?to|allerg(?:y|ies) to|allerg(?:y|ies)\s*[:\-]|allergic\s*[:\-]|(?:known )?"
     r"sensitivit(?:y|ies) to|sensitive to|intoleran(?:t|ce) (?:of|to)|(?:can'?t|cannot|doesn'?t|does not|did not|"
     r"didn'?t|unable to) tolerate|reactions? to|reacted (?:badly )?to|rxn to|anaphylaxis to|hives (?:to|with)|"
-    r"rash (?:to|with)|adverse reactions?\s*[:\-]?)\s*$",
+    r"rash (?:to|with)|adverse reactions?\s*[:\-]?)\s*(?:[\"'“]?\s*(?:all|any|most|many|several|some|multiple)\s*)?$",
     re.I,
 )
 _CUE_AFTER = re.compile(
@@ -109,8 +113,8 @@ _LINK_BEFORE = re.compile(  # reaction ... after / with / from ... drug
     r"while (?:taking|on))\s+(?:\w+\s+){0,4}?$",
     re.I,
 )
-_LINK_AFTER = re.compile(  # drug - reaction / drug (reaction) / drug caused reaction
-    r"^\s*(?:[(\[:=>→\-–—]+|->)\s*(?:\w+\s+){0,2}?$|^\s*(?:\w+\s+){0,2}?(?:caused|causes|cause|gave|gives|give|"
+_LINK_AFTER = re.compile(  # drug - reaction / drug 25 mg (reaction) / drug caused reaction
+    r"^[^()\[\]:=>→\-–—.;]{0,25}?(?:[(\[:=>→\-–—]+|->)\s*(?:\w+\s+){0,2}?$|^\s*(?:\w+\s+){0,2}?(?:caused|causes|cause|gave|gives|give|"
     r"made|makes|led to|leads to|resulted in|results in|triggered|triggers|induced|brought on|->|→)\s+"
     r"(?:\w+\s+){0,3}?$",
     re.I,
@@ -223,6 +227,14 @@ def from_list_entry(entry: str) -> list[Allergy]:
         return []
     rest = "".join(" " if any(m.start <= i < m.end for m in mentions) else ch for i, ch in enumerate(entry))
     kind, words = classify(rest, mentions[0])
+    if len(mentions) > 1 and not any(len(m.ingredients) > 1 and not m.is_class for m in mentions):
+        # "Amoxicillin (hives), Cipro (tendon rupture)": each drug its own reaction, else the line's
+        out = []
+        for i, m in enumerate(mentions):
+            own = entry[m.end : mentions[i + 1].start if i + 1 < len(mentions) else len(entry)]
+            k, w = classify(own, m)
+            out.extend(_split_combination(m.text, [m], w or words or "", k if w else kind))
+        return out
     return _split_combination(entry.strip(), mentions, words or "", kind)
 
 
@@ -323,6 +335,10 @@ def match(drug: DrugMention, allergy: Allergy) -> AllergyMatch | None:
     if allergy.caution_only:
         return AllergyMatch("combination", "caution", f"{why}; {allergy.note}")
     if allergy.kind == "intolerance":
+        if (
+            base.rule == "cross_reactivity"
+        ):  # a side effect does not cross-react: ACE-inhibitor cough, then an ARB
+            return None
         return AllergyMatch(base.rule, "caution", f"{why}: a side effect, not an allergy")
     if base.rule == "cross_reactivity" and allergy.kind in ("severe", "severe_cutaneous"):
         if chain := _side_chain(drug, allergy.drug):

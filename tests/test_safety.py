@@ -152,3 +152,29 @@ def test_apply_safety_is_pure():
     rec = PatientRecord(symptoms=["chest pain"], allergies=["penicillin"])
     assert apply_safety(rec, sections) == apply_safety(rec, sections)
     assert sections == before
+
+
+ALLERGIC = [
+    dict(symptoms=["sore throat"], allergies=["PCN - hives"]),
+    dict(symptoms=["cough"], allergies=["Bactrim (anaphylaxis)"]),
+    dict(symptoms=["knee pain"], allergies=["ibuprofen - GI upset"]),
+]
+RECOMMENDED = Sections(medications=meds("amoxicillin", "Septra DS", "naproxen", "cephalexin", "ibuprofen"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(ALLERGIC), st.text(max_size=300))
+def test_adding_any_text_to_notes_never_removes_an_allergy_finding(fields, notes):
+    def found(record):
+        s = apply_safety(record, RECOMMENDED).safety
+        return {c.medication for c in s.allergy_conflicts}, {
+            c.medication for c in [*s.allergy_conflicts, *s.cautions]
+        }
+
+    removed, flagged = found(PatientRecord(**fields))
+    try:
+        record = PatientRecord(**fields, notes=notes)
+    except ValueError:
+        return
+    removed_after, flagged_after = found(record)
+    assert flagged and removed <= removed_after and flagged <= flagged_after
