@@ -60,14 +60,15 @@ def emergency_action(flags: list[RedFlag]) -> str:
     return f"{EMERGENCY_HEAD} (see safety.red_flags).{tail}"
 
 
-# "Avoid ibuprofen", "do not take aspirin", "instead of codeine": the drug is being ruled out, not prescribed.
+# "Avoid ibuprofen", "do not take aspirin", "instead of codeine": the drug is being ruled out, not prescribed;
+# a later "take" starts a prescription again ("avoid heavy lifting and take ibuprofen").
 _AVOIDED = re.compile(
     r"\b(?:avoid(?:ing)?|do not (?:take|use|give|start|prescribe)|don't (?:take|use|give|start)|never (?:take|use|"
     r"give)|not (?:to )?(?:take|use|be given)|stop(?:ping)?|discontinu\w*|hold(?:ing)?|withh[oe]ld\w*|"
     r"instead of|rather than|in place of|allergic to|allergy to|allergies to|reaction to|reacted to|anaphylaxis to|"
     r"intoleran\w* (?:of|to)|sensitive to|contraindicated|without|alternatives? to|other than|substitutes? for|"
     r"stay away from|steer clear of|keep away from|should not (?:take|use|be given)|shouldn'?t (?:take|use)|must not "
-    r"(?:take|use)|no more|not safe)\b[^.;:]{0,60}$",
+    r"(?:take|use)|no more|not safe)\b(?:(?!\b(?:take|use|start|give|try|begin|prescribe|switch to|then)\b)[^.;:]){0,80}$",
     re.I,
 )
 # "your NSAID allergy", "ibuprofen is contraindicated", "aspirin should be avoided": named to be ruled out.
