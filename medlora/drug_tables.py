@@ -127,6 +127,15 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "hydrocodone apap": ("hydrocodone", "acetaminophen"),
     "oxycodone apap": ("oxycodone", "acetaminophen"),
     "sacubitril valsartan": ("sacubitril", "valsartan"),
+    # Common drugs outside the class table, named here so that their misspellings are recognised too.
+    "metformin": ("metformin",),
+    "albuterol": ("albuterol",),
+    "ondansetron": ("ondansetron",),
+    "montelukast": ("montelukast",),
+    "allopurinol": ("allopurinol",),
+    "colchicine": ("colchicine",),
+    "levetiracetam": ("levetiracetam",),
+    "clopidogrel": ("clopidogrel",),
     "co dydramol": ("dihydrocodeine", "acetaminophen"),
 }
 
@@ -404,6 +413,87 @@ CLASSES: dict[str, DrugClass] = {
         aliases=_names("aromatic anticonvulsants, aromatic antiepileptics"),
     ),
 }
+# Classes whose members are duplicate therapy when two are taken together (ATC codes in each comment). An allergy
+# to one member does not rule out the others (no class-wide cross-reactivity is established for these).
+DUPLICATE_ONLY_CLASSES = frozenset(
+    [
+        "p2y12_inhibitors",
+        "snris",
+        "tricyclic_antidepressants",
+        "h2_blockers",
+        "gabapentinoids",
+        "dpp4_inhibitors",
+        "sglt2_inhibitors",
+        "glp1_agonists",
+        "triptans",
+        "dihydropyridines",
+        "h1_antihistamines",
+        "skeletal_muscle_relaxants",
+        "atypical_antipsychotics",
+        "bisphosphonates",
+        "loop_diuretics",
+    ]
+)
+for _name, (_members, _aliases) in {
+    "p2y12_inhibitors": (
+        "clopidogrel, prasugrel, ticagrelor, ticlopidine, cangrelor",
+        "p2y12 inhibitors",
+    ),  # B01AC
+    "snris": (
+        "venlafaxine, desvenlafaxine, duloxetine, levomilnacipran, milnacipran",
+        "snri, snris",
+    ),  # N06AX
+    "tricyclic_antidepressants": (  # N06AA
+        "amitriptyline, nortriptyline, imipramine, desipramine, clomipramine, doxepin, protriptyline, trimipramine",
+        "tca, tcas",
+    ),
+    "h2_blockers": ("famotidine, ranitidine, cimetidine, nizatidine", "h2 blocker, h2 blockers"),  # A02BA
+    "gabapentinoids": (
+        "gabapentin, pregabalin, gabapentin enacarbil",
+        "gabapentinoid, gabapentinoids",
+    ),  # N03AX
+    "dpp4_inhibitors": (
+        "sitagliptin, saxagliptin, linagliptin, alogliptin, vildagliptin",
+        "dpp 4 inhibitors",
+    ),  # A10BH
+    "sglt2_inhibitors": (  # A10BK
+        "empagliflozin, dapagliflozin, canagliflozin, ertugliflozin, sotagliflozin",
+        "sglt2 inhibitor, sglt2 inhibitors",
+    ),
+    "glp1_agonists": (  # A10BJ (tirzepatide: A10BX)
+        "semaglutide, liraglutide, dulaglutide, exenatide, lixisenatide, tirzepatide",
+        "glp 1 agonist, glp 1 agonists, glp 1 receptor agonists",
+    ),
+    "triptans": (
+        "sumatriptan, rizatriptan, zolmitriptan, eletriptan, naratriptan, almotriptan, frovatriptan",
+        "triptans",
+    ),
+    "dihydropyridines": (  # C08CA
+        "amlodipine, nifedipine, felodipine, nicardipine, isradipine, nisoldipine, lercanidipine",
+        "dihydropyridine",
+    ),
+    "h1_antihistamines": (  # R06A
+        "cetirizine, levocetirizine, loratadine, desloratadine, fexofenadine, diphenhydramine, hydroxyzine, "
+        "chlorpheniramine, doxylamine, promethazine",
+        "h1 antihistamines",
+    ),
+    "skeletal_muscle_relaxants": (  # M03B
+        "cyclobenzaprine, methocarbamol, tizanidine, baclofen, carisoprodol, metaxalone, orphenadrine",
+        "skeletal muscle relaxants",
+    ),
+    "atypical_antipsychotics": (  # N05AH, N05AX
+        "quetiapine, olanzapine, risperidone, aripiprazole, ziprasidone, lurasidone, clozapine, paliperidone, "
+        "brexpiprazole, cariprazine",
+        "atypical antipsychotics, second generation antipsychotics",
+    ),
+    "bisphosphonates": (
+        "alendronate, risedronate, ibandronate, zoledronic acid",
+        "bisphosphonate, bisphosphonates",
+    ),
+    "loop_diuretics": ("furosemide, bumetanide, torsemide, ethacrynic acid", "loop diuretic"),  # C03CA
+}.items():
+    CLASSES[_name] = DrugClass(members=_names(_members), aliases=_names(_aliases))
+assert set(CLASSES) >= DUPLICATE_ONLY_CLASSES
 CLASSES["corticosteroids"] = DrugClass(  # ATC H02AB (systemic), R03BA (inhaled), D07 (topical)
     members=_names(
         "prednisone, prednisolone, methylprednisolone, dexamethasone, hydrocortisone, cortisone, "
@@ -552,6 +642,7 @@ KNOWN_CULPRITS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 # Everyday and clinical words one edit from a drug name: never read as a misspelling of it (tests/test_drugs.py
 # checks the misspelling matcher against an English word list; the words it caught are listed here).
 _FUZZY_STOP_WORDS = """
+    glade mites tical triptane
     achira aciculate acoin acopyrin actin action activital adular adumbral adumbrant aerobe aerobic alias alive
     alkamin alular amaas amadou amatol amidin amidol amino amiss antibromic antiedemic antimeric antimoral
     antipoetic antiracer antispace antithetic antithetics anvil apace aramis aration aristocrat artemis

@@ -32,6 +32,7 @@ from .drug_tables import (
     CLASSES,
     COMBINATIONS,
     CROSS_REACTIVITY,
+    DUPLICATE_ONLY_CLASSES,
     FUZZY_STOP,
     INGREDIENT_CROSS_REACTIVITY,
     NO_DUPLICATE_CLASSES,
@@ -267,7 +268,7 @@ def _fuzzy_index() -> dict[str, tuple[str, ...]]:
     edit away from a word shares a key with it (symmetric delete, as in SymSpell)."""
     # Brand and generic names of drugs in the class table only: the whole dictionary (21,000 single words) puts
     # one English word in a hundred within an edit of some drug ("action"/"actron", "agent"/"agene").
-    known = set(_member_index())
+    known = {i for i, classes in _member_index().items() if classes - DUPLICATE_ONLY_CLASSES}
     names = set(_fuzzy_vocabulary()) | {
         k for k, ings in dictionary().items() if k.isalpha() and " " not in k and ings and set(ings) <= known
     }
@@ -295,7 +296,8 @@ def _damerau(a: str, b: str) -> int:
 def fuzzy_name(word: str) -> str | None:
     """The drug name a misspelt word stands for ("alleve" -> "aleve", "amoxicilin" -> "amoxicillin"), or None.
 
-    One edit for words of five to eight letters, two from nine (``max_edits``), the first letter kept; a word
+    One edit for words of five to eight letters, two from nine (``max_edits``), the first letter kept (and the
+    last, up to six letters); a word
     that is itself an everyday word (``drug_tables.FUZZY_STOP``) or within reach of two different drugs is not
     guessed at."""
     word = word.lower()
@@ -306,7 +308,11 @@ def fuzzy_name(word: str) -> str | None:
     near = {n for key in _deletes(word) | {word} for n in _fuzzy_index().get(key, ())}
     if limit >= 2:  # two edits ("ibuprophen"): against the project's own names only
         near |= {n for n in _fuzzy_vocabulary() if len(n) >= 5 and abs(len(n) - len(word)) <= 2}
-    scored = [(d, n) for n in near if n[0] == word[0] and 0 < (d := _damerau(word, n)) <= limit]
+    # Short words keep both ends: "mites" is not "miten", a plural is not a brand name.
+    ends = (
+        (lambda n: n[0] == word[0] and n[-1] == word[-1]) if len(word) <= 6 else (lambda n: n[0] == word[0])
+    )
+    scored = [(d, n) for n in near if ends(n) and 0 < (d := _damerau(word, n)) <= limit]
     if not scored:
         return None
     best = min(d for d, _ in scored)
@@ -384,7 +390,7 @@ def allergy_match(drug: DrugMention, allergy: DrugMention) -> AllergyMatch | Non
     if shared := [i for i in drug.ingredients if i in allergy.ingredients]:
         return AllergyMatch("same_drug", "removed", shared[0])
     # A class named in the allergy list covers its sub-classes; a single drug's allergy covers its own class.
-    ruled_out = allergy.classes if allergy.is_class else allergy.classes - UMBRELLA
+    ruled_out = allergy.classes if allergy.is_class else allergy.classes - UMBRELLA - DUPLICATE_ONLY_CLASSES
     if hit := sorted(drug.lineage & ruled_out):
         return AllergyMatch("same_class", "removed", hit[0])
     for a_cls, d_cls, why in CROSS_REACTIVITY:
