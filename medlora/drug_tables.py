@@ -10,6 +10,10 @@
 - ``CROSS_REACTIVITY``: class pairs with an accepted but low cross-reactivity risk: kept and flagged as a
   caution, not removed. Reference: Khan DA et al., "Drug allergy: a 2022 practice parameter update",
   J Allergy Clin Immunol 2022;150:1333-1393 (AAAAI/ACAAI), sections on beta-lactams and sulfonamides.
+- ``DUPLICATE_ONLY_CLASSES``: classes for duplicate therapy only; an allergy to one member rules out no other.
+- ``SIDE_CHAIN_GROUPS``, ``KNOWN_CULPRITS``: beta-lactam R1 side chains and the usual culprit ingredient of a
+  combination product (``allergies``).
+- ``FUZZY_STOP``: English words one edit from a drug name, never read as its misspelling.
 
 Names are lower case; a name is matched as whole words after ``drugs.norm`` (non-alphanumerics become spaces).
 """
