@@ -34,7 +34,7 @@ C = {
         r"(?:pain|pressure|tightness|heaviness|discomfort) (?:behind|under|beneath) (?:the |his |her |my )?"
         r"(?:breast ?bone|sternum)|elephant (?:sitting )?on (?:the |his |her |my )?chest|"
         r"cp (?:and|with|w/|\+|/) ?(?:sob|dyspn\w*|diaphore\w*|radiation)|cp/sob|cp w/ radiation|"
-        r"(?:sub-?sternal|exertional|crushing|pressure-like|intermittent|constant|worsening|ongoing|new|acute) cp|"
+        r"(?:sub-?sternal|exertional|crushing|pressure-like|intermittent|constant|worsening|ongoing|new|acute|pleuritic|sharp|stabbing|central) cp|"
         r"anginal (?:pain|symptoms|equivalent)|(?:st|ST) (?:elevation|depression)s?|troponin (?:elevated|positive|rising)|"
         r"(?:elevated|positive|rising) troponin|trop(?:onin)? leak"
     ),
@@ -134,6 +134,33 @@ C = {
     "swallowed_pills": _re(
         r"(?:swallowed|ate|eaten|chewed) (?:a |an |the |some |\d+ |several |a few )?(?:of )?(?:\w+'?s? ){0,2}(?:pills?|"
         r"tablets?|capsules?|medicines?|medications?)"
+    ),
+    "dka": _re(
+        r"dka|diabetic ketoacidosis|ketoacidosis|hhs|hyperosmolar hyperglyc\w*|kussmaul\w*|fruity breath|"
+        r"(?:large|moderate|positive|high|\+) ?(?:urine |serum |blood )?ketones|ketones (?:are |were )?(?:large|"
+        r"moderate|positive|high|\+)|ketonuria|anion gap acidosis"
+    ),
+    "dka_symptom": _re(r"vomit\w*|n/v|abd\w* pain|abdominal pain|confus\w*|drows\w*|kussmaul\w*|ketones?"),
+    "dvt": _re(
+        r"dvt|deep vein thrombosis|(?:unilateral|one|left|right|l|r) (?:calf|leg|lower extremity) (?:swelling|"
+        r"swollen|pain|tenderness|edema)|(?:calf|leg) (?:swelling|swollen|pain|tenderness) (?:on one side|one side)|"
+        r"swollen (?:left|right|l|r) (?:calf|leg)|(?:left|right|l|r) calf (?:is )?(?:swollen|tender|painful)"
+    ),
+    "pe_named": _re(r"pulmonary embol\w*|saddle embol\w*|(?:massive|submassive) pe"),
+    "pleuritic": _re(
+        r"pleuritic|(?:sharp|stabbing) (?:chest )?pain (?:on|with|when) (?:deep )?breath\w*|hemoptysis"
+    ),
+    "pelvic_pain": _re(
+        r"(?:llq|rlq|left lower quadrant|right lower quadrant|lower quadrant|pelvic|lower abdominal|adnexal|"
+        r"lower abd) (?:pain|tenderness|cramp\w*)|shoulder[- ]tip pain|(?:one|1)[- ]sided (?:pelvic|lower abdominal) pain"
+    ),
+    "spotting": _re(r"spotting|bleeding|bleed\w*|pv bleed\w*|vb"),
+    "altered_mentation": _re(
+        r"confus\w*|disoriented|altered|not (?:making sense|acting right|himself|herself)|gcs (?:of )?(?:1[0-4]|[3-9])|"
+        r"(?:new|acute) (?:delirium|agitation)|lethargic|obtunded"
+    ),
+    "infection": _re(
+        r"fever\w*|febrile|rigors|chills|sepsis|septic|infection|pneumonia|uti|urosepsis|cellulitis|pyelo\w*"
     ),
     "harm_to_others": _re(
         r"homicidal (?:ideation|thoughts|intent)|(?:endorses|reports|active|positive for|\+) ?hi(?![\w-])|"
@@ -252,7 +279,7 @@ C = {
         r"pregnan\w*|gravid\w*|\d+ weeks?(?:'| of)? (?:pregnant|gestation|gestational age|pregnancy)|(?:at|@) \d{1,2} weeks|\d{1,2} ?w(?:ks)? ?\d?d? ga|"
         r"ga (?:of )?\d{1,2}|gestational age|"
         r"\d{1,2}(?:\+\d)?/40|gestational|(?:first|second|third) "
-        r"trimester|antenatal|prenatal|g\dp\d|expecting a baby|(?:positive|\+) (?:upt|hcg|pregnancy test|urine pregnancy)|"
+        r"trimester|antenatal|prenatal|g\dp\d|expecting a baby|(?:positive |\+ ?)(?:upt|hcg|pregnancy test|urine pregnancy)|"
         r"(?:upt|hcg|b-?hcg|beta[- ]hcg|pregnancy test) (?:is |was )?(?:positive|\+)|iup|intrauterine pregnancy"
     ),
 }
@@ -298,6 +325,15 @@ SOURCES: dict[str, str] = {
     "severe_breathing": "BTS/SIGN asthma 2019 (life-threatening features); NICE NG143 (child red features)",
     "suicidal": "NICE NG225 self-harm (2022); Columbia Suicide Severity Rating Scale wording",
     "swallowed_pills": "AAP / poison centre guidance on paediatric ingestions (one pill can kill a toddler)",
+    "dka": "Umpierrez GE et al., hyperglycemic crises in adults with diabetes, Diabetes Care 2024;47:1257",
+    "dka_symptom": "Umpierrez 2024 (DKA/HHS presentation)",
+    "dvt": "NICE NG158 venous thromboembolic diseases (2020)",
+    "pe_named": "NICE NG158; ESC acute pulmonary embolism guideline 2019",
+    "pleuritic": "NICE NG158 (PE: pleuritic chest pain, haemoptysis)",
+    "pelvic_pain": "NICE NG126 ectopic pregnancy and miscarriage (2019, updated 2023)",
+    "spotting": "NICE NG126: pain and bleeding in early pregnancy",
+    "altered_mentation": "Sepsis-3 qSOFA (Singer M et al., JAMA 2016;315:801)",
+    "infection": "Sepsis-3 (Singer 2016); NICE NG51 sepsis",
     "harm_to_others": "CDC Hear Her urgent maternal warning signs (thoughts of harming the baby); NICE NG225",
     "overdose": "NICE CG16/NG225 self-harm and poisoning; TOXBASE/poison centre referral criteria",
     "unconscious": "NICE CG109 transient loss of consciousness; NICE NG217 epilepsy (status)",

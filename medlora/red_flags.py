@@ -100,6 +100,24 @@ class _Vitals:
     spo2: float | None = None
 
 
+_GLUCOSE = re.compile(
+    r"\b(?:fsbg|fsbs|fingerstick|finger stick|bg|bgl|bsl|cbg|poc glucose|glucose|blood (?:sugar|glucose)|sugars?)"
+    r"\s*(?:level|reading)?\s*(?:of|is|was|at|:|=|-|~)?\s*(\d{1,4}(?:\.\d)?)\s*(mmol|mg)?",
+    re.I,
+)
+
+
+def text_glucose(text: str) -> list[float]:
+    """Blood glucose written in text, in mg/dL ("FSBG 38", "glucose 2.4 mmol/L", "BG 480")."""
+    out = []
+    for m in _GLUCOSE.finditer(text):
+        v, unit = float(m.group(1)), (m.group(2) or "").lower()
+        mmol = unit == "mmol" or (not unit and v < 35 and "." in m.group(1))
+        if unit or mmol or v >= 20:  # a bare small integer ("sugars 3 times a day") is not a reading
+            out.append(v * 18.0 if mmol else v)
+    return [g for g in out if 10 <= g <= 2000]
+
+
 def text_vitals(text: str) -> list[_Vitals]:
     """Vital signs written in text ("SpO2 85% on room air", "BP 190/120", "temp 103 F"), one reading each."""
     out = []
@@ -170,6 +188,38 @@ def _vital_flags(v, age: float | None, pregnant: bool, symptomatic_pregnancy: bo
     return flags
 
 
+def _metabolic_and_vascular(text: str, found: dict, readings: list, fever: bool, ages: set) -> list[RedFlag]:
+    """Glucose (ADA level 2 hypoglycaemia below 54 mg/dL; a hyperglycaemic crisis by name, at 600 or more, or at
+    250 or more with ketosis symptoms: Umpierrez et al., Diabetes Care 2024), pulmonary embolism (NICE NG158)
+    and sepsis by qSOFA (Sepsis-3, Singer et al., JAMA 2016: two of RR >= 22, systolic <= 100, altered mentation
+    with an infection; adults only)."""
+    flags = []
+    glucose = text_glucose(text)
+    if any(g < 54 for g in glucose):
+        flags.append(RedFlag("hypoglycaemia", f"blood glucose {min(glucose):g} mg/dL (below 54)"))
+    if (
+        found["dka"]
+        or any(g >= 600 for g in glucose)
+        or (any(g >= 250 for g in glucose) and found["dka_symptom"])
+    ):
+        flags.append(
+            RedFlag("hyperglycaemic_crisis", "signs of diabetic ketoacidosis or a hyperosmolar state")
+        )
+    breathless = found["breathing_difficulty"] or found["pleuritic"] or found["chest_pain"]
+    if found["pe_named"] or (found["dvt"] and breathless):
+        flags.append(
+            RedFlag("pulmonary_embolism_signs", "one-sided leg swelling with breathlessness (possible PE)")
+        )
+    qsofa = (
+        any((v.respiratory_rate or 0) >= 22 for v in readings)
+        + any(v.systolic_bp is not None and v.systolic_bp <= 100 for v in readings)
+        + (found["altered_mentation"] or found["unconscious"])
+    )
+    if (found["infection"] or fever) and qsofa >= 2 and all(a is None or a >= 18 for a in ages):
+        flags.append(RedFlag("sepsis_signs", "infection with two or more qSOFA signs (possible sepsis)"))
+    return flags
+
+
 def red_flags(record: PatientRecord) -> list[RedFlag]:
     """Every red flag of the record, each code once, in a fixed order (vitals first, then findings)."""
     # One item a sentence, so a negation in one item never reaches into the next.
@@ -219,6 +269,7 @@ def red_flags(record: PatientRecord) -> list[RedFlag]:
             RedFlag("anaphylaxis", "breathing difficulty with swelling or hives (possible anaphylaxis)")
         )
     fever = found["fever"] or any((v.temperature_c or 0) >= 38.0 for v in readings)
+    flags.extend(_metabolic_and_vascular(text, found, readings, fever, ages))
     if fever and found["stiff_neck"]:
         flags.append(RedFlag("meningitis_signs", "fever with a stiff neck (possible meningitis)"))
     if fever and found["purpura"]:
@@ -227,7 +278,8 @@ def red_flags(record: PatientRecord) -> list[RedFlag]:
         )
     if found["back_pain"] and found["cauda_equina"]:
         flags.append(RedFlag("cauda_equina_signs", "back pain with bladder, bowel or saddle symptoms"))
-    if pregnant and (found["pregnancy_bleeding"] or found["severe_abdominal_pain"]):
+    early_pain = found["pelvic_pain"] and found["spotting"]  # NICE NG126: pain with bleeding, exclude ectopic
+    if pregnant and (found["pregnancy_bleeding"] or found["severe_abdominal_pain"] or early_pain):
         flags.append(
             RedFlag(
                 "pregnancy_bleeding_or_pain", "bleeding, leaking fluid or severe abdominal pain in pregnancy"
