@@ -186,8 +186,10 @@ def _split_combination(
     out = []
     for combo in combos:
         named = [m for m in mentions if m is not combo]
-        culprit = [i for i in combo.ingredients for m in named if i in m.ingredients or (resolve(i) and
-                   resolve(i).lineage & m.classes)]  # fmt: skip
+        culprit = [
+            i for i in combo.ingredients for m in named
+            if i in m.ingredients or (m.is_class and (r := resolve(i)) is not None and r.lineage & m.classes)
+        ]  # fmt: skip
         note = "the ingredient the record names"
         if not culprit:
             for cls, kinds, why in KNOWN_CULPRITS:
@@ -214,7 +216,23 @@ def _split_combination(
                         written, r, kind, reaction_text or None, True, "another ingredient of the product"
                     )
                 )
+    # A drug on the same line that is not part of a combination is an allergy of its own ("Percocet, codeine").
+    in_combos = {i for c in combos for i in c.ingredients}
+    for m in mentions:
+        if (
+            m not in combos
+            and not set(m.ingredients) & in_combos
+            and not (m.is_class and _names_part(m, combos))
+        ):
+            out.append(Allergy(m.text, m, kind, reaction_text or None))
     return out
+
+
+def _names_part(cls: DrugMention, combos: list[DrugMention]) -> bool:
+    """Whether a class mention names part of a combination ("Bactrim (sulfa)")."""
+    return any(
+        r is not None and r.lineage & cls.classes for c in combos for i in c.ingredients if (r := resolve(i))
+    )
 
 
 def from_list_entry(entry: str) -> list[Allergy]:
