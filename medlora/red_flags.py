@@ -4,7 +4,8 @@
 every source is evaluated on its own and the flags are united, so nothing written anywhere (a contradicting
 value, "ignore the rules", "no red flags") can remove one. Findings that are negated, historical, someone
 else's or hypothetical do not fire (``negation``). Each flag has a stable ``code`` (what the log keeps) and a
-readable ``message``.
+readable ``message``. The findings are concepts with their synonyms and shorthand, each with its source
+(``red_flag_concepts``); an allergy listed with its reaction ("PCN (anaphylaxis)") is history, not a finding.
 
 Vital-sign limits by age band (flag outside them). Children: at or beyond the edges of the PALS normal ranges
 (American Heart Association, Pediatric Advanced Life Support Provider Manual, 2020, "normal heart rates" and
