@@ -165,12 +165,20 @@ def classify(text: str, drug: DrugMention | None = None) -> tuple[str, str | Non
                 kind_here = "intolerance"
             else:
                 kind_here = kind
-            found.append((m.start(), kind_here, m.group()))
+            found.append((m.start(), m.end(), kind_here))
     if not found:
         return "unknown", None
-    kind = max((k for _, k, _ in found), key=RANK.__getitem__)
-    words = ", ".join(dict.fromkeys(w for _, _, w in sorted(found)))
+    kind = max((k for _, _, k in found), key=RANK.__getitem__)
+    words = ", ".join(dict.fromkeys(text[a:b] for a, b, _ in _outermost(found)))
     return kind, words
+
+
+def _outermost(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Spans not inside another ("throat swelled" keeps, its "swelled" goes), left to right."""
+    return sorted(
+        (a, b, k) for a, b, k in spans
+        if not any(c <= a and b <= d and (c, d) != (a, b) for c, d, _ in spans)
+    )  # fmt: skip
 
 
 def _split_combination(
@@ -299,7 +307,7 @@ def _sentence_allergies(text: str, a: int, b: int, found) -> list[Allergy]:
         if not cued and not linked:
             continue
         spans = linked or [r for r in reactions if d.end <= r[0] < next_start]
-        phrase = " ".join(sentence[s:e] for s, e, _ in spans)
+        phrase = ", ".join(dict.fromkeys(sentence[s:e] for s, e, _ in _outermost(spans)))
         kind, words = classify(phrase, d)
         out.extend(_split_combination(d.text, [d], words or "", kind))
     return out

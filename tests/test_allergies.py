@@ -67,3 +67,16 @@ def test_intolerance_is_never_a_removal():
     [statin] = from_list_entry("statin - myalgia")
     assert match(drugs.resolve("atorvastatin"), statin).action == "caution"
     assert match(drugs.resolve("metformin"), statin) is None
+
+
+def test_the_reaction_is_reported_as_written_once():
+    [culprit, other] = from_text("Throat swelled up after Bactrim in 2019.")
+    assert (culprit.reaction, culprit.kind, culprit.drug.ingredients) == (
+        "Throat swelled",
+        "severe",
+        ("sulfamethoxazole",),
+    )
+    assert other.caution_only and other.drug.ingredients == ("trimethoprim",)
+    assert [a.reaction for a in from_list_entry("PCN - hives, lip swelling, SOB")] == [
+        "hives, lip swelling, SOB"
+    ]
