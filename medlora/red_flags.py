@@ -240,7 +240,9 @@ def red_flags(record: PatientRecord) -> list[RedFlag]:
     ages = {record.age} | text_ages(text)
     if record.age is not None or len(ages) > 1:
         ages.discard(None)
-    pregnant = bool(record.pregnant) or found["pregnant"] or found["postpartum"] or found["postpartum_recent"]
+    pregnant = bool(record.pregnant) or (
+        record.sex != "male" and (found["pregnant"] or found["postpartum"] or found["postpartum_recent"])
+    )
     symptomatic = pregnant and any(
         found[c] for c in ("severe_headache", "vision_change", "severe_abdominal_pain", "face_hand_swelling",
                            "breathing_difficulty")
