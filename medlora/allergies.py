@@ -69,7 +69,7 @@ REACTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"hives|urticari\w*|welts|rash\w*|(?:broke|breaks|break|broken) out|itch\w*|prurit\w*|"
             r"(?<!ankle )(?<!leg )(?<!legs )(?<!feet )(?<!foot )(?<!pedal )(?<!ankles )(?:swell\w*|swollen|puffy)|"
             r"flush\w*|blotch\w*|red (?:spots|skin|bumps)|allergic reaction|hypersensitivity|eczema|fixed drug eruption|"
-            r"drug fever|(?:lip|lips|face|facial|eye|eyes|eyelid|eyelids) (?:swell\w*|swollen|puffy)"
+            r"drug fever|(?:contact )?dermatitis|(?:lip|lips|face|facial|eye|eyes|eyelid|eyelids) (?:swell\w*|swollen|puffy)"
         ),
     ),
     (

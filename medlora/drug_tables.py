@@ -203,6 +203,15 @@ COMBINATIONS: dict[str, tuple[str, ...]] = {
     "primaxin": ("imipenem", "cilastatin"),
     "sinemet": ("carbidopa", "levodopa"),
     "yaz": ("drospirenone", "ethinyl estradiol"),
+    # Over-the-counter products the dictionary maps to one ingredient or a different product.
+    "neosporin": ("neomycin", "polymyxin b", "bacitracin"),
+    "polysporin": ("polymyxin b", "bacitracin"),
+    "zyrtec d": ("cetirizine", "pseudoephedrine"),
+    "claritin d": ("loratadine", "pseudoephedrine"),
+    "allegra d": ("fexofenadine", "pseudoephedrine"),
+    "maalox": ("aluminum hydroxide", "magnesium hydroxide", "simethicone"),
+    "dramamine": ("dimenhydrinate",),
+    "theraflu": ("acetaminophen", "phenylephrine", "diphenhydramine"),
 }
 
 
