@@ -234,7 +234,8 @@ C = {
     ),
     "aortic": _re(
         r"aortic dissection|dissecting aneurysm|ruptured (?:aaa|aortic aneurysm|abdominal aortic aneurysm)|"
-        r"(?:tearing|ripping) (?:\w+ ){0,2}(?:pain|sensation)|pain (?:\w+ ){0,2}(?:tearing|ripping)|"
+        r"(?:tearing|ripping)(?:-like)? (?:chest |back |abdominal |interscapular |upper back )?(?:pain|sensation)|"
+        r"(?:pain|sensation) (?:described as|like|that feels like) (?:a )?(?:tearing|ripping)|"
         r"pulsatile (?:abdominal )?mass (?:and|with) (?:pain|hypotension)"
     ),
     "testicular_torsion": _re(
