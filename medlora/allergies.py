@@ -126,6 +126,11 @@ _NO_REACTION = re.compile(
     r"\bnot allergic\b|\bnkda\b|\bnka\b|\bno known\b|\bdelabel\w*|\bde-label\w*|\bremoved from (?:the )?allerg",
     re.I,
 )
+_CAUSAL = re.compile(
+    r"\b(?:caused|causes|cause|gave|gives|made|makes|led to|resulted in|triggered|induced|due to|secondary to|"
+    r"2/2|d/t|because of|caused by|stopped|discontinued|d/c'?d|after starting|since starting|when started)\b|->|→",
+    re.I,
+)
 # "Zofran - for nausea", "nausea controlled with Zofran": the drug treats the symptom, it did not cause it.
 _PURPOSE = re.compile(
     r"\b(?:for|prn|as needed|to (?:treat|help|control|prevent|stop|relieve|ease)|helps?|helped|relie\w+|"
@@ -264,19 +269,21 @@ def from_list_entry(entry: str) -> list[Allergy]:
     return _split_combination(entry.strip(), mentions, words or "", kind)
 
 
-def from_text(text: str) -> list[Allergy]:
-    """Allergies that free text states: a drug tied to a reaction or an allergy cue, not negated."""
+def from_text(text: str, strict: bool = False) -> list[Allergy]:
+    """Allergies that free text states: a drug tied to a reaction or an allergy cue, not negated. ``strict``
+    (a medication list line, where "sumatriptan - migraines" names the indication): only an allergy cue or a
+    causal word ("caused", "made him", "due to", "stopped because of") ties a drug to a reaction."""
     found = [s for s in scopes(text) if s.kind != "historical"]  # an allergy is always a history
     out: list[Allergy] = []
     start = 0
     for sm in [*_SENTENCE.finditer(text), None]:
         end = sm.start() if sm else len(text)
-        out.extend(_sentence_allergies(text, start, end, found))
+        out.extend(_sentence_allergies(text, start, end, found, strict))
         start = sm.end() if sm else end
     return out
 
 
-def _sentence_allergies(text: str, a: int, b: int, found) -> list[Allergy]:
+def _sentence_allergies(text: str, a: int, b: int, found, strict: bool = False) -> list[Allergy]:
     sentence = text[a:b]
     mentions = [m for m in find_drugs(sentence) if m.ingredients or m.is_class]
     if not mentions:
@@ -304,6 +311,8 @@ def _sentence_allergies(text: str, a: int, b: int, found) -> list[Allergy]:
             r for r in reactions if d.end <= r[0] < next_start and _LINK_AFTER.match(sentence[d.end : r[0]])
         ]
         linked = [r for r in linked if not _PURPOSE.search(sentence[min(r[1], d.end) : max(r[0], d.start)])]
+        if strict:
+            linked = [r for r in linked if _CAUSAL.search(sentence[min(r[1], d.end) : max(r[0], d.start)])]
         if not cued and not linked:
             continue
         spans = linked or [r for r in reactions if d.end <= r[0] < next_start]
@@ -329,8 +338,10 @@ def record_allergies(record: PatientRecord) -> list[Allergy]:
     out: list[Allergy] = []
     for entry in record.allergies:
         out.extend(from_list_entry(entry))
-    for text in [*record.conditions, *record.symptoms, *record.medications, record.notes or ""]:
+    for text in [*record.conditions, *record.symptoms, record.notes or ""]:
         out.extend(from_text(text))
+    for text in record.medications:
+        out.extend(from_text(text, strict=True))
     seen, unique = set(), []
     for a in out:
         key = (a.drug.ingredients, a.drug.classes, a.kind, a.caution_only)
