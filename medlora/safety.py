@@ -68,7 +68,7 @@ _AVOIDED = re.compile(
     r"instead of|rather than|in place of|allergic to|allergy to|allergies to|reaction to|reacted to|anaphylaxis to|"
     r"intoleran\w* (?:of|to)|sensitive to|contraindicated|without|alternatives? to|other than|substitutes? for|"
     r"stay away from|steer clear of|keep away from|should not (?:take|use|be given)|shouldn'?t (?:take|use)|must not "
-    r"(?:take|use)|no more|not safe)\b(?:(?!\b(?:take|use|start|give|try|begin|prescribe|switch to|then)\b)[^.;:]){0,80}$",
+    r"(?:take|use)|no more|not safe)\b(?:\s+(?:taking|using|giving|starting|any|the|all))*(?:(?!\b(?:take|taking|use|using|start|starting|give|try|begin|prescribe|switch to|then)\b)[^.;:]){0,80}$",
     re.I,
 )
 # "your NSAID allergy", "ibuprofen is contraindicated", "aspirin should be avoided": named to be ruled out.
