@@ -240,6 +240,8 @@ def format_text(rec: Recommendation) -> str:
         lines.append(f"\nCaution ({c.allergy}): {c.medication}, {c.reason}")
     for d in rec.safety.duplicate_medications:
         lines.append(f"\nPossible duplicate therapy: {d.medication}, {d.reason}")
+    for i in rec.safety.interactions:
+        lines.append(f"\nInteraction [{i.code}]: {i.medication} with {i.other}, {i.message} ({i.source})")
     for u in rec.grounding.unsupported:
         lines.append(f"\nRemoved ({u.section}): {u.item}, {u.reason}")
     for n in rec.grounding.nulled:

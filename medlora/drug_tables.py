@@ -10,6 +10,10 @@
 - ``CROSS_REACTIVITY``: class pairs with an accepted but low cross-reactivity risk: kept and flagged as a
   caution, not removed. Reference: Khan DA et al., "Drug allergy: a 2022 practice parameter update",
   J Allergy Clin Immunol 2022;150:1333-1393 (AAAAI/ACAAI), sections on beta-lactams and sulfonamides.
+- ``DUPLICATE_ONLY_CLASSES``: classes for duplicate therapy only; an allergy to one member rules out no other.
+- ``SIDE_CHAIN_GROUPS``, ``KNOWN_CULPRITS``: beta-lactam R1 side chains and the usual culprit ingredient of a
+  combination product (``allergies``).
+- ``FUZZY_STOP``: English words one edit from a drug name, never read as its misspelling.
 
 Names are lower case; a name is matched as whole words after ``drugs.norm`` (non-alphanumerics become spaces).
 """
@@ -87,6 +91,55 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "lignocaine": ("lidocaine",),
     "hyoscine": ("scopolamine",),
     "co codamol": ("codeine", "acetaminophen"),
+    # Variants of the same shorthand as written in allergy lists and orders (SMZ for SMX, orderings, UK forms).
+    "smz tmp": ("trimethoprim", "sulfamethoxazole"),
+    "tmp smz": ("trimethoprim", "sulfamethoxazole"),
+    "smx": ("sulfamethoxazole",),
+    "smz": ("sulfamethoxazole",),
+    "sxt": ("trimethoprim", "sulfamethoxazole"),
+    "cotrim": ("trimethoprim", "sulfamethoxazole"),
+    "co trim": ("trimethoprim", "sulfamethoxazole"),
+    "pnc": ("penicillin",),
+    "pcn g": ("penicillin",),
+    "pen g": ("penicillin",),
+    "bicillin": ("penicillin",),
+    "amox k clav": ("amoxicillin", "clavulanate"),
+    "amoxi clav": ("amoxicillin", "clavulanate"),
+    "amoxiclav": ("amoxicillin", "clavulanate"),
+    "amp sulbactam": ("ampicillin", "sulbactam"),
+    "amp sulb": ("ampicillin", "sulbactam"),
+    "piptazo": ("piperacillin", "tazobactam"),
+    "pip tazobactam": ("piperacillin", "tazobactam"),
+    "tzp": ("piperacillin", "tazobactam"),
+    "ibu": ("ibuprofen",),
+    "azithro": ("azithromycin",),
+    "clinda": ("clindamycin",),
+    "erythro": ("erythromycin",),
+    "levoflox": ("levofloxacin",),
+    "moxi": ("moxifloxacin",),
+    "ceftri": ("ceftriaxone",),
+    "cefuro": ("cefuroxime",),
+    "nitrofur": ("nitrofurantoin",),
+    "ms contin": ("morphine",),
+    "msir": ("morphine",),
+    "oxy ir": ("oxycodone",),
+    "apap codeine": ("acetaminophen", "codeine"),
+    "tylenol 3s": ("acetaminophen", "codeine"),
+    "ty 3": ("acetaminophen", "codeine"),
+    "tylenol codeine": ("acetaminophen", "codeine"),
+    "acetaminophen codeine": ("acetaminophen", "codeine"),
+    "hydrocodone apap": ("hydrocodone", "acetaminophen"),
+    "oxycodone apap": ("oxycodone", "acetaminophen"),
+    "sacubitril valsartan": ("sacubitril", "valsartan"),
+    # Common drugs outside the class table, named here so that their misspellings are recognised too.
+    "metformin": ("metformin",),
+    "albuterol": ("albuterol",),
+    "ondansetron": ("ondansetron",),
+    "montelukast": ("montelukast",),
+    "allopurinol": ("allopurinol",),
+    "colchicine": ("colchicine",),
+    "levetiracetam": ("levetiracetam",),
+    "clopidogrel": ("clopidogrel",),
     "co dydramol": ("dihydrocodeine", "acetaminophen"),
 }
 
@@ -150,6 +203,15 @@ COMBINATIONS: dict[str, tuple[str, ...]] = {
     "primaxin": ("imipenem", "cilastatin"),
     "sinemet": ("carbidopa", "levodopa"),
     "yaz": ("drospirenone", "ethinyl estradiol"),
+    # Over-the-counter products the dictionary maps to one ingredient or a different product.
+    "neosporin": ("neomycin", "polymyxin b", "bacitracin"),
+    "polysporin": ("polymyxin b", "bacitracin"),
+    "zyrtec d": ("cetirizine", "pseudoephedrine"),
+    "claritin d": ("loratadine", "pseudoephedrine"),
+    "allegra d": ("fexofenadine", "pseudoephedrine"),
+    "maalox": ("aluminum hydroxide", "magnesium hydroxide", "simethicone"),
+    "dramamine": ("dimenhydrinate",),
+    "theraflu": ("acetaminophen", "phenylephrine", "diphenhydramine"),
 }
 
 
@@ -173,7 +235,7 @@ CLASSES: dict[str, DrugClass] = {
         ),
         aliases=_names(
             "antibiotic, antibiotics, antibacterial, antibacterials, anti bacterial agents, "
-            "antibacterial agents"
+            "antibacterial agents, abx"
         ),
     ),
     "beta_lactams": DrugClass(  # ATC J01C + J01D
@@ -306,6 +368,11 @@ CLASSES: dict[str, DrugClass] = {
         ),
         stems=("sartan",),
     ),
+    "renin_inhibitors": DrugClass(  # ATC C09XA
+        members=_names("aliskiren"),
+        aliases=_names("direct renin inhibitor, direct renin inhibitors, renin inhibitor, renin inhibitors"),
+        stems=("kiren",),
+    ),
     "statins": DrugClass(  # ATC C10AA
         members=_names(
             "atorvastatin, simvastatin, rosuvastatin, pravastatin, lovastatin, fluvastatin, pitavastatin"
@@ -359,6 +426,87 @@ CLASSES: dict[str, DrugClass] = {
         aliases=_names("aromatic anticonvulsants, aromatic antiepileptics"),
     ),
 }
+# Classes whose members are duplicate therapy when two are taken together (ATC codes in each comment). An allergy
+# to one member does not rule out the others (no class-wide cross-reactivity is established for these).
+DUPLICATE_ONLY_CLASSES = frozenset(
+    [
+        "p2y12_inhibitors",
+        "snris",
+        "tricyclic_antidepressants",
+        "h2_blockers",
+        "gabapentinoids",
+        "dpp4_inhibitors",
+        "sglt2_inhibitors",
+        "glp1_agonists",
+        "triptans",
+        "dihydropyridines",
+        "h1_antihistamines",
+        "skeletal_muscle_relaxants",
+        "atypical_antipsychotics",
+        "bisphosphonates",
+        "loop_diuretics",
+    ]
+)
+for _name, (_members, _aliases) in {
+    "p2y12_inhibitors": (
+        "clopidogrel, prasugrel, ticagrelor, ticlopidine, cangrelor",
+        "p2y12 inhibitors",
+    ),  # B01AC
+    "snris": (
+        "venlafaxine, desvenlafaxine, duloxetine, levomilnacipran, milnacipran",
+        "snri, snris",
+    ),  # N06AX
+    "tricyclic_antidepressants": (  # N06AA
+        "amitriptyline, nortriptyline, imipramine, desipramine, clomipramine, doxepin, protriptyline, trimipramine",
+        "tca, tcas",
+    ),
+    "h2_blockers": ("famotidine, ranitidine, cimetidine, nizatidine", "h2 blocker, h2 blockers"),  # A02BA
+    "gabapentinoids": (
+        "gabapentin, pregabalin, gabapentin enacarbil",
+        "gabapentinoid, gabapentinoids",
+    ),  # N03AX
+    "dpp4_inhibitors": (
+        "sitagliptin, saxagliptin, linagliptin, alogliptin, vildagliptin",
+        "dpp 4 inhibitors",
+    ),  # A10BH
+    "sglt2_inhibitors": (  # A10BK
+        "empagliflozin, dapagliflozin, canagliflozin, ertugliflozin, sotagliflozin",
+        "sglt2 inhibitor, sglt2 inhibitors",
+    ),
+    "glp1_agonists": (  # A10BJ (tirzepatide: A10BX)
+        "semaglutide, liraglutide, dulaglutide, exenatide, lixisenatide, tirzepatide",
+        "glp 1 agonist, glp 1 agonists, glp 1 receptor agonists",
+    ),
+    "triptans": (
+        "sumatriptan, rizatriptan, zolmitriptan, eletriptan, naratriptan, almotriptan, frovatriptan",
+        "triptans",
+    ),
+    "dihydropyridines": (  # C08CA
+        "amlodipine, nifedipine, felodipine, nicardipine, isradipine, nisoldipine, lercanidipine",
+        "dihydropyridine",
+    ),
+    "h1_antihistamines": (  # R06A
+        "cetirizine, levocetirizine, loratadine, desloratadine, fexofenadine, diphenhydramine, hydroxyzine, "
+        "chlorpheniramine, doxylamine, promethazine",
+        "h1 antihistamines",
+    ),
+    "skeletal_muscle_relaxants": (  # M03B
+        "cyclobenzaprine, methocarbamol, tizanidine, baclofen, carisoprodol, metaxalone, orphenadrine",
+        "skeletal muscle relaxants",
+    ),
+    "atypical_antipsychotics": (  # N05AH, N05AX
+        "quetiapine, olanzapine, risperidone, aripiprazole, ziprasidone, lurasidone, clozapine, paliperidone, "
+        "brexpiprazole, cariprazine",
+        "atypical antipsychotics, second generation antipsychotics",
+    ),
+    "bisphosphonates": (
+        "alendronate, risedronate, ibandronate, zoledronic acid",
+        "bisphosphonate, bisphosphonates",
+    ),
+    "loop_diuretics": ("furosemide, bumetanide, torsemide, ethacrynic acid", "loop diuretic"),  # C03CA
+}.items():
+    CLASSES[_name] = DrugClass(members=_names(_members), aliases=_names(_aliases))
+assert set(CLASSES) >= DUPLICATE_ONLY_CLASSES
 CLASSES["corticosteroids"] = DrugClass(  # ATC H02AB (systemic), R03BA (inhaled), D07 (topical)
     members=_names(
         "prednisone, prednisolone, methylprednisolone, dexamethasone, hydrocortisone, cortisone, "
@@ -446,3 +594,96 @@ INGREDIENT_CROSS_REACTIVITY: tuple[tuple[str, str, str], ...] = (
     ("aztreonam", "ceftazidime", "aztreonam and ceftazidime share a side chain"),
     ("ceftazidime", "aztreonam", "ceftazidime and aztreonam share a side chain"),
 )
+
+# Beta-lactams sharing an identical or similar R1 side chain: after a severe reaction to one, the others are
+# avoided, not just flagged (Khan DA et al., J Allergy Clin Immunol 2022;150:1333, beta-lactam section and its
+# side-chain table; Zagursky RJ, Pichichero ME, J Allergy Clin Immunol Pract 2018;6:72-81).
+SIDE_CHAIN_GROUPS: tuple[tuple[frozenset[str], str], ...] = (
+    (
+        frozenset(
+            {
+                "amoxicillin",
+                "ampicillin",
+                "cephalexin",
+                "cefadroxil",
+                "cefprozil",
+                "cefaclor",
+                "cephradine",
+                "loracarbef",
+                "cefatrizine",
+                "bacampicillin",
+                "pivampicillin",
+            }
+        ),
+        "aminopenicillins share the R1 side chain of cephalexin, cefadroxil, cefprozil, cefaclor and cephradine",
+    ),  # fmt: skip
+    (
+        frozenset(
+            {
+                "ceftriaxone",
+                "cefotaxime",
+                "cefepime",
+                "cefpodoxime",
+                "cefditoren",
+                "ceftizoxime",
+                "cefuroxime",
+            }
+        ),
+        "methoxyimino-aminothiazolyl R1 side chain (ceftriaxone, cefotaxime, cefepime, cefpodoxime, cefuroxime)",
+    ),  # fmt: skip
+    (
+        frozenset({"ceftazidime", "aztreonam", "cefiderocol"}),
+        "ceftazidime, aztreonam and cefiderocol share an R1 side chain",
+    ),
+    (
+        frozenset({"penicillin", "cephalothin", "cefoxitin"}),
+        "benzylpenicillin's side chain is similar to cephalothin's and cefoxitin's",
+    ),
+)
+
+# (class of the ingredient, reaction kinds, why): the ingredient of a combination product a reaction is laid on
+# when the record does not say which (Khan 2022: the beta-lactam, not the beta-lactamase inhibitor, and the
+# sulfonamide of TMP-SMX cause most reactions; nausea, itching and drowsiness on an opioid combination are the
+# opioid's effects).
+KNOWN_CULPRITS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("beta_lactams", ("severe", "severe_cutaneous", "allergy", "unknown"), "the beta-lactam, its usual culprit"),
+    ("sulfonamide_antibiotics", ("severe", "severe_cutaneous", "allergy", "unknown"),
+     "the sulfonamide, its usual culprit"),
+    ("opioids", ("intolerance",), "the opioid, known for this side effect"),
+)  # fmt: skip
+
+# Everyday and clinical words one edit from a drug name: never read as a misspelling of it (tests/test_drugs.py
+# checks the misspelling matcher against an English word list; the words it caught are listed here).
+_FUZZY_STOP_WORDS = """
+    glade mites tical triptane
+    achira aciculate acoin acopyrin actin action activital adular adumbral adumbrant aerobe aerobic alias alive
+    alkamin alular amaas amadou amatol amidin amidol amino amiss antibromic antiedemic antimeric antimoral
+    antipoetic antiracer antispace antithetic antithetics anvil apace aramis aration aristocrat artemis
+    arthritic arthrodic ascription aspiring astral augmented augmenter augmentive austral baalite baclin
+    bacterium badan bahan bajan baker balan baler banak banal banana banat banian banyan barer batan bater
+    bayed bemix benben benzol bepen betalk bilin biological biologism biologist biologize bionomics bixin boyer
+    brayer buffed buffer buffet buyer cadet calinda cambial capote caramel caravel cartisane cedar celestina
+    celestine cephalemia cetin chibrit cimbia clinia clint cloit clone cloot clout colan comal combinant
+    comburent conal concord concur condor connivent conor copalm coral corban cored coree corer corey corge
+    corta cortes cortex cortez corticose cortin corton cowal coxal creator cultivate curatel curatial curatic
+    curtail cyclamin daroo daysman deair dehair desman diaeretic diamicton dianetics dietetics dinantian disman
+    divan dolia dolina doline dolores donax donia encoronet endome endore entone enzone erythrol erythrolysin
+    erythron espadon etamin factice faustian fictive filar flair floran florent florin fluocerine forum frozen
+    furazan furlan generic genetics glucosane glyceride gonal goral halcyon herein heroic heroid heroine heron
+    hydrocyon hyson indogen innovate inogen insulting inulin isogen kalema kalian kalmia karma kevalin keylet
+    lagen lanson laudative ledol levir lexia liminal liplet losel loser lustra mafic malik manolis maral
+    marehan marok mavis median medic melian melic menic merlin mesic metic microlite mirac miter mitten mixen
+    mobed moric morin morphea morphic morphon morrhuine narcistic nepal nepotal nerium nisus nubbin nubian
+    obsidian opata optimal optimates osmosis oxytone oyana palladion pandal pander pandle panel pannel parasol
+    parent parget paries parillin parochin paroxytone periostea pipil plenum pommel prefine prefix prest
+    primarian primigene principes principle print prior proven proxeny prunt pyrimidine pyropen quarto
+    quinology quinovose ramage ramate ramrace rayon relic relief relift reptiloid resinoid restoral rumen ruvid
+    salicylide salicylize satin satiric satyric scrine sectoral septa septan serab serai seral serau seraw
+    serean serian serine serran serta sextan shrine siris sordine sorite sortie spectral sprig sprit stain
+    stamin static station steatin streen strepen streptolysin streptomyces strix sublimate sublimize sulea
+    sulfacid sulfamine sulfamyl sulfapyrazine sulfazide sulka sulla summed syrtis taborin tafia tahil tamil
+    tarea tareq targe teaze tenon tenor terbic ticer tidal timar timon timor tisar titar topalgia toral trabal
+    tradal tragal trama trame triace trial triatic triazolic tricar tuareg ultima ultra uniclinal uniped unopen
+    unpen uranyl urine vagile valsalvan vance violon warrant wayfaring winfred zabeta zabian zoomorph
+"""
+FUZZY_STOP = frozenset(_FUZZY_STOP_WORDS.split())

@@ -15,7 +15,6 @@ what it lacks (``drug_tables``): abbreviations, combination products and the cla
 from __future__ import annotations
 
 import bz2
-import difflib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -33,6 +32,8 @@ from .drug_tables import (
     CLASSES,
     COMBINATIONS,
     CROSS_REACTIVITY,
+    DUPLICATE_ONLY_CLASSES,
+    FUZZY_STOP,
     INGREDIENT_CROSS_REACTIVITY,
     NO_DUPLICATE_CLASSES,
 )
@@ -95,11 +96,6 @@ def ancestors(cls: str) -> tuple[str, ...]:
     while (parent := CLASSES[out[-1]].parent) is not None:
         out.append(parent)
     return tuple(out)
-
-
-@cache
-def descendants(cls: str) -> frozenset[str]:
-    return frozenset(c for c in CLASSES if cls in ancestors(c))
 
 
 @cache
@@ -256,20 +252,91 @@ def _fuzzy_vocabulary() -> tuple[str, ...]:
     return tuple(sorted(set(own)))
 
 
+def max_edits(length: int) -> int:
+    """Misspellings allowed by word length: short names are too close to everyday words and to each other
+    ("motrin"/"motion" is two edits, "xanax"/"zantac" three), so a name under five letters must be exact."""
+    return 0 if length < 5 else 1 if length < 9 else 2
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+@cache
+def _fuzzy_index() -> dict[str, tuple[str, ...]]:
+    """Every single-word name of five letters or more, and each with one letter deleted, to the names: a name one
+    edit away from a word shares a key with it (symmetric delete, as in SymSpell)."""
+    # Brand and generic names of drugs in the class table only: the whole dictionary (21,000 single words) puts
+    # one English word in a hundred within an edit of some drug ("action"/"actron", "agent"/"agene").
+    known = {i for i, classes in _member_index().items() if classes - DUPLICATE_ONLY_CLASSES}
+    names = set(_fuzzy_vocabulary()) | {
+        k for k, ings in dictionary().items() if k.isalpha() and " " not in k and ings and set(ings) <= known
+    }
+    index: dict[str, list[str]] = {}
+    for name in names:
+        if len(name) >= 5 and name not in FUZZY_STOP:
+            for key in _deletes(name) | {name}:
+                index.setdefault(key, []).append(name)
+    return {k: tuple(v) for k, v in index.items()}
+
+
+def _damerau(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and adjacent transpositions."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[-1][-1]
+
+
+@lru_cache(maxsize=1 << 14)
+def fuzzy_name(word: str) -> str | None:
+    """The drug name a misspelt word stands for ("alleve" -> "aleve", "amoxicilin" -> "amoxicillin"), or None.
+
+    One edit for words of five to eight letters, two from nine (``max_edits``), the first letter kept (and the
+    last, up to six letters); a word
+    that is itself an everyday word (``drug_tables.FUZZY_STOP``) or within reach of two different drugs is not
+    guessed at."""
+    word = word.lower()
+    limit = max_edits(len(word))
+    stem = re.sub(r"(?:es|s|ed|ing)$", "", word)
+    if limit == 0 or not word.isalpha() or {word, stem} & (_NOT_DRUGS | FUZZY_STOP):
+        return None
+    near = {n for key in _deletes(word) | {word} for n in _fuzzy_index().get(key, ())}
+    if limit >= 2:  # two edits ("ibuprophen"): against the project's own names only
+        near |= {n for n in _fuzzy_vocabulary() if len(n) >= 5 and abs(len(n) - len(word)) <= 2}
+    # Short words keep both ends: "mites" is not "miten", a plural is not a brand name.
+    ends = (
+        (lambda n: n[0] == word[0] and n[-1] == word[-1]) if len(word) <= 6 else (lambda n: n[0] == word[0])
+    )
+    scored = [(d, n) for n in near if ends(n) and 0 < (d := _damerau(word, n)) <= limit]
+    if not scored:
+        return None
+    best = min(d for d, _ in scored)
+    names = sorted({n for d, n in scored if d == best})
+    products = {
+        tuple(e.ingredients) + tuple(sorted(e.classes)) for n in names if (e := _lookup(n)) is not None
+    }
+    return names[0] if len(products) == 1 else None
+
+
 @lru_cache(maxsize=1 << 16)  # safety, grounding and target building ask about the same names again and again
 def resolve(name: str) -> DrugMention | None:
     """One medication or allergy line ("Zestril 10 mg daily", "PCN", "sulfa drugs", "amoxicilin") as one mention.
 
-    Every mention in the line is merged (a combination written out is one product); a single unknown word is
-    matched within two letters' difference to the project's table of class members and names, then by stem.
+    Every mention in the line is merged (a combination written out is one product); an unknown word is matched
+    as a misspelling (``fuzzy_name``: one edit from five letters, two from nine), then by USAN stem.
     """
     found = find_drugs(name)
     if not found:
         for word in _tokens_of(name.lower()):
-            if len(word) < 6 or word.isdigit():
+            if len(word) < 5 or word.isdigit():
                 continue
-            close = difflib.get_close_matches(word, _fuzzy_vocabulary(), n=1, cutoff=0.84)
-            entry = _lookup(close[0]) if close else None
+            close = fuzzy_name(word)
+            entry = _lookup(close) if close else None
             if entry is None and (classes := ingredient_classes(word)):
                 entry = _Entry((word,), classes, False)
             if entry is not None:
@@ -280,10 +347,6 @@ def resolve(name: str) -> DrugMention | None:
     ings = tuple(dict.fromkeys(i for m in found for i in m.ingredients))
     classes = frozenset(c for m in found for c in m.classes)
     return DrugMention(name, 0, len(name), ings, classes, all(m.is_class for m in found))
-
-
-def is_drug(name: str) -> bool:
-    return resolve(name) is not None
 
 
 _DOSE_WORDS = re.compile(
@@ -317,7 +380,7 @@ def same_therapy(a: DrugMention | str, b: DrugMention | str) -> str | None:
 
 @dataclass(frozen=True)
 class AllergyMatch:
-    rule: str  # same_drug | same_class | cross_reactivity
+    rule: str  # same_drug | same_class | cross_reactivity | side_chain | severe_cutaneous | combination
     action: str  # removed | caution
     detail: str
 
@@ -327,7 +390,7 @@ def allergy_match(drug: DrugMention, allergy: DrugMention) -> AllergyMatch | Non
     if shared := [i for i in drug.ingredients if i in allergy.ingredients]:
         return AllergyMatch("same_drug", "removed", shared[0])
     # A class named in the allergy list covers its sub-classes; a single drug's allergy covers its own class.
-    ruled_out = allergy.classes if allergy.is_class else allergy.classes - UMBRELLA
+    ruled_out = allergy.classes if allergy.is_class else allergy.classes - UMBRELLA - DUPLICATE_ONLY_CLASSES
     if hit := sorted(drug.lineage & ruled_out):
         return AllergyMatch("same_class", "removed", hit[0])
     for a_cls, d_cls, why in CROSS_REACTIVITY:

@@ -4,7 +4,8 @@
 every source is evaluated on its own and the flags are united, so nothing written anywhere (a contradicting
 value, "ignore the rules", "no red flags") can remove one. Findings that are negated, historical, someone
 else's or hypothetical do not fire (``negation``). Each flag has a stable ``code`` (what the log keeps) and a
-readable ``message``.
+readable ``message``. The findings are concepts with their synonyms and shorthand, each with its source
+(``red_flag_concepts``); an allergy listed with its reaction ("PCN (anaphylaxis)") is history, not a finding.
 
 Vital-sign limits by age band (flag outside them). Children: at or beyond the edges of the PALS normal ranges
 (American Heart Association, Pediatric Advanced Life Support Provider Manual, 2020, "normal heart rates" and
@@ -20,7 +21,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .allergies import allergy_history_spans
 from .negation import affirmed_matches, scopes
+from .red_flag_concepts import SINGLE_RULES, C
 from .schemas import PatientRecord
 
 
@@ -47,181 +50,6 @@ def age_band(age: float | None) -> tuple[str, float, float, float, float, float]
         return AGE_BANDS[-1]
     return next(b for b in AGE_BANDS if age < b[1])
 
-
-def _re(pattern: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w-])(?:{pattern})(?![\w])", re.I)
-
-
-# Findings (concepts) in text. Each alone may or may not be a red flag; combinations are below.
-C = {
-    "chest_pain": _re(
-        r"chest (?:pain|pressure|discomfort|heaviness|ache)|(?:pain|pressure|heaviness) in "
-        r"(?:the |my |his |her |their )?chest|chest (?:hurts|feels heavy)|crushing (?:chest )?pain|"
-        r"heart attack|myocardial infarction|acute coronary syndrome|stemi|nstemi|unstable angina|"
-        r"(?:c/o|complains of|complaining of|reports|with|having|has) cp|cp (?:radiating|x ?\d|for \d|since)|"
-        r"angina at rest|pain (?:radiating|spreading|going) (?:to|into|down) (?:the |his |her |my )?(?:left )?"
-        r"(?:arm|jaw|shoulder)"
-    ),
-    # In asthma or COPD a tight chest is the airways; elsewhere it is treated as chest pain.
-    "chest_tightness": _re(
-        r"chest tightness|tight(?:ness)? (?:in|of) (?:the |my |his |her )?chest|chest (?:feels|is) tight"
-    ),
-    "airway_disease": _re(
-        r"asthma\w*|copd|chronic obstructive|emphysema|wheez\w*|bronchospasm|reactive airway\w*"
-    ),
-    "stroke": _re(
-        r"(?<!heat )stroke|cva|cerebrovascular accident|transient ischa?emic attack|tia|facial droop\w*|face (?:is )?"
-        r"droop\w*|droop\w* (?:of )?(?:the |his |her |my )?(?:face|mouth|smile)|(?:face|mouth|smile) "
-        r"(?:is )?(?:droopy|uneven|lopsided)|slurr\w* (?:speech|words)|speech (?:is )?slurred|"
-        r"(?:difficulty|trouble|problems?) (?:speaking|talking|finding words|getting words out|with speech)|"
-        r"(?:can'?t|cannot|unable to) (?:speak|talk|get (?:the |his |her |my )?words out)(?! in (?:full|complete) sentences)|garbled speech|"
-        r"aphasia|dysarthria|hemiparesis|hemiplegia|(?:one|1)[- ]sided (?:weakness|numbness|paralysis)|"
-        r"(?:left|right|l|r|lt|rt)(?:[- ]?sided| side) (?:weakness|numbness|paralysis|facial droop)|speech "
-        r"(?:difficult\w*|problems?|disturbance)|unilateral (?:weakness|numbness)|"
-        r"(?:weakness|numbness) (?:on|of|down) (?:the |his |her |my )?(?:left|right|one) side|word[- ]finding "
-        r"(?:difficulty|difficulties|problems)|(?:can'?t|cannot|unable to) move (?:his|her|my|the) (?:left|right) "
-        r"(?:arm|leg|side)|"
-        r"weakness (?:in|of) (?:one|the (?:left|right)|his (?:left|right)|her (?:left|right)) (?:arm|leg|side)|"
-        r"sudden (?:onset )?(?:numbness|weakness|confusion|vision loss|loss of vision|blindness|"
-        r"trouble seeing|severe dizziness|loss of balance|trouble walking)|arm drift|"
-        r"(?:can'?t|cannot|unable to) (?:lift|raise) (?:his|her|my|one) arm"
-    ),
-    "airway_swelling": _re(
-        r"anaphyla\w*|angioedema|angio-oedema|(?:throat|tongue) (?:feels |is |getting |becoming )?(?:swelling|"
-        r"swollen|tight\w*|closing(?: up)?|closed)|swelling (?:of|in) (?:the |his |her |my )?(?:throat|tongue)|swollen (?:throat|tongue)"
-    ),
-    "lip_face_swelling": _re(
-        r"(?:lips?|face|facial|eyelids?|mouth) (?:is |are )?(?:swelling|swollen|puffy)|swelling (?:of|in|around) "
-        r"(?:the |his |her |my )?(?:lips?|face|mouth|eyes)|swollen (?:lips?|face|mouth)|puffy (?:lips|face)"
-    ),
-    "hives": _re(r"hives|urticaria|welts|itchy rash all over|widespread (?:itchy )?rash"),
-    "breathing_difficulty": _re(
-        r"short(?:ness)? of breath|sob|dyspn\w*|(?:difficulty|trouble|struggling|labou?red|hard) breathing|"
-        r"breathing (?:is )?(?:difficult|laboured|labored|hard)|hard to breathe|wheez\w*|(?:can'?t|cannot|unable "
-        r"to) breathe|breathless\w*|out of breath|throat tightness|tight throat|gasping"
-    ),
-    "severe_breathing": _re(
-        r"severe (?:shortness of breath|dyspn\w*|breathing difficulty|difficulty breathing|asthma attack|"
-        r"wheez\w*)|respiratory (?:distress|failure)|(?:can'?t|cannot|can not|unable to) (?:breathe|catch "
-        r"(?:my|his|her|their) breath|(?:speak|talk) in (?:full|complete) sentences|finish (?:a )?sentences?)|"
-        r"struggling to breathe|gasping for (?:air|breath)|cyanos\w*|cyanotic|blue (?:lips|face|skin|tinge)|"
-        r"(?:lips|face|skin) (?:are |is |turning |turned )?(?:blue|grey|gray)|turning blue|grunting|"
-        r"(?:chest|rib|intercostal|subcostal|sternal) (?:wall )?(?:retractions|recession|indrawing)|"
-        r"nasal flaring|stridor|silent chest|working hard to breathe|head bobbing|tracheal tug|too breathless to (?:speak|talk|eat)|not breathing|stopped breathing"
-    ),
-    "suicidal": _re(
-        r"suicid\w*|self[- ]harm\w*|harm(?:ing)? (?:myself|himself|herself|themselves|themself)|"
-        r"hurt(?:ing)? (?:myself|himself|herself|themselves)|kill(?:ing)? (?:myself|himself|herself|themselves|"
-        r"themself)|end(?:ing)? (?:my|his|her|their) (?:own )?life|tak(?:e|ing) (?:my|his|her|their) own life|"
-        r"(?:want|wants|wanted|wanting|wish|wishes|wished) (?:to be dead|to die|(?:he|she|they|i) (?:was|were) "
-        r"dead)|better off dead|no reason to live|not worth living|life (?:is not|isn'?t) worth living|"
-        r"cutting (?:myself|herself|himself|themselves)|(?:endorses|reports|active|passive|positive for|with|\+) ?si\b|"
-        r"(?:plan|plans|planning) to (?:die|overdose|end)"
-    ),
-    "overdose": _re(
-        r"overdos\w*|took (?:too many|an entire bottle|a whole bottle|a bottle|the whole bottle|all (?:of )?"
-        r"(?:his|her|my|their|the) (?:pills|tablets|medications?)|\d+ (?:pills|tablets))|"
-        r"swallowed (?:a |an |the |some |\d+ )?(?:pills|tablets|bleach|poison|battery|batteries|button batter\w*|"
-        r"magnets?|whole bottle|bottle of)|accidental ingestion|ingested (?:bleach|poison|pills|antifreeze)|"
-        r"poisoning|poisoned|toxic ingestion|ingest\w* (?:\w+ ){0,3}(?:pills|tablets|capsules)|"
-        r"took a handful of (?:pills|tablets)|drank (?:bleach|antifreeze|"
-        r"weed ?killer|paraquat|poison)"
-    ),
-    "unconscious": _re(
-        r"unconscious|unresponsive|loss of consciousness|lost consciousness|passed out|pass(?:es|ing) out|"
-        r"fainted|fainting|syncope|syncopal|collapsed|collapse|seizur\w*|seizing|having a fit|gcs (?:of )?(?:[3-9]|1[0-2])|convuls\w*|fitting|status epilepticus|"
-        r"(?:difficult|hard|unable|impossible) to (?:wake|rouse|arouse)|(?:won'?t|will not|doesn'?t) wake up|"
-        r"obtunded|altered mental status|(?:sudden|new|acute) confusion|acutely confused|delirium|"
-        r"limp and unresponsive"
-    ),
-    "major_bleeding": _re(
-        r"vomit\w* (?:up )?blood|throwing up blood|cough\w* (?:up )?blood|ha?ematemesis|ha?emoptysis|"
-        r"(?:severe|heavy|massive|uncontrolled|profuse) bleeding|bleeding (?:heavily|profusely|uncontrollably|"
-        r"that (?:won'?t|will not|does not|doesn'?t) stop)|(?:tarry|black,? tarry) stools?|melaena|melena|"
-        r"coffee[- ]ground\w*|large amounts? of blood|soak\w* (?:through )?(?:a |one )?pads? (?:every|an) hour"
-    ),
-    # In a child these are NICE NG143 red features; in an adult "lethargic" is too often plain tiredness.
-    "lethargic_child": _re(
-        r"lethargic|floppy|listless|(?:very|excessively|unusually) (?:sleepy|drowsy)|"
-        r"not (?:feeding|drinking|responding)|weak cry|high[- ]pitched cry"
-    ),
-    "black_stool": _re(r"black stools?|dark black stools?|stools? (?:are |is |turned )?black"),
-    # Iron and bismuth blacken the stool harmlessly; a black stool is then not read as bleeding.
-    "iron_or_bismuth": _re(r"iron\w*|ferrous \w+|bismuth|pepto[- ]bismol"),
-    "fever": _re(r"fever\w*|febrile|pyrexi\w*|high temperature|running a temperature|burning up"),
-    "stiff_neck": _re(
-        r"stiff neck|neck stiffness|nuchal rigidity|neck (?:is |feels )?stiff|meningism\w*|"
-        r"(?:can'?t|cannot|unable to) (?:bend|touch|put) (?:his|her|my|their) (?:neck|chin)|"
-        r"pain (?:on|when) (?:bending|flexing) (?:the |his |her |my )?neck"
-    ),
-    "meningitis": _re(r"meningitis|meningococca\w*|bulging fontanelle|sepsis|septic|septicaemia|septicemia"),
-    "purpura": _re(
-        r"non[- ]?blanching rash|rash (?:that )?(?:does not|doesn'?t) (?:blanch|fade)|petechia\w*|purpur\w*"
-    ),
-    "thunderclap": _re(
-        r"worst (?:headache|ha) (?:of (?:my|his|her|their) life|ever|of life)|thunderclap (?:headache|ha)|sudden(?:ly)?,? "
-        r"(?:and )?(?:severe|excruciating|explosive) headache|sudden[- ]onset (?:severe )?headache|"
-        r"explosive headache|headache (?:came on|started|began) (?:very )?suddenly"
-    ),
-    "severe_headache": _re(
-        r"severe headaches?|bad headaches?|terrible headaches?|pounding headaches?|headaches? that "
-        r"(?:won'?t|will not|doesn'?t|does not) go away|persistent headaches?|worsening headaches?|"
-        r"worst headache|thunderclap headache"
-    ),
-    "vision_change": _re(
-        r"blurr?(?:ed|y) vision|vision (?:changes?|is blurry|problems?)|visual (?:changes?|disturbances?|"
-        r"symptoms)|seeing (?:spots|stars|flashing lights|flashes)|flashing lights|spots (?:in|before) "
-        r"(?:my|her|the) (?:eyes|vision)|double vision|loss of vision|vision loss|scotomata|photopsia"
-    ),
-    "pregnancy_bleeding": _re(
-        r"vaginal bleeding|bleeding (?:from the vagina|in pregnancy|during pregnancy)|heavy bleeding|"
-        r"passing clots|leaking fluid|fluid leaking|gush of fluid|waters? (?:has |have )?broken|water broke"
-    ),
-    "severe_abdominal_pain": _re(
-        r"severe (?:abdominal|belly|stomach|tummy|pelvic) pain|(?:abdominal|belly|stomach) pain that "
-        r"(?:won'?t|will not|doesn'?t|does not) go away|(?:right upper|upper right) (?:quadrant |abdominal )?pain|"
-        r"ruq pain|epigastric pain|pain under (?:the|her|my) (?:right )?ribs"
-    ),
-    "fetal_movement": _re(
-        r"(?:baby|fetal|foetal)(?:'s)? movements? (?:has |have |is |are )?(?:stopped|slowed|decreased|reduced|"
-        r"less)|(?:decreased|reduced|less|no) (?:fetal|foetal|baby) movements?|baby (?:is |has )?(?:not moving|"
-        r"stopped moving|moving less)|(?:has not|hasn'?t) felt the baby move"
-    ),
-    "face_hand_swelling": _re(
-        r"swelling (?:of|in) (?:the |her |my )?(?:face|hands)|(?:face|hands) (?:is |are )?(?:very |suddenly )?"
-        r"swollen|(?:sudden|extreme|severe) swelling"
-    ),
-    "back_pain": _re(r"back pain|backache|low back|lower back|sciatica"),
-    "cauda_equina": _re(
-        r"saddle (?:an(?:a)?esthesia|numbness)|numb(?:ness)? (?:in|around) (?:the )?(?:groin|buttocks|genitals)|"
-        r"(?:loss of|lost|new) (?:bladder|bowel) (?:control|incontinence)|urinary retention|"
-        r"(?:can'?t|cannot|unable to) (?:pass urine|urinate|pee)|weakness in both legs|bilateral leg weakness"
-    ),
-    "pregnant": _re(
-        r"pregnan\w*|gravid\w*|\d+ weeks?(?:'| of)? (?:pregnant|gestation|gestational age|pregnancy)|(?:at|@) \d{1,2} weeks|\d{1,2} ?w(?:ks)? ?\d?d? ga|"
-        r"ga (?:of )?\d{1,2}|gestational age|"
-        r"\d{1,2}(?:\+\d)?/40|gestational|(?:first|second|third) "
-        r"trimester|antenatal|prenatal|postpartum|post-partum|g\dp\d|expecting a baby"
-    ),
-}
-
-# (code, message, the concept that fires it alone)
-SINGLE_RULES: tuple[tuple[str, str, str], ...] = (
-    ("chest_pain", "chest pain or pressure (possible acute coronary syndrome)", "chest_pain"),
-    ("stroke_signs", "signs of stroke (face, arm or speech)", "stroke"),
-    ("anaphylaxis", "signs of anaphylaxis or airway swelling", "airway_swelling"),
-    ("severe_breathing", "severe breathing difficulty", "severe_breathing"),
-    ("suicidal_ideation", "suicidal ideation or self-harm", "suicidal"),
-    ("overdose_or_poisoning", "overdose or poisoning", "overdose"),
-    ("altered_consciousness", "loss or alteration of consciousness or a seizure", "unconscious"),
-    ("major_bleeding", "signs of major bleeding", "major_bleeding"),
-    ("meningitis_signs", "signs of meningitis or sepsis", "meningitis"),
-    (
-        "thunderclap_headache",
-        "sudden severe ('worst ever') headache (possible brain haemorrhage)",
-        "thunderclap",
-    ),
-)
 
 _NUM = r"(\d{1,3}(?:\.\d)?)"
 _SEP = r"\s*(?:of|is|was|at|:|=|-|~)?\s*"
@@ -271,6 +99,24 @@ class _Vitals:
     respiratory_rate: float | None = None
     temperature_c: float | None = None
     spo2: float | None = None
+
+
+_GLUCOSE = re.compile(
+    r"\b(?:fsbg|fsbs|fingerstick|finger stick|bg|bgl|bsl|cbg|poc glucose|glucose|blood (?:sugar|glucose)|sugars?)"
+    r"\s*(?:level|reading)?\s*(?:of|is|was|at|:|=|-|~)?\s*(\d{1,4}(?:\.\d)?)\s*(mmol|mg)?",
+    re.I,
+)
+
+
+def text_glucose(text: str) -> list[float]:
+    """Blood glucose written in text, in mg/dL ("FSBG 38", "glucose 2.4 mmol/L", "BG 480")."""
+    out = []
+    for m in _GLUCOSE.finditer(text):
+        v, unit = float(m.group(1)), (m.group(2) or "").lower()
+        mmol = unit == "mmol" or (not unit and v < 35 and "." in m.group(1))
+        if unit or mmol or v >= 20:  # a bare small integer ("sugars 3 times a day") is not a reading
+            out.append(v * 18.0 if mmol else v)
+    return [g for g in out if 10 <= g <= 2000]
 
 
 def text_vitals(text: str) -> list[_Vitals]:
@@ -343,16 +189,60 @@ def _vital_flags(v, age: float | None, pregnant: bool, symptomatic_pregnancy: bo
     return flags
 
 
+def _metabolic_and_vascular(text: str, found: dict, readings: list, fever: bool, ages: set) -> list[RedFlag]:
+    """Glucose (ADA level 2 hypoglycaemia below 54 mg/dL; a hyperglycaemic crisis by name, at 600 or more, or at
+    250 or more with ketosis symptoms: Umpierrez et al., Diabetes Care 2024), pulmonary embolism (NICE NG158)
+    and sepsis by qSOFA (Sepsis-3, Singer et al., JAMA 2016: two of RR >= 22, systolic <= 100, altered mentation
+    with an infection; adults only)."""
+    flags = []
+    glucose = text_glucose(text)
+    if any(g < 54 for g in glucose):
+        flags.append(RedFlag("hypoglycaemia", f"blood glucose {min(glucose):g} mg/dL (below 54)"))
+    if (
+        found["dka"]
+        or any(g >= 600 for g in glucose)
+        or (any(g >= 250 for g in glucose) and found["dka_symptom"])
+    ):
+        flags.append(
+            RedFlag("hyperglycaemic_crisis", "signs of diabetic ketoacidosis or a hyperosmolar state")
+        )
+    breathless = found["breathing_difficulty"] or found["pleuritic"] or found["chest_pain"]
+    if found["pe_named"] or (found["dvt"] and breathless):
+        flags.append(
+            RedFlag("pulmonary_embolism_signs", "one-sided leg swelling with breathlessness (possible PE)")
+        )
+    qsofa = (
+        any((v.respiratory_rate or 0) >= 22 for v in readings)
+        + any(v.systolic_bp is not None and v.systolic_bp <= 100 for v in readings)
+        + (found["altered_mentation"] or found["unconscious"])
+    )
+    if (found["infection"] or fever) and qsofa >= 2 and all(a is None or a >= 18 for a in ages):
+        flags.append(RedFlag("sepsis_signs", "infection with two or more qSOFA signs (possible sepsis)"))
+    return flags
+
+
 def red_flags(record: PatientRecord) -> list[RedFlag]:
     """Every red flag of the record, each code once, in a fixed order (vitals first, then findings)."""
     # One item a sentence, so a negation in one item never reaches into the next.
     text = ".\n".join([*record.conditions, *record.symptoms, record.notes or ""])
     in_scope = scopes(text)
     found = {name: bool(affirmed_matches(text, pattern, in_scope)) for name, pattern in C.items()}
+    # "PPD #4 s/p SVD" is a state now, though "s/p" reads as history: only negation and other people count.
+    # "Allergies: PCN (anaphylaxis)" describes an allergy, not a reaction happening now.
+    listed = allergy_history_spans(text)
+    for name in ("airway_swelling", "hives", "lip_face_swelling", "breathing_difficulty"):
+        found[name] = any(
+            not any(a <= m.start() and m.end() <= b for a, b in listed)
+            for m in affirmed_matches(text, C[name], in_scope)
+        )
+    not_history = [s for s in in_scope if s.kind != "historical"]
+    found["postpartum_recent"] = bool(affirmed_matches(text, C["postpartum_recent"], not_history))
     ages = {record.age} | text_ages(text)
     if record.age is not None or len(ages) > 1:
         ages.discard(None)
-    pregnant = bool(record.pregnant) or found["pregnant"]
+    pregnant = bool(record.pregnant) or (
+        record.sex != "male" and (found["pregnant"] or found["postpartum"] or found["postpartum_recent"])
+    )
     symptomatic = pregnant and any(
         found[c] for c in ("severe_headache", "vision_change", "severe_abdominal_pain", "face_hand_swelling",
                            "breathing_difficulty")
@@ -364,12 +254,16 @@ def red_flags(record: PatientRecord) -> list[RedFlag]:
             flags.extend(_vital_flags(v, age, pregnant, symptomatic))
         if age is not None and age * 365.25 < 90 and found["fever"]:
             flags.append(RedFlag("febrile_infant", "fever in an infant under 90 days"))
+    if found["swallowed_pills"] and any(a is not None and a < 12 for a in ages):
+        flags.append(RedFlag("overdose_or_poisoning", "overdose or poisoning"))
     if found["lethargic_child"] and any(a is not None and a < 18 for a in ages):
         flags.append(RedFlag("altered_consciousness", "a drowsy, floppy or unresponsive child"))
     for code, message, concept in SINGLE_RULES:
         if found[concept]:
             flags.append(RedFlag(code, message))
     if found["chest_tightness"] and not found["airway_disease"]:
+        flags.append(RedFlag("chest_pain", "chest pain or pressure (possible acute coronary syndrome)"))
+    if found["diaphoresis"] and found["anginal_site"]:
         flags.append(RedFlag("chest_pain", "chest pain or pressure (possible acute coronary syndrome)"))
     if found["black_stool"] and not found["iron_or_bismuth"]:
         flags.append(RedFlag("major_bleeding", "signs of major bleeding"))
@@ -378,6 +272,7 @@ def red_flags(record: PatientRecord) -> list[RedFlag]:
             RedFlag("anaphylaxis", "breathing difficulty with swelling or hives (possible anaphylaxis)")
         )
     fever = found["fever"] or any((v.temperature_c or 0) >= 38.0 for v in readings)
+    flags.extend(_metabolic_and_vascular(text, found, readings, fever, ages))
     if fever and found["stiff_neck"]:
         flags.append(RedFlag("meningitis_signs", "fever with a stiff neck (possible meningitis)"))
     if fever and found["purpura"]:
@@ -386,7 +281,8 @@ def red_flags(record: PatientRecord) -> list[RedFlag]:
         )
     if found["back_pain"] and found["cauda_equina"]:
         flags.append(RedFlag("cauda_equina_signs", "back pain with bladder, bowel or saddle symptoms"))
-    if pregnant and (found["pregnancy_bleeding"] or found["severe_abdominal_pain"]):
+    early_pain = found["pelvic_pain"] and found["spotting"]  # NICE NG126: pain with bleeding, exclude ectopic
+    if pregnant and (found["pregnancy_bleeding"] or found["severe_abdominal_pain"] or early_pain):
         flags.append(
             RedFlag(
                 "pregnancy_bleeding_or_pain", "bleeding, leaking fluid or severe abdominal pain in pregnancy"

@@ -6,15 +6,18 @@
   action first in ``immediate_actions`` and are listed with their codes in ``safety.red_flags``; an emergency
   line the model wrote itself is dropped, so only code decides whether there is an emergency;
 - every field of every item is scanned for drugs (``drugs``: brand names, abbreviations, combination products,
-  misspellings); an item naming a drug that meets an allergy by the same drug or the same class is removed and
-  reported (drug as written, resolved ingredient, allergy, rule); a low-risk cross-reactivity (penicillin and
-  cephalosporins) is kept and reported in ``safety.cautions``; advice to avoid a drug is not a prescription;
-- a recommended drug that duplicates a current one (same drug or class), or another recommended one, is flagged
-  in ``safety.duplicate_medications``;
+  misspellings); the record's allergies come from every field with their reactions (``allergies``). A true
+  allergy removes an item naming the drug or its class; an intolerance or side effect ("statin - myalgia") only
+  cautions; a low-risk cross-reactivity (penicillin and cephalosporins) cautions, unless the reaction was severe
+  and the two share a beta-lactam side chain; each finding says which reaction decided it. Advice to avoid a
+  drug ("your NSAID allergy: avoid ibuprofen") is not a prescription and is never removed;
+- a recommended drug that duplicates a current one (same drug or class, or dual renin-angiotensin blockade), or
+  another recommended one, is flagged in ``safety.duplicate_medications``;
+- pairs that must never pass silently (``interactions``: dual renin-angiotensin blockade, the Phansalkar 2012
+  high-priority list) are reported with a stable code in ``safety.interactions``; nothing is removed for them;
 - the disclaimer is part of ``Safety`` and cannot be left out.
 
-The allergy list is the record's, plus allergies stated in ``conditions`` or ``notes`` ("allergic to
-sulfa"): text can add to the list and add flags, never remove either.
+Text can add allergies and flags, never remove either.
 """
 
 from __future__ import annotations
@@ -22,14 +25,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .drugs import DrugMention, allergy_match, find_drugs, resolve, same_therapy
-from .negation import affirmed
+from .allergies import match, record_allergies
+from .drugs import DrugMention, find_drugs, resolve, same_therapy
+from .interactions import interactions
 from .red_flags import RedFlag, red_flags
 from .schemas import (
     MAX_ITEMS,
     SECTION_NAMES,
     AllergyConflict,
     DuplicateTherapy,
+    InteractionFinding,
     PatientRecord,
     RedFlagItem,
     Safety,
@@ -55,11 +60,22 @@ def emergency_action(flags: list[RedFlag]) -> str:
     return f"{EMERGENCY_HEAD} (see safety.red_flags).{tail}"
 
 
-# "Avoid ibuprofen", "do not take aspirin", "instead of codeine": the drug is being ruled out, not prescribed.
+# "Avoid ibuprofen", "do not take aspirin", "instead of codeine": the drug is being ruled out, not prescribed;
+# a later "take" starts a prescription again ("avoid heavy lifting and take ibuprofen").
 _AVOIDED = re.compile(
     r"\b(?:avoid(?:ing)?|do not (?:take|use|give|start|prescribe)|don't (?:take|use|give|start)|never (?:take|use|"
     r"give)|not (?:to )?(?:take|use|be given)|stop(?:ping)?|discontinu\w*|hold(?:ing)?|withh[oe]ld\w*|"
-    r"instead of|rather than|in place of|allergic to|allergy to|contraindicated|without)\b[^.;:]{0,60}$",
+    r"instead of|rather than|in place of|allergic to|allergy to|allergies to|reaction to|reacted to|anaphylaxis to|"
+    r"intoleran\w* (?:of|to)|sensitive to|contraindicated|without|alternatives? to|other than|substitutes? for|"
+    r"stay away from|steer clear of|keep away from|should not (?:take|use|be given)|shouldn'?t (?:take|use)|must not "
+    r"(?:take|use)|no more|not safe)\b(?:\s+(?:taking|using|giving|starting|any|the|all))*(?:(?!\b(?:take|taking|use|using|start|starting|give|try|begin|prescribe|switch to|then)\b)[^.;:]){0,80}$",
+    re.I,
+)
+# "your NSAID allergy", "ibuprofen is contraindicated", "aspirin should be avoided": named to be ruled out.
+_AVOIDED_AFTER = re.compile(
+    r"^[\s,]*(?:(?:\w+\s+){0,2}(?:allerg\w*|intoleran\w*|sensitivity|hypersensitivity|reaction|rxn)\b|(?:is|are|"
+    r"was|were|should be|must be|has been|have been)\s+(?:\w+\s+)?(?:avoided|contraindicated|not recommended|not safe|"
+    r"unsafe|stopped|discontinued|held)\b|-?\s*free\b)",
     re.I,
 )
 # "Continue metformin", "increase lisinopril to 20 mg": the current drug itself, not a second prescription of it.
@@ -69,23 +85,15 @@ _CONTINUED = re.compile(
     r"dose of|levels? of)\b[^.;:]{0,50}$",
     re.I,
 )
-_STATED_ALLERGY = re.compile(
-    r"\b(?:allergic to|allergy to|allergies to|allergies:|allergy:|intolerant of|intolerance to|reaction to)\s*"
-    r"([^.;\n]{2,120})|([\w\- ]{3,40}?)\s+(?:allergy|allergies|intolerance)\b",
-    re.I,
-)
 
 
 def stated_allergies(record: PatientRecord) -> list[str]:
-    """The record's allergies, then any stated in conditions or notes ("allergic to sulfa", "PCN allergy")."""
+    """The record's allergy list, then allergens stated in any other field ("allergic to sulfa", "PCN allergy",
+    "throat swelled up after Bactrim"), as written."""
     out = list(record.allergies)
-    for text in [*record.conditions, record.notes or ""]:
-        for m in _STATED_ALLERGY.finditer(text):
-            if not affirmed(text, m.span()):
-                continue
-            for part in re.split(r",|\band\b|\bor\b|/", m.group(1) or m.group(2) or ""):
-                if resolve(part.strip()) is not None and part.strip() not in out:
-                    out.append(part.strip())
+    for a in record_allergies(record):
+        if a.written not in out and not any(a.written in entry for entry in record.allergies):
+            out.append(a.written)
     return out
 
 
@@ -110,7 +118,10 @@ def _prescribed(text: str, field_name: str) -> list[DrugMention]:
     if field_name == "name":
         found = resolve(text)
         return [found] if found is not None else []
-    return [m for m in find_drugs(text) if not _AVOIDED.search(text[: m.start])]
+    return [
+        m for m in find_drugs(text)
+        if not _AVOIDED.search(text[: m.start]) and not _AVOIDED_AFTER.match(text[m.end :])
+    ]  # fmt: skip
 
 
 @dataclass
@@ -124,7 +135,7 @@ class SafetyResult:
 def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
     """The published sections and the safety block for one record; a pure function of its inputs."""
     out = sections.model_copy(deep=True)
-    allergies = [(a, m) for a in stated_allergies(record) if (m := resolve(a)) is not None]
+    allergies = record_allergies(record)
     conflicts: list[AllergyConflict] = []
     cautions: list[AllergyConflict] = []
 
@@ -133,18 +144,21 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
         remove = False
         for field_name, text in _texts(item):
             for drug in _prescribed(text, field_name):
-                for written, allergy in allergies:
-                    match = allergy_match(drug, allergy)
-                    if match is None:
+                found = [(a, m) for a in allergies if (m := match(drug, a)) is not None]
+                removed = [(a, m) for a, m in found if m.action == "removed"]
+                seen = set()
+                for allergy, m in removed or found:  # a removal says enough; cautions only when none
+                    if (allergy.written, m.rule) in seen:
                         continue
+                    seen.add((allergy.written, m.rule))
                     entry = AllergyConflict(
-                        medication=drug.text.strip(), ingredient=drug.label, allergy=written, rule=match.rule,
-                        action=match.action, section=section,
-                        reason=f"{match.rule.replace('_', ' ')} ({match.detail})"
-                        + ("; item removed" if match.action == "removed" else "; kept, review before use"),
+                        medication=drug.text.strip(), ingredient=drug.label, allergy=allergy.written, rule=m.rule,
+                        action=m.action, section=section, reaction=allergy.reaction, reaction_kind=allergy.kind,
+                        reason=f"{m.rule.replace('_', ' ')} ({m.detail})"
+                        + ("; item removed" if m.action == "removed" else "; kept, review before use"),
                     )  # fmt: skip
-                    (conflicts if match.action == "removed" else cautions).append(entry)
-                    remove = remove or match.action == "removed"
+                    (conflicts if m.action == "removed" else cautions).append(entry)
+                remove = remove or bool(removed)
         return remove
 
     for section in SECTION_NAMES:
@@ -154,6 +168,10 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
         setattr(out, section, [item for item in items if not check(item, section)])
 
     duplicates = duplicate_therapy(record, out)
+    found = [
+        InteractionFinding(**vars(f))
+        for f in interactions(_current(record, out), [d for d, _ in _recommended(out)])
+    ]
     flags = red_flags(record)
     if flags:
         out.immediate_actions = [emergency_action(flags), *out.immediate_actions][:MAX_ITEMS]
@@ -162,13 +180,38 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
         allergy_conflicts=conflicts,
         cautions=cautions,
         duplicate_medications=duplicates,
+        interactions=found,
     )
     return SafetyResult(out, safety, [f.code for f in flags], duplicates)
 
 
-def duplicate_therapy(record: PatientRecord, sections: Sections) -> list[DuplicateTherapy]:
-    """Recommended drugs that repeat a current medication, or each other, by ingredient or class."""
-    current = [(c, m) for c in record.medications if (m := resolve(c)) is not None]
+# "Stop lisinopril", "switch from lisinopril to losartan": the current drug is on its way out.
+_STOPPED = re.compile(
+    r"\b(?:stop(?:ping)?|discontinu\w*|switch\w* (?:\w+ )?from|chang\w* (?:\w+ )?from|replac\w*|instead of|in place of|"
+    r"rather than|taper\w* (?:off )?|wean\w* (?:off )?|come off|cease|hold(?:ing)?)\b[^.;:]{0,60}$",
+    re.I,
+)
+
+
+def _stopped(sections: Sections) -> set[str]:
+    """Ingredients the recommendation stops or replaces anywhere."""
+    return {
+        i for s in SECTION_NAMES for item in getattr(sections, s) for _, text in _texts(item)
+        for m in find_drugs(text) if _STOPPED.search(text[: m.start]) for i in m.ingredients
+    }  # fmt: skip
+
+
+def _current(record: PatientRecord, sections: Sections | None = None) -> list[DrugMention]:
+    """Current medications, less those the recommendation stops."""
+    stopped = _stopped(sections) if sections is not None else set()
+    return [
+        m for c in record.medications
+        if (m := resolve(c)) is not None and not (m.ingredients and set(m.ingredients) <= stopped)
+    ]  # fmt: skip
+
+
+def _recommended(sections: Sections) -> list[tuple[DrugMention, bool]]:
+    """(drug, named in ``medications``) for every drug the sections start; continuing a current one is not."""
     named = [
         m for med in sections.medications
         if (m := resolve(med.name)) is not None and not re.search(r"\b(?:continue|current)", med.name, re.I)
@@ -177,19 +220,46 @@ def duplicate_therapy(record: PatientRecord, sections: Sections) -> list[Duplica
         d for s in SECTION_NAMES if s != "medications" for item in getattr(sections, s)
         for _, text in _texts(item) for d in _prescribed(text, "") if not _CONTINUED.search(text[: d.start])
     ]  # fmt: skip
+    return [(d, True) for d in named] + [(d, False) for d in in_text]
+
+
+_RAAS = frozenset({"ace_inhibitors", "arbs", "renin_inhibitors"})
+
+
+def _dual_raas(a: DrugMention, b: DrugMention) -> str | None:
+    """Two different renin-angiotensin blockers (KDIGO 2021: never combine ACEi, ARB, aliskiren)."""
+    ca, cb = a.lineage & _RAAS, b.lineage & _RAAS
+    if ca and cb and ca != cb and not (ca & cb):
+        return f"dual renin-angiotensin blockade ({sorted(ca)[0]} with {sorted(cb)[0]})"
+    return None
+
+
+def duplicate_therapy(record: PatientRecord, sections: Sections) -> list[DuplicateTherapy]:
+    """Recommended drugs that repeat a current medication, or each other, by ingredient or class, or that add a
+    second renin-angiotensin blocker."""
+    kept = {id(m) for m in _current(record, sections)}
+    current = [(c, m) for c in record.medications if (m := resolve(c)) is not None and id(m) in kept]
+    recommended = _recommended(sections)
+    named = [d for d, is_named in recommended if is_named]
     out, seen = [], set()
-    for i, drug in enumerate([*named, *in_text]):
+    for i, drug in enumerate(d for d, _ in recommended):
         # Against current medications always; against another recommended one only within `medications`.
         others = [(c, m, "already taking") for c, m in current]
         if i < len(named):
             others += [(o.text, o, "also recommended") for o in named[:i]]
         for written, other, where in others:
-            why = same_therapy(drug, other)
+            why = same_therapy(drug, other) or _dual_raas(drug, other)
             key = (drug.label, written.lower())
             if why is None or key in seen:
                 continue
             seen.add(key)
-            rule = "same_drug" if why.startswith("same drug") else "same_class"
+            rule = (
+                "same_drug"
+                if why.startswith("same drug")
+                else "same_class"
+                if why.startswith("same")
+                else ("dual_raas_blockade")
+            )
             out.append(DuplicateTherapy(
                 medication=drug.text.strip(), current=written, rule=rule, reason=f"{why}: {where} {written}"
             ))  # fmt: skip

@@ -195,17 +195,33 @@ class AllergyConflict(_Strict):
     medication: str = Field(description="the drug as written in the recommendation")
     ingredient: str = Field(description="what it resolves to (ingredients, or the class it names)")
     allergy: str = Field(description="the allergy as written in the record")
-    rule: Literal["same_drug", "same_class", "cross_reactivity"]
+    rule: Literal[
+        "same_drug", "same_class", "cross_reactivity", "side_chain", "severe_cutaneous", "combination"
+    ]
     action: Literal["removed", "caution"] = "removed"
     section: str = ""
     reason: str
+    reaction: str | None = Field(None, description="the reaction the record states, as written")
+    reaction_kind: Literal["severe", "severe_cutaneous", "allergy", "intolerance", "unknown"] | None = Field(
+        None,
+        description="what decided removal (allergy, severe) or caution (intolerance): medlora/allergies.py",
+    )
 
 
 class DuplicateTherapy(_Strict):
     medication: str = Field(description="as written in the recommendation")
     current: str = Field(description="the current medication (or the other recommended one) it duplicates")
-    rule: Literal["same_drug", "same_class"]
+    rule: Literal["same_drug", "same_class", "dual_raas_blockade"]
     reason: str
+
+
+class InteractionFinding(_Strict):
+    code: str = Field(description="stable identifier of the pair (medlora/interactions.py)")
+    medication: str = Field(description="as written (the recommended drug first)")
+    other: str
+    where: str = Field(description="recommended with current | both recommended | both current")
+    message: str
+    source: str = Field(description="the citation the pair comes from")
 
 
 class Safety(_Strict):
@@ -218,6 +234,9 @@ class Safety(_Strict):
     )
     duplicate_medications: list[DuplicateTherapy] = Field(
         default_factory=list, description="flagged, not removed: the same drug or class as a current one"
+    )
+    interactions: list[InteractionFinding] = Field(
+        default_factory=list, description="flagged, not removed: pairs that must never pass silently"
     )
     disclaimer: Literal[DISCLAIMER] = DISCLAIMER  # type: ignore[valid-type]
 

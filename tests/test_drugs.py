@@ -104,3 +104,40 @@ def test_table_names_are_clean_and_no_everyday_word_is_a_drug():
             assert n and n == n.strip().lower() and "," not in n, (name, n)
     text = "The patient takes several medications and other agents; an anti drug blocker for the heart."
     assert drugs.find_drugs(text) == []
+
+
+@pytest.mark.parametrize(
+    ("written", "ingredient"),
+    [("Alleve", "naproxen"), ("Motrine", "ibuprofen"), ("codiene", "codeine"), ("Keflx", "cephalexin"),
+     ("SMZ-TMP", "sulfamethoxazole"), ("TMP/SMZ", "trimethoprim"), ("zoccor", "simvastatin"), ("Tekturna", "aliskiren")],
+)  # fmt: skip
+def test_misspellings_and_abbreviation_variants(written, ingredient):
+    assert ingredient in drugs.resolve(written).ingredients
+
+
+def test_misspelling_distance_grows_with_length():
+    assert [drugs.max_edits(n) for n in (3, 4, 5, 8, 9, 14)] == [0, 0, 1, 1, 2, 2]
+    assert drugs.fuzzy_name("asa") is None and drugs.fuzzy_name("advi") is None  # short: exact only
+
+
+# Words of an English word list that are themselves drug or drug-class words ("benzo", "biologic") or archaic
+# spellings of them; everything else in the list must not be read as a drug.
+_DRUGLIKE_WORDS = """
+    aveloz bactris benzo biologic coneine coumalin narcotia nexum ophioid optate percoct preacid prevalid
+    protonic quinin reladen silpha sulpho tetracid vadium vallum zokor
+"""
+DRUGLIKE = set(_DRUGLIKE_WORDS.split())
+
+
+def test_no_everyday_word_is_read_as_a_misspelt_drug():
+    english = pytest.importorskip(
+        "english_words", reason="english-words (requirements-dev.txt) not installed"
+    )
+    words = sorted(english.get_english_words_set(["web2"], lower=True, alpha=True))
+    short = [w for w in words if 5 <= len(w) <= 8]  # one edit allowed: where collisions would be
+    caught = {
+        w for w in short if drugs.fuzzy_name(w) and drugs.resolve(w) is not None and not drugs.find_drugs(w)
+    }
+    assert len(short) > 50_000 and caught <= DRUGLIKE, sorted(caught - DRUGLIKE)[:20]
+    for w in ("action", "relief", "trial", "urine", "station", "parent", "panel", "print", "alive", "ultra"):
+        assert drugs.resolve(w) is None, w

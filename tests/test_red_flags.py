@@ -32,3 +32,28 @@ def test_vitals_written_in_text():
     assert got == {"spo2": 85, "systolic_bp": 190, "diastolic_bp": 120, "heart_rate": 130,
                    "respiratory_rate": 28, "temperature_c": 39.4}  # fmt: skip
     assert text_vitals("on O2 2L, type 2 diabetes, 3 days of cough") == []
+
+
+def test_every_concept_names_its_source():
+    from medlora.red_flag_concepts import SOURCES
+
+    assert set(SOURCES) == set(C) and all(SOURCES.values())
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("chest_pain", "substernal pressure radiating to the jaw"), ("back_pain", "LBP x2d"),
+     ("cauda_equina", "perianal numbness"), ("postpartum_recent", "PPD #6 s/p SVD"),
+     ("overdose", "took ~40 tabs"), ("overdose", "intentional OD on APAP")],
+)  # fmt: skip
+def test_shorthand_reaches_its_concept(name, text):
+    assert C[name].search(text)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("overdose", "amlodipine 5 mg OD"), ("overdose", "took 2 tablets"), ("overdose", "took 20 mg tablets"),
+     ("postpartum_recent", "PPD 10 mm induration"), ("cauda_equina", "fluid retention")],
+)  # fmt: skip
+def test_shorthand_that_means_something_else(name, text):
+    assert not C[name].search(text)

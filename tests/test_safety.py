@@ -152,3 +152,58 @@ def test_apply_safety_is_pure():
     rec = PatientRecord(symptoms=["chest pain"], allergies=["penicillin"])
     assert apply_safety(rec, sections) == apply_safety(rec, sections)
     assert sections == before
+
+
+ALLERGIC = [
+    dict(symptoms=["sore throat"], allergies=["PCN - hives"]),
+    dict(symptoms=["cough"], allergies=["Bactrim (anaphylaxis)"]),
+    dict(symptoms=["knee pain"], allergies=["ibuprofen - GI upset"]),
+]
+RECOMMENDED = Sections(medications=meds("amoxicillin", "Septra DS", "naproxen", "cephalexin", "ibuprofen"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(ALLERGIC), st.text(max_size=300))
+def test_adding_any_text_to_notes_never_removes_an_allergy_finding(fields, notes):
+    def found(record):
+        s = apply_safety(record, RECOMMENDED).safety
+        return {c.medication for c in s.allergy_conflicts}, {
+            c.medication for c in [*s.allergy_conflicts, *s.cautions]
+        }
+
+    removed, flagged = found(PatientRecord(**fields))
+    try:
+        record = PatientRecord(**fields, notes=notes)
+    except ValueError:
+        return
+    removed_after, flagged_after = found(record)
+    assert flagged and removed <= removed_after and flagged <= flagged_after
+
+
+def test_safety_blocks_written_before_round_three_still_parse():
+    from medlora.schemas import Safety
+
+    old = {
+        "red_flags": [{"code": "chest_pain", "message": "chest pain"}],
+        "allergy_conflicts": [{"medication": "Augmentin", "ingredient": "amoxicillin", "allergy": "PCN",
+                               "rule": "same_class", "reason": "same class (penicillins)"}],
+        "duplicate_medications": [],
+    }  # fmt: skip
+    parsed = Safety(**old)
+    assert parsed.interactions == [] and parsed.allergy_conflicts[0].reaction_kind is None
+
+
+def test_safety_reports_the_deciding_reaction_and_interaction_codes():
+    rec = PatientRecord(symptoms=["cough"], allergies=["statin - myalgia"], medications=["lisinopril 10 mg"])
+    out = apply_safety(rec, Sections(medications=meds("rosuvastatin 10 mg", "valsartan 80 mg")))
+    [c] = out.safety.cautions
+    assert (c.medication, c.action, c.reaction, c.reaction_kind) == ("rosuvastatin 10 mg", "caution", "myalgia",
+                                                                     "intolerance")  # fmt: skip
+    [i] = out.safety.interactions
+    assert (i.code, i.medication, i.other, i.where) == (
+        "dual_raas_acei_arb",
+        "valsartan 80 mg",
+        "lisinopril 10 mg",
+        "recommended with current",
+    )
+    assert "KDIGO" in i.source and len(out.sections.medications) == 2  # flagged, nothing removed

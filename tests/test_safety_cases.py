@@ -15,7 +15,7 @@ CASES = [
     for line in (Path(__file__).parent / "data" / "safety_cases.jsonl").open()
     if line.strip()
 ]
-META = {"why", "expect", "recommend", "removed", "caution", "duplicates"}
+META = {"why", "expect", "recommend", "removed", "caution", "duplicates", "interactions"}
 
 
 def run(case: dict):
@@ -26,7 +26,11 @@ def run(case: dict):
 
 
 def test_the_table_is_large_and_half_negative():
-    negative = [c for c in CASES if not any(c.get(k) for k in ("expect", "removed", "caution", "duplicates"))]
+    negative = [
+        c
+        for c in CASES
+        if not any(c.get(k) for k in ("expect", "removed", "caution", "duplicates", "interactions"))
+    ]
     assert len(CASES) >= 150 and len(negative) >= len(CASES) / 2
 
 
@@ -39,5 +43,6 @@ def test_case(case):
     assert sorted({d.medication for d in out.safety.duplicate_medications}) == sorted(
         case.get("duplicates", [])
     )
+    assert sorted({i.code for i in out.safety.interactions}) == sorted(case.get("interactions", []))
     if case.get("expect"):
         assert out.sections.immediate_actions[0].startswith("EMERGENCY")
