@@ -310,6 +310,8 @@ def random_record(rng: random.Random) -> PatientRecord:
     }
     if not data["conditions"] and not data["symptoms"]:
         data["symptoms"] = [rng.choice(SYMPTOMS)]
+    if data["vitals"].get("diastolic_bp", 0) >= data["vitals"].get("systolic_bp", 1e9):
+        del data["vitals"]["diastolic_bp"]  # the schema refuses a diastolic at or above the systolic
     return PatientRecord.model_validate(data)
 
 
