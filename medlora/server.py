@@ -289,7 +289,7 @@ def create_app(
     async def invalid_record(request: Request, exc: RequestValidationError) -> JSONResponse:
         detail, fields = [], []
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        json_body = content_type in ("", "application/json") or content_type.endswith("+json")
+        json_body = content_type == "application/json" or content_type.endswith("+json")
         for err in exc.errors():
             loc, kind = list(err.get("loc", ()) or ()), str(err.get("type", "invalid"))
             msg = str(err.get("msg", "invalid"))
@@ -300,9 +300,9 @@ def create_app(
             elif loc == ["body"] and not json_body and kind.endswith("_type"):
                 # Any other Content-Type reaches the model as a plain string: say what the server expects.
                 kind = "content_type"
-                msg = f"send the record as JSON with Content-Type: application/json (got {content_type})"
+                msg = f"send the record as JSON with Content-Type: application/json (got {content_type or 'none'})"
             inner = loc[1:] if loc[:1] == ["body"] else loc
-            fields.append("body" if loc == ["body"] else field_name(inner, msg))
+            fields.append("body" if kind in ("json_invalid", "content_type") else field_name(inner, msg))
             detail.append({"loc": loc, "field": fields[-1], "msg": msg, "type": kind})
         rid = request.state.request_id
         await log_outcome("invalid_input", rid, invalid_fields=fields)
