@@ -42,7 +42,7 @@ from typing import Any, Literal
 import numpy as np
 
 from medlora import grounding_eval, metrics, multiple_choice, retrieval, treatment_eval
-from medlora.cli import UsageError, config_dict, run_stage
+from medlora.cli import UsageError, config_dict, fmt, run_stage
 from medlora.files import read_jsonl, sha256_files, update_json, write_json
 from medlora.modeling import check_adapter_matches, load_model, missing_model_error
 
@@ -189,7 +189,9 @@ def evaluate_one(
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()  # the second model loads into the memory the first one held
-    log.info("%s: accuracy %s, BLEU %s, ROUGE-L %s", name, res["accuracy"], res["bleu"], res["rouge_l"])
+    log.info(
+        "%s: accuracy %s, BLEU %s, ROUGE-L %s", name, *fmt([res["accuracy"], res["bleu"], res["rouge_l"]])
+    )
     return res
 
 
@@ -201,7 +203,9 @@ def retrieval_baseline(train: list[dict], gen_rows: list[dict], idx: np.ndarray)
     res = metrics.text_scores(hyps, [r["messages"][-1]["content"] for r in gen_rows], idx)
     res.update(n_gen=len(gen_rows), method="TF-IDF cosine over training questions")
     log.info(
-        "retrieval baseline: BLEU %s, ROUGE-L %s on %d items", res["bleu"], res["rouge_l"], len(gen_rows)
+        "retrieval baseline: BLEU %s, ROUGE-L %s on %d items",
+        *fmt([res["bleu"], res["rouge_l"]]),
+        len(gen_rows),
     )
     return res
 
