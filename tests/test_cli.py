@@ -99,8 +99,12 @@ def test_quiet_by_default_and_verbose_brings_the_detail_back(capsys, verbose):
 def test_the_peft_deprecation_warning_is_hidden_unless_verbose(verbose):
     with warnings.catch_warnings(record=True) as seen:
         setup_logging(verbose)
-        warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning)
-        warnings.warn("another FutureWarning stays visible", FutureWarning)
+        warnings.warn(
+            "`is_gradient_checkpointing` is deprecated and will be removed in v6.",
+            FutureWarning,
+            stacklevel=1,
+        )
+        warnings.warn("another FutureWarning stays visible", FutureWarning, stacklevel=1)
     shown = [str(w.message) for w in seen]
     assert "another FutureWarning stays visible" in shown
     assert any("is_gradient_checkpointing" in m for m in shown) is verbose
