@@ -194,6 +194,13 @@ def missing_model_error(path: str | Path) -> UsageError:
     )
 
 
+def missing_adapter_error(path: str | Path) -> UsageError:
+    return UsageError(
+        f"no adapter at {path}: run `python train_model.py` first "
+        "(or pass --base-only to use the base model on purpose)"
+    )
+
+
 def resolve_device(device: str = "auto") -> str:
     import torch
 
@@ -261,10 +268,7 @@ def load_model(
     if adapter_dir is not None:
         adapter_dir = Path(adapter_dir)
         if not (adapter_dir / "adapter_config.json").is_file():
-            raise UsageError(
-                f"no adapter at {adapter_dir}: run `python train_model.py` first "
-                "(or pass --base-only to use the base model on purpose)"
-            )
+            raise missing_adapter_error(adapter_dir)
         check_adapter_matches(base_dir, adapter_dir)
     device = resolve_device(device)
     dtype = resolve_dtype(precision, device)
