@@ -20,6 +20,7 @@ from typing import Any
 
 from . import drugs, patients
 from .medquad import QAPair, example_id, focus_key, qa_example
+from .progress import progress
 from .prompts import treatment_messages
 from .safety import apply_safety, duplicate_therapy
 from .schemas import SECTION_NAMES, FollowUp, Medication, Monitoring, PatientRecord, Referral, Sections
@@ -240,7 +241,7 @@ def treatment_cases(pairs: list[QAPair], seed: int = 42, patients_per_focus: int
         by_focus[k][p.qtype].append(p)
         display.setdefault(k, p.focus)
     out = []
-    for k in sorted(by_focus):
+    for k in progress(sorted(by_focus), "synthetic patients and targets", unit="foci"):
         answers = dict(by_focus[k])
         if not any(qt in answers for qt in TREATMENT_QTYPES):
             continue
