@@ -179,14 +179,6 @@ class InferenceConfig:
             from medlora.server import resolve_api_key
 
             resolve_api_key(self.host, self.api_key_file, self.no_auth)  # exit 2 before the model loads
-        if self.backend == "transformers" and self.check is None:
-            from medlora.modeling import missing_adapter_error, missing_model_error
-
-            # Named now, not after the seconds that importing and loading the model take.
-            if not (Path(self.base_model) / "config.json").is_file():
-                raise missing_model_error(self.base_model)
-            if not self.base_only and not (Path(self.adapter) / "adapter_config.json").is_file():
-                raise missing_adapter_error(self.adapter)
 
 
 def _read_limited(path: str) -> bytes:

@@ -123,8 +123,8 @@ def test_a_missing_adapter_is_named_before_any_model_loads(env, tmp_path, capsys
     flags, _ = env
     flags = [f for f in flags]
     flags[flags.index("--adapter") + 1] = str(tmp_path / "no-such-adapter")
-    monkeypatch.setattr(inference, "Recommender", lambda cfg: pytest.fail("the model was loaded"))
-    monkeypatch.setattr("medlora.recommender.load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    for slow in ("load_model", "load_index"):  # neither the model nor the passage index is touched
+        monkeypatch.setattr(f"medlora.recommender.{slow}", lambda *a, **k: pytest.fail("loaded"))
     assert run([*flags, *(["--serve"] if serve else ["--patient", str(EXAMPLES[0])])]) == 2
     assert "no adapter at" in capsys.readouterr().err
 
