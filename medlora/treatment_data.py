@@ -280,7 +280,8 @@ def treatment_examples(
 ) -> list[dict[str, Any]]:
     """The rows of the treatment cases; ``ground`` (``medlora.grounding``) adds passages to prompt and target."""
     out = []
-    for case in treatment_cases(pairs, seed, patients_per_focus):
+    cases = treatment_cases(pairs, seed, patients_per_focus)
+    for case in progress(cases, "treatment examples (prompts, passages)", unit="examples"):
         first = next(iter(case.answers.values()))[0]
         row = {
             "id": example_id("treatment", case.key, str(case.index)),
