@@ -45,6 +45,7 @@ from medlora import grounding_eval, metrics, multiple_choice, retrieval, treatme
 from medlora.cli import UsageError, config_dict, fmt, run_stage
 from medlora.files import read_jsonl, sha256_files, update_json, write_json
 from medlora.modeling import check_adapter_matches, load_model, missing_model_error
+from medlora.progress import step
 
 log = logging.getLogger("evaluate_model")
 
@@ -276,12 +277,15 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
         "treatment": metrics.bootstrap_indices(len(treat_rows), cfg.bootstrap, cfg.seed + 2),
     }
     started = time.time()
-    results = {"retrieval_baseline": retrieval_baseline(train, gen_rows, idx["gen"])}
-    results["shortcut_baseline"] = multiple_choice.shortcut_baseline(mc_items, plain_items, idx["mc"])
-    index = retrieval.load_index(data_dir)  # exit 2 naming the rebuild when missing or stale
-    results["grounding_baselines"] = grounding_eval.baselines(index, test, cfg.seed, cfg.bootstrap)
+    with step("baselines (retrieval, word overlap, grounding)"):
+        results = {"retrieval_baseline": retrieval_baseline(train, gen_rows, idx["gen"])}
+        results["shortcut_baseline"] = multiple_choice.shortcut_baseline(mc_items, plain_items, idx["mc"])
+        index = retrieval.load_index(data_dir)  # exit 2 naming the rebuild when missing or stale
+        results["grounding_baselines"] = grounding_eval.baselines(index, test, cfg.seed, cfg.bootstrap)
     for name, adapter in variants.items():
-        results[name] = evaluate_one(cfg, adapter, mc_items, gen_rows, treat_rows, idx, index)
+        # The bars below are tqdm's, shown on a terminal only; step() logs every 30 s in a log file too.
+        with step(f"evaluating the {name.replace('_', '-')} model"):
+            results[name] = evaluate_one(cfg, adapter, mc_items, gen_rows, treat_rows, idx, index)
     command = "python " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     summary: dict[str, Any] = {k: public(v) for k, v in results.items()}
     summary.update(command=command, seed=cfg.seed, measured=time.strftime("%Y-%m-%dT%H:%M:%S"))
