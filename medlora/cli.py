@@ -44,6 +44,8 @@ QUIET_LOGGERS = ("absl",)  # rouge-score logs "Using default tokenizer." once pe
 QUIET_WARNINGS = (
     # peft reads transformers' deprecated alias when it wraps a model; nothing the user can change.
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
+    # datasets sorts with a pyarrow option pyarrow 25 deprecated; the sort is right either way.
+    (FutureWarning, r"Specifying null_placement in SortOptions is deprecated"),
 )
 
 

@@ -104,10 +104,16 @@ def test_the_peft_deprecation_warning_is_hidden_unless_verbose(verbose):
             FutureWarning,
             stacklevel=1,
         )
+        warnings.warn(
+            "Specifying null_placement in SortOptions is deprecated as of 25.0.0.",
+            FutureWarning,
+            stacklevel=1,
+        )
         warnings.warn("another FutureWarning stays visible", FutureWarning, stacklevel=1)
     shown = [str(w.message) for w in seen]
     assert "another FutureWarning stays visible" in shown
     assert any("is_gradient_checkpointing" in m for m in shown) is verbose
+    assert any("null_placement" in m for m in shown) is verbose
 
 
 def test_metrics_in_log_lines_have_three_significant_figures():
