@@ -298,7 +298,7 @@ def create_app(
                 loc, msg = ["body"], f"body is not valid JSON ({(err.get('ctx') or {}).get('error', msg)}"
                 msg += f" at character {err['loc'][-1]})" if len(err.get("loc", ())) > 1 else ")"
             elif loc == ["body"] and not json_body and kind.endswith("_type"):
-                # Any other Content-Type reaches the model as a plain string: say what the server expects.
+                # FastAPI parses only JSON types; any other body fails validation as bytes: name the header.
                 kind = "content_type"
                 msg = f"send the record as JSON with Content-Type: application/json (got {content_type or 'none'})"
             inner = loc[1:] if loc[:1] == ["body"] else loc
