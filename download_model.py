@@ -36,6 +36,7 @@ from medlora.modeling import (
     load_tokenizer,
     tinyllama_tokenizer,
 )
+from medlora.progress import step
 from medlora.prompts import count_tokens, render
 from medlora.raft import DEFAULT_NO_RELEVANT_SHARE, make_grounder
 
@@ -225,22 +226,24 @@ def build_index(cfg: DownloadConfig, split_pairs: dict, tokenizer) -> retrieval.
 
 def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict[str, Any]:
     report = medquad.ReadReport()
-    pairs = read_medquad(cfg, report)
+    with step("reading MedQuAD"):
+        pairs = read_medquad(cfg, report)
     answered = len(pairs)
     pairs, dropped = medquad.deduplicate(pairs)
     split_pairs = medquad.split_by_focus(pairs, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     templates_dropped = medquad.drop_templates_outside_train(split_pairs)
     tokenizer = find_tokenizer(cfg, model_source)
-    index = build_index(cfg, split_pairs, tokenizer)
-    splits = {
-        name: treatment_data.build_examples(
-            rows,
-            seed=cfg.seed,
-            patients_per_focus=cfg.patients_per_focus,
-            ground=make_grounder(index, name, cfg.k, cfg.no_relevant_share, cfg.max_context_tokens),
-        )
-        for name, rows in split_pairs.items()
-    }
+    with step("building the passage index"):
+        index = build_index(cfg, split_pairs, tokenizer)
+    splits = {}
+    for name, rows in split_pairs.items():
+        with step(f"building the {name} examples (synthetic patients, retrieved passages)"):
+            splits[name] = treatment_data.build_examples(
+                rows,
+                seed=cfg.seed,
+                patients_per_focus=cfg.patients_per_focus,
+                ground=make_grounder(index, name, cfg.k, cfg.no_relevant_share, cfg.max_context_tokens),
+            )
     out_dir = Path(cfg.data_dir) / "medquad"
     stats: dict[str, Any] = {
         "source": cfg.medquad,
@@ -257,11 +260,12 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
         "patients": {name: treatment_data.patient_stats(rows) for name, rows in splits.items()},
         "leakage": medquad.leakage(splits),
     }
-    stats["token_lengths"] = (
-        length_stats(tokenizer, splits, cfg.max_length)
-        if tokenizer
-        else "not computed: no TinyLlama tokenizer at hand (pass --tokenizer)"
-    )
+    with step("token lengths and leakage checks"):
+        stats["token_lengths"] = (
+            length_stats(tokenizer, splits, cfg.max_length)
+            if tokenizer
+            else "not computed: no TinyLlama tokenizer at hand (pass --tokenizer)"
+        )
     # Split files first, stats last: stats.json's presence marks a complete, consistent set.
     for name, rows in splits.items():
         write_jsonl(out_dir / f"{name}.jsonl", rows)

@@ -43,9 +43,10 @@ from typing import Any, Literal
 import numpy as np
 
 from medlora import eval_rows, grounding_eval, metrics, multiple_choice, retrieval
-from medlora.cli import UsageError, config_dict, run_stage
+from medlora.cli import UsageError, config_dict, fmt, run_stage
 from medlora.files import read_jsonl, sha256_files, update_json, write_json
 from medlora.modeling import check_adapter_matches, load_model, missing_model_error, resolve_device
+from medlora.progress import Progress, step
 
 log = logging.getLogger("evaluate_model")
 
@@ -202,7 +203,7 @@ def evaluate_one(
     )
     res: dict[str, Any] = {"model": info, "n_mc": len(mc_items), "n_gen": len(gen_rows)}
     t0 = time.perf_counter()
-    with metrics.Progress(4 * len(mc_items), f"{name}: multiple choice") as bar:
+    with Progress(4 * len(mc_items), f"{name}: multiple choice") as bar:
         picks = multiple_choice.choose_options(
             model, tokenizer, mc_items, cfg.batch_size, cfg.mc_answer_tokens, bar.update
         )
@@ -228,7 +229,9 @@ def evaluate_one(
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()  # the second model loads into the memory the first one held
-    log.info("%s: accuracy %s, BLEU %s, ROUGE-L %s", name, res["accuracy"], res["bleu"], res["rouge_l"])
+    log.info(
+        "%s: accuracy %s, BLEU %s, ROUGE-L %s", name, *fmt([res["accuracy"], res["bleu"], res["rouge_l"]])
+    )
     return res
 
 
@@ -295,15 +298,18 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
         "gen": metrics.bootstrap_indices(len(gen_rows), cfg.bootstrap, cfg.seed + 1),
     }
     started = time.time()
-    results = {"retrieval_baseline": eval_rows.retrieval_baseline(train, gen_rows, idx["gen"])}
-    results["shortcut_baseline"] = multiple_choice.shortcut_baseline(mc_items, plain_items, idx["mc"])
-    index = retrieval.load_index(data_dir)  # exit 2 naming the rebuild when missing or stale
-    results["grounding_baselines"] = grounding_eval.baselines(index, test, cfg.seed)
-    log.info("no-model rows on %d treatment items", len(treat_rows))
-    rows = eval_rows.no_model_rows(treat_rows, index, cfg.bootstrap, cfg.seed) if treat_rows else {}
+    with step("baselines (retrieval, word overlap, grounding, no-model rows)"):
+        results = {"retrieval_baseline": eval_rows.retrieval_baseline(train, gen_rows, idx["gen"])}
+        results["shortcut_baseline"] = multiple_choice.shortcut_baseline(mc_items, plain_items, idx["mc"])
+        index = retrieval.load_index(data_dir)  # exit 2 naming the rebuild when missing or stale
+        results["grounding_baselines"] = grounding_eval.baselines(index, test, cfg.seed)
+        log.info("no-model rows on %d treatment items", len(treat_rows))
+        rows = eval_rows.no_model_rows(treat_rows, index, cfg.bootstrap, cfg.seed) if treat_rows else {}
     precision = eval_precision(cfg, resolve_device(cfg.device)) if variants else None
     for name, adapter in variants.items():
-        results[name] = evaluate_one(cfg, adapter, mc_items, gen_rows, treat_rows, idx, index, precision)
+        # The bars below are tqdm's, shown on a terminal only; step() logs every 30 s in a log file too.
+        with step(f"evaluating the {name.replace('_', '-')} model"):
+            results[name] = evaluate_one(cfg, adapter, mc_items, gen_rows, treat_rows, idx, index, precision)
         if "_row" in results[name]:
             rows[name] = results[name].pop("_row")
     command = "python " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])

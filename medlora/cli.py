@@ -16,6 +16,7 @@ import os
 import sys
 import types
 import typing
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,11 +39,40 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+# Third-party chatter that tells the user nothing; --verbose (or MEDLORA_VERBOSE=1) brings it back.
+QUIET_LOGGERS = ("absl",)  # rouge-score logs "Using default tokenizer." once per scorer
+QUIET_WARNINGS = (
+    # peft reads transformers' deprecated alias when it wraps a model; nothing the user can change.
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
+    # datasets sorts with a pyarrow option pyarrow 25 deprecated; the sort is right either way.
+    (FutureWarning, r"Specifying null_placement in SortOptions is deprecated"),
+)
+
+
 def setup_logging(verbose: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     if not is_main_process():
         level = logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    # The level goes on the handler too: a library that sets its own logger to DEBUG on import (bm25s does)
+    # would otherwise print debug lines through it.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+    for category, message in QUIET_WARNINGS:
+        warnings.filterwarnings("default" if verbose else "ignore", message=message, category=category)
+
+
+def fmt(value: Any, digits: int = 3) -> Any:
+    """Floats to ``digits`` significant figures, inside dicts and lists too: for log lines, not for files."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: fmt(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [fmt(v, digits) for v in value]
+    return value
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -92,6 +122,11 @@ def build_parser(cls: type, description: str | None = None) -> argparse.Argument
     )
     parser.add_argument(
         "--config", metavar="FILE.yaml", help="read settings from a YAML file; flags override it"
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="debug logging, and the third-party warnings hidden by default (same as MEDLORA_VERBOSE=1)",
     )
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -157,6 +192,7 @@ def parse_config(cls: type[C], argv: Sequence[str] | None = None, description: s
     parser = build_parser(cls, description)
     ns = vars(parser.parse_args(argv))
     config_file = ns.pop("config", None)
+    ns.pop("verbose", None)  # read by run_stage before parsing, so the parse itself logs at the right level
     values: dict[str, Any] = {}
     if config_file:
         values.update(_coerce(cls, load_yaml(config_file), str(config_file)))
@@ -180,7 +216,8 @@ def run_stage(
     main: Callable[[C], Any], cls: type[C], argv: Sequence[str] | None = None, description: str | None = None
 ) -> int:
     """Parse, validate, log the resolved config once, run ``main``; map failures to exit codes."""
-    setup_logging(verbose=os.environ.get("MEDLORA_VERBOSE") == "1")
+    args = sys.argv[1:] if argv is None else list(argv)
+    setup_logging(verbose=os.environ.get("MEDLORA_VERBOSE") == "1" or "--verbose" in args)
     try:
         cfg = parse_config(cls, argv, description)
         log_config(cfg)

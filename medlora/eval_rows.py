@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import grounding_eval, metrics, treatment_eval
+from .progress import Progress
 from .retrieval import BM25Index
 from .schemas import Citations, Sections
 
@@ -109,7 +110,7 @@ def retrieval_baseline(train: list[dict], gen_rows: list[dict], idx: np.ndarray)
     pool = [r for r in train if r["kind"] == "qa"]
     retriever = metrics.TfidfRetriever([r["messages"][1]["content"] for r in pool])
     hyps = []
-    with metrics.Progress(len(gen_rows), "retrieval baseline") as bar:
+    with Progress(len(gen_rows), "retrieval baseline") as bar:
         for r in gen_rows:
             hyps.append(pool[retriever.nearest(r["messages"][1]["content"])]["messages"][-1]["content"])
             bar.update()

@@ -1,14 +1,16 @@
 """Writing outputs so that a crash, a kill or a concurrent writer never leaves a half-written file.
 
 Every output goes to a temporary file in the same directory and is renamed over the target (atomic on POSIX).
-JSON logs (``append_json_log``) are appended in place at constant cost under a file lock and rotated by size;
+JSON logs (``append_json_log``) are appended in place at constant cost under a lock and rotated by size;
 a log that is no longer valid JSON is moved aside, never truncated. Small JSON files that change as a whole
-(``update_json``: model_info.json) are read, modified and replaced under the same kind of lock.
+(``update_json``: model_info.json) are read, modified and replaced under the same lock. The lock is taken on
+the file's directory (``flock``), so no empty ``.lock`` file is left beside the outputs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -24,7 +26,14 @@ from typing import Any
 
 from filelock import FileLock
 
+try:
+    import fcntl
+except ImportError:  # Windows: a .lock file beside the output instead
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
+
+LOCK_TIMEOUT_S = 60.0
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -112,11 +121,46 @@ def _move_aside(path: Path) -> Path:
     return aside
 
 
+@contextlib.contextmanager
+def locked(path: str | Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold an exclusive lock, shared by every process, for writing ``path``.
+
+    The lock is ``flock`` on the directory that holds ``path``: a directory is never renamed over the way an
+    output is, and nothing is left behind (a lock file cannot be deleted safely while others may wait on it).
+    Writers of different files in one directory wait for each other; they hold the lock for milliseconds.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent, os.O_RDONLY) if fcntl is not None else None
+    try:
+        deadline = time.monotonic() + timeout
+        while fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{path.parent} stayed locked for {timeout:g} s") from None
+                time.sleep(0.005)
+            except OSError as e:  # a filesystem without flock on directories (some NFS set-ups)
+                if e.errno not in (errno.EBADF, errno.ENOLCK, errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                os.close(fd)
+                fd = None
+        if fd is None:
+            with FileLock(str(path) + ".lock", timeout=timeout):
+                yield
+        else:
+            yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
+
+
 def update_json(path: str | Path, update, default: Any) -> Any:
     """Read-modify-write a JSON file under a lock: ``update(current) -> new``. Corrupt files are moved aside."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock", timeout=60):
+    with locked(path):
         current = default
         if path.exists():
             try:
@@ -213,7 +257,7 @@ def append_json_log(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = _lines(entries)
-    with _thread_lock(path), FileLock(str(path) + ".lock", timeout=60):
+    with _thread_lock(path), locked(path):
         size = path.stat().st_size if path.exists() else 0
         if size and not _ends_cleanly(path, size):
             size = _repair(path)

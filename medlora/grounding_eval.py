@@ -28,7 +28,8 @@ import numpy as np
 
 from .grounding import UNCITED_SECTIONS, citation_scores, extractive_target
 from .medquad import focus_key
-from .metrics import Progress, bootstrap_indices, ratio_ci
+from .metrics import bootstrap_indices, ratio_ci
+from .progress import Progress
 from .retrieval import (
     FALLBACK_THRESHOLD,
     BM25Index,

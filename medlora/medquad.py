@@ -23,6 +23,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from .cli import UsageError
+from .progress import progress
 from .prompts import qa_messages
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def _parse_xml(data: bytes, name: str, report: ReadReport, out: list[QAPair]) ->
 
 def read_xml_dir(path: Path, report: ReadReport) -> list[QAPair]:
     out: list[QAPair] = []
-    for f in sorted(path.rglob("*.xml")):
+    for f in progress(sorted(path.rglob("*.xml")), "reading MedQuAD XML", unit="files"):
         _parse_xml(f.read_bytes(), str(f.relative_to(path)), report, out)
     return out
 

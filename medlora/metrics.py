@@ -16,54 +16,17 @@ import logging
 import math
 import random
 import re
-import sys
-import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from .progress import Progress
 from .prompts import Message, encode_prompt
 from .schemas import SECTION_NAMES, parse_any_sections
 
 log = logging.getLogger(__name__)
-
-
-class Progress:
-    """A progress bar on a terminal; elsewhere (a log file, a batch job) one log line at least every ``every``
-    seconds, so a long evaluation run shows it is alive (tqdm stays silent when stderr is not a terminal)."""
-
-    def __init__(self, total: int, desc: str, every: float = 20.0):
-        self.total, self.desc, self.every, self.done = total, desc, every, 0
-        self.start = self.last = time.monotonic()
-        self.bar = None
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc)
-        else:
-            log.info("%s: 0/%d", desc, total)
-
-    def update(self, n: int = 1) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-            return
-        now = time.monotonic()
-        if now - self.last >= self.every or self.done >= self.total:
-            self.last = now
-            log.info("%s: %d/%d (%.0f s)", self.desc, self.done, self.total, now - self.start)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # ---------------------------------------------------------------------------------------------- text metrics

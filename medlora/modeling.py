@@ -194,6 +194,21 @@ def missing_model_error(path: str | Path) -> UsageError:
     )
 
 
+def missing_adapter_error(path: str | Path) -> UsageError:
+    return UsageError(
+        f"no adapter at {path}: run `python train_model.py` first "
+        "(or pass --base-only to use the base model on purpose)"
+    )
+
+
+def require_model_files(base_dir: str | Path, adapter_dir: str | Path | None) -> None:
+    """Exit 2 naming a missing base model or adapter: cheap, so callers run it before anything slow."""
+    if not (Path(base_dir) / "config.json").is_file():
+        raise missing_model_error(base_dir)
+    if adapter_dir is not None and not (Path(adapter_dir) / "adapter_config.json").is_file():
+        raise missing_adapter_error(adapter_dir)
+
+
 def resolve_device(device: str = "auto") -> str:
     import torch
 
@@ -256,15 +271,9 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     base_dir = Path(base_dir)
-    if not (base_dir / "config.json").is_file():
-        raise missing_model_error(base_dir)
+    adapter_dir = Path(adapter_dir) if adapter_dir is not None else None
+    require_model_files(base_dir, adapter_dir)
     if adapter_dir is not None:
-        adapter_dir = Path(adapter_dir)
-        if not (adapter_dir / "adapter_config.json").is_file():
-            raise UsageError(
-                f"no adapter at {adapter_dir}: run `python train_model.py` first "
-                "(or pass --base-only to use the base model on purpose)"
-            )
         check_adapter_matches(base_dir, adapter_dir)
     device = resolve_device(device)
     dtype = resolve_dtype(precision, device)

@@ -19,7 +19,7 @@ from .files import DEFAULT_LOG_MAX_BYTES, append_json_log
 from .generation import SectionsGenerator
 from .grounding import check_output, grounding_fields, realign
 from .logs import IdHasher
-from .modeling import load_model
+from .modeling import load_model, require_model_files
 from .publishable import repetition_loop
 from .retrieval import Hit, load_index, retrieve_for_record
 from .safety import apply_safety
@@ -50,6 +50,8 @@ class Recommender:
 
     def __init__(self, cfg: Any):
         self.cfg = cfg
+        if cfg.backend != "llama-cpp":  # a missing model or adapter is named before the index and model load
+            require_model_files(cfg.base_model, None if cfg.base_only else cfg.adapter)
         # --k 0 turns retrieval off (evidence "unchecked"); otherwise a missing or stale index is exit 2,
         # before minutes of model loading.
         self.index = load_index(Path(cfg.index).parent, cfg.index) if cfg.k > 0 else None

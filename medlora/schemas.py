@@ -45,6 +45,15 @@ class Vitals(_Strict):
     temperature_c: float | None = Field(None, ge=25, le=45, description="degrees Celsius")
     spo2: float | None = Field(None, ge=40, le=100, description="oxygen saturation, percent")
 
+    @field_validator("diastolic_bp")
+    @classmethod
+    def _below_systolic(cls, v, info):
+        # 130 over 70 is two numbers swapped, not a reading: the red-flag rules would read it as a crisis.
+        systolic = info.data.get("systolic_bp")
+        if v is not None and systolic is not None and v >= systolic:
+            raise ValueError(f"diastolic ({v:g}) must be below systolic ({systolic:g}); were they swapped?")
+        return v
+
 
 class PatientRecord(_Strict):
     patient_id: Annotated[str, StringConstraints(max_length=128)] | None = Field(

@@ -41,9 +41,11 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from . import __version__
 from .cli import UsageError
 from .schemas import DISCLAIMER, MAX_RECORD_BYTES, ModelInfo, PatientRecord, Recommendation, field_name
 
@@ -52,6 +54,8 @@ log = logging.getLogger(__name__)
 ENDPOINT = "/api/treatment-recommendations"
 API_KEY_ENV = "MEDLORA_API_KEY"
 OPEN_PATHS = {"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
+# Swagger UI and ReDoc come from the fastapi-offline package and are served from here: /docs works offline.
+DOCS_ASSETS = "/docs-assets"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -199,7 +203,9 @@ class Gate:
         self.key = api_key.encode() if api_key else None
 
     def authorized(self, scope: dict) -> bool:
-        if self.key is None or scope["path"] in OPEN_PATHS and scope["method"] in ("GET", "HEAD"):
+        path = scope["path"]
+        is_open = path in OPEN_PATHS or path.startswith(DOCS_ASSETS + "/")
+        if self.key is None or is_open and scope["method"] in ("GET", "HEAD"):
             return True
         auth = dict(scope["headers"]).get(b"authorization", b"")
         scheme, _, given = auth.partition(b" ")
@@ -268,9 +274,10 @@ def create_app(
         # uvicorn has answered every request in flight by now; a timed-out generation may still be running.
         await anyio.to_thread.run_sync(queue.stop)
 
-    app = FastAPI(
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="medlora treatment recommendations",
-        version="0.2.0",
+        version=__version__,
         description=f"Structured, safety-checked treatment recommendations from a patient record. {DISCLAIMER}",
         lifespan=lifespan,
     )
@@ -281,14 +288,22 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid_record(request: Request, exc: RequestValidationError) -> JSONResponse:
         detail, fields = [], []
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        json_body = content_type == "application/json" or content_type.endswith("+json")
         for err in exc.errors():
-            loc = list(err.get("loc", ()))
-            inner = loc[1:] if loc[:1] == ["body"] else loc
-            fields.append(field_name(inner, err.get("msg", "")))
+            loc, kind = list(err.get("loc", ()) or ()), str(err.get("type", "invalid"))
             msg = str(err.get("msg", "invalid"))
-            detail.append(
-                {"loc": loc, "field": fields[-1], "msg": msg, "type": str(err.get("type", "invalid"))}
-            )
+            if kind == "json_invalid":
+                # FastAPI puts the character offset where a field name would be: it is not a field.
+                loc, msg = ["body"], f"body is not valid JSON ({(err.get('ctx') or {}).get('error', msg)}"
+                msg += f" at character {err['loc'][-1]})" if len(err.get("loc", ())) > 1 else ")"
+            elif loc == ["body"] and not json_body and kind.endswith("_type"):
+                # FastAPI parses only JSON types; any other body fails validation as bytes: name the header.
+                kind = "content_type"
+                msg = f"send the record as JSON with Content-Type: application/json (got {content_type or 'none'})"
+            inner = loc[1:] if loc[:1] == ["body"] else loc
+            fields.append("body" if kind in ("json_invalid", "content_type") else field_name(inner, msg))
+            detail.append({"loc": loc, "field": fields[-1], "msg": msg, "type": kind})
         rid = request.state.request_id
         await log_outcome("invalid_input", rid, invalid_fields=fields)
         return _json(422, detail, rid)

@@ -20,6 +20,7 @@ from typing import Any
 
 from . import drugs, patients
 from .medquad import QAPair, example_id, focus_key, qa_example
+from .progress import progress
 from .prompts import treatment_messages
 from .safety import apply_safety, duplicate_therapy
 from .schemas import SECTION_NAMES, FollowUp, Medication, Monitoring, PatientRecord, Referral, Sections
@@ -270,7 +271,7 @@ def treatment_cases(pairs: list[QAPair], seed: int = 42, patients_per_focus: int
         by_focus[k][p.qtype].append(p)
         display.setdefault(k, p.focus)
     out = []
-    for k in sorted(by_focus):
+    for k in progress(sorted(by_focus), "synthetic patients and targets", unit="foci"):
         answers = dict(by_focus[k])
         if not any(qt in answers for qt in TREATMENT_QTYPES):
             continue
@@ -309,7 +310,8 @@ def treatment_examples(
 ) -> list[dict[str, Any]]:
     """The rows of the treatment cases; ``ground`` (``medlora.grounding``) adds passages to prompt and target."""
     out = []
-    for case in treatment_cases(pairs, seed, patients_per_focus):
+    cases = treatment_cases(pairs, seed, patients_per_focus)
+    for case in progress(cases, "treatment examples (prompts, passages)", unit="examples"):
         first = next(iter(case.answers.values()))[0]
         row = {
             "id": example_id("treatment", case.key, str(case.index)),

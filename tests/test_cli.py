@@ -1,9 +1,11 @@
+import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
 import pytest
 
-from medlora.cli import UsageError, parse_config, run_stage
+from medlora.cli import UsageError, fmt, parse_config, run_stage, setup_logging
 
 
 @dataclass
@@ -76,3 +78,45 @@ def test_help_documents_every_field(capsys):
     out = capsys.readouterr().out
     for flag in ("--lr", "--epochs", "--name", "--fast", "--precision", "--modules", "--config"):
         assert flag in out
+
+
+def _chatty_stage(cfg):
+    logging.getLogger("bm25s").setLevel(logging.DEBUG)  # what bm25s does to its logger on import
+    logging.getLogger("bm25s").debug("bm25s debug line")
+    logging.getLogger("absl").info("Using default tokenizer.")
+    logging.getLogger("medlora.stage").info("the stage's own line")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_quiet_by_default_and_verbose_brings_the_detail_back(capsys, verbose):
+    assert run_stage(_chatty_stage, Cfg, ["--verbose"] if verbose else []) == 0
+    err = capsys.readouterr().err
+    assert "the stage's own line" in err
+    assert ("bm25s debug line" in err) is verbose and ("Using default tokenizer" in err) is verbose
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_the_peft_deprecation_warning_is_hidden_unless_verbose(verbose):
+    with warnings.catch_warnings(record=True) as seen:
+        setup_logging(verbose)
+        warnings.warn(
+            "`is_gradient_checkpointing` is deprecated and will be removed in v6.",
+            FutureWarning,
+            stacklevel=1,
+        )
+        warnings.warn(
+            "Specifying null_placement in SortOptions is deprecated as of 25.0.0.",
+            FutureWarning,
+            stacklevel=1,
+        )
+        warnings.warn("another FutureWarning stays visible", FutureWarning, stacklevel=1)
+    shown = [str(w.message) for w in seen]
+    assert "another FutureWarning stays visible" in shown
+    assert any("is_gradient_checkpointing" in m for m in shown) is verbose
+    assert any("null_placement" in m for m in shown) is verbose
+
+
+def test_metrics_in_log_lines_have_three_significant_figures():
+    got = fmt({"accuracy": 0.27345678912345, "ci": [0.2123456789, 0.33333333333], "n": 982, "bleu": 12.3456})
+    assert got == {"accuracy": 0.273, "ci": [0.212, 0.333], "n": 982, "bleu": 12.3}
+    assert fmt(None) is None and fmt("text") == "text"

@@ -7,6 +7,7 @@ import pytest
 from medlora.files import (
     append_json_log,
     atomic_write,
+    locked,
     read_jsonl,
     rotated_logs,
     sha256_files,
@@ -153,3 +154,40 @@ def test_concurrent_appends_across_rotations_keep_every_entry_once(tmp_path):
     assert len(files) > 2
     entries = [(e["worker"], e["i"]) for f in files for e in json.loads(f.read_text())]
     assert sorted(entries) == [(w, i) for w in range(4) for i in range(10)]
+
+
+def _count_in_json(args):
+    path, worker = args
+    for _ in range(10):
+        update_json(path, lambda d: {**d, "n": d.get("n", 0) + 1}, default={})
+        append_json_log(os.path.join(os.path.dirname(path), "log.json"), {"worker": worker})
+
+
+def test_writers_leave_no_lock_files_and_never_lose_an_update(tmp_path):
+    counter = tmp_path / "info.json"
+    with mp.get_context("spawn").Pool(4) as pool:
+        pool.map(_count_in_json, [(str(counter), w) for w in range(4)])
+    assert json.loads(counter.read_text()) == {"n": 40}  # a lost read-modify-write would count fewer
+    assert len(json.loads((tmp_path / "log.json").read_text())) == 40
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["info.json", "log.json"]  # no .lock, no temp file
+
+
+def test_the_lock_excludes_another_process_and_times_out(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "out.json"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from medlora.files import locked\n"
+         f"with locked({str(target)!r}):\n    print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(TimeoutError, match="stayed locked"), locked(target, timeout=0.2):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with locked(target, timeout=5):  # the holder's death released it
+        pass

@@ -118,6 +118,17 @@ def test_missing_adapter_is_exit_2_naming_the_training_command(env, tmp_path, ca
     assert "train_model.py" in err and "--base-only" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("serve", [False, True])
+def test_a_missing_adapter_is_named_before_any_model_loads(env, tmp_path, capsys, monkeypatch, serve):
+    flags, _ = env
+    flags = [f for f in flags]
+    flags[flags.index("--adapter") + 1] = str(tmp_path / "no-such-adapter")
+    for slow in ("load_model", "load_index"):  # neither the model nor the passage index is touched
+        monkeypatch.setattr(f"medlora.recommender.{slow}", lambda *a, **k: pytest.fail("loaded"))
+    assert run([*flags, *(["--serve"] if serve else ["--patient", str(EXAMPLES[0])])]) == 2
+    assert "no adapter at" in capsys.readouterr().err
+
+
 BAD = {
     "malformed JSON": ('{"age": 40, "symptoms": ["cough"]', "record: Invalid JSON"),
     "not an object": ("[1, 2]", "record: Input should be an object"),
@@ -310,6 +321,8 @@ def random_record(rng: random.Random) -> PatientRecord:
     }
     if not data["conditions"] and not data["symptoms"]:
         data["symptoms"] = [rng.choice(SYMPTOMS)]
+    if data["vitals"].get("diastolic_bp", 0) >= data["vitals"].get("systolic_bp", 1e9):
+        del data["vitals"]["diastolic_bp"]  # the schema refuses a diastolic at or above the systolic
     return PatientRecord.model_validate(data)
 
 

@@ -71,25 +71,6 @@ def test_ratio_ci_is_a_rate_over_a_subset_with_its_interval():
     assert value == 1.0 and ci == [1.0, 1.0]
 
 
-def test_progress_logs_when_stderr_is_not_a_terminal(caplog, monkeypatch):
-    import logging
-
-    clock = iter([0.0, 5.0, 25.0, 26.0, 30.0])
-    monkeypatch.setattr(metrics.time, "monotonic", lambda: next(clock))
-    with caplog.at_level(logging.INFO, logger="medlora.metrics"):
-        bar = metrics.Progress(3, "scoring", every=20)
-        bar.update()  # 5 s: quiet
-        bar.update()  # 25 s: a line
-        bar.update()  # done: a line
-    lines = [r.getMessage() for r in caplog.records]
-    assert (
-        lines[0] == "scoring: 0/3"
-        and lines[1].startswith("scoring: 2/3")
-        and lines[2].startswith("scoring: 3/3")
-    )
-    assert len(lines) == 3
-
-
 def test_text_scores_and_paired_difference():
     # every item has 4-grams, so every resample of the perfect corpus scores 100
     hyps = ["the cat sat on the mat", "a dog barked at night", "zebra crossing is here today"]

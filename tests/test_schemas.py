@@ -44,6 +44,8 @@ def test_round_trip_and_disclaimer():
         ({"conditions": ["x"], "notes": "n" * 2001}, "notes"),
         ({"conditions": "asthma"}, "conditions"),
         ({"conditions": ["x"], "sex": "f"}, "sex"),
+        ({"conditions": ["x"], "vitals": {"systolic_bp": 70, "diastolic_bp": 130}}, "were they swapped"),
+        ({"conditions": ["x"], "vitals": {"systolic_bp": 90, "diastolic_bp": 90}}, "must be below systolic"),
     ],
 )
 def test_invalid_records_name_the_field(record, field):
@@ -51,6 +53,11 @@ def test_invalid_records_name_the_field(record, field):
         PatientRecord.model_validate(record)
     text = str(e.value)
     assert field.split(".")[0] in text or field in text
+
+
+def test_diastolic_below_systolic_is_accepted_and_either_alone_too():
+    for vitals in ({"systolic_bp": 130, "diastolic_bp": 70}, {"diastolic_bp": 130}, {"systolic_bp": 70}):
+        assert PatientRecord.model_validate({"conditions": ["x"], "vitals": vitals}).vitals
 
 
 def test_valid_record():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -357,6 +358,56 @@ def test_422_and_413_are_logged_off_the_event_loop():
         assert r.status_code == 413 and r.json()["detail"][0]["field"] == "body"
     assert [e["outcome"] for e in fake.entries] == ["invalid_input", "invalid_input"]
     assert fake.on_loop == [False, False]
+
+
+def test_422s_say_what_is_wrong_with_the_body_not_a_character_position():
+    fake = FakeRecommender()
+    with TestClient(create_app(fake)) as c:
+        text = c.post(ENDPOINT, content=json.dumps(VALID), headers={"content-type": "text/plain"})
+        bare = c.post(ENDPOINT, content=json.dumps(VALID))  # no Content-Type at all
+        broken = c.post(ENDPOINT, content='{"age": 54,', headers={"content-type": "application/json"})
+        swapped = c.post(ENDPOINT, json={**VALID, "vitals": {"systolic_bp": 70, "diastolic_bp": 130}})
+        plus = c.post(ENDPOINT, content=json.dumps(VALID), headers={"content-type": "application/x+json"})
+    assert [r.status_code for r in (text, bare, broken, swapped, plus)] == [422, 422, 422, 422, 200]
+    (d,) = text.json()["detail"]
+    assert d["field"] == "body" and d["type"] == "content_type"
+    assert "Content-Type: application/json" in d["msg"] and "text/plain" in d["msg"]
+    assert "(got none)" in bare.json()["detail"][0]["msg"]
+    (d,) = broken.json()["detail"]
+    assert d["loc"] == ["body"] and d["field"] == "body" and d["type"] == "json_invalid"
+    assert "not valid JSON" in d["msg"] and "character 11" in d["msg"]
+    (d,) = swapped.json()["detail"]
+    assert d["field"] == "vitals.diastolic_bp" and "swapped" in d["msg"]
+    assert [e["outcome"] for e in fake.entries] == ["invalid_input"] * 4 + ["ok"]
+
+
+def test_swagger_ui_and_redoc_load_only_assets_the_server_serves(tmp_path):
+    """/docs must render with no network: every script, style and icon the pages name is served here."""
+    import re
+
+    import medlora
+
+    with TestClient(create_app(FakeRecommender(), api_key=KEY)) as c:  # the docs need no key
+        assert c.get("/openapi.json").json()["info"]["version"] == medlora.__version__
+        for page, must in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+            html = c.get(page)
+            assert html.status_code == 200 and must in html.text
+            urls = re.findall(r"""(?:src|href|spec-url)=["']([^"']+)|url: *'([^']+)'""", html.text)
+            urls = [a or b for a, b in urls]
+            assert len(urls) >= 2 and not [u for u in urls if not u.startswith("/")], urls
+            assert "http://" not in html.text and "https://" not in html.text
+            for url in urls:
+                r = c.get(url)
+                assert r.status_code == 200, url
+                assert len(r.content) > 1000 or url.endswith(".png"), url
+
+
+def test_the_api_version_is_the_one_in_pyproject():
+    import medlora
+
+    m = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+    assert medlora.__version__ == m.group(1)
+    assert create_app(FakeRecommender()).version == m.group(1)
 
 
 KEY = "k" * 24 + "-secret"
