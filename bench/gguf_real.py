@@ -193,6 +193,7 @@ def main(cfg: GGUFRealConfig) -> dict[str, Any]:
                                                         "prompt_lookup": lookup, "name": name}, cfg.child_timeout)  # fmt: skip
                     reference = reference or r.pop("reference", None)
                     runs[name] = r
+                    log.info("%s: %s", name, {k: v for k, v in r.items() if k != "texts"})
                     if lookup:
                         plain = runs[name.replace(" + prompt lookup", "")]
                         r["same_output_as_plain"] = r["texts"] == plain["texts"]
@@ -201,6 +202,7 @@ def main(cfg: GGUFRealConfig) -> dict[str, Any]:
             extra = {"reference": reference} if threads == cfg.threads[0] else {}
             runs[name] = in_fresh_process(transformers_worker, {**base, **extra, "model_dir": cfg.model_dir,
                                                                 "name": name}, cfg.child_timeout)  # fmt: skip
+            log.info("%s: %s", name, {k: v for k, v in runs[name].items() if k != "texts"})
     for r in runs.values():
         r.pop("texts")
     result["runs"] = runs

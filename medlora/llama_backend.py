@@ -35,8 +35,9 @@ from .schemas import PatientRecord
 
 log = logging.getLogger(__name__)
 
-# Prompt-lookup drafting (prompt_lookup.py): the output is the same either way; on by default only where it
-# was measured faster (docs/llama-cpp.md).
+# Prompt-lookup drafting (prompt_lookup.py): off, because llama.cpp's CPU kernels give batch-size dependent
+# logits (a verified draft can flip a near-tie on quantised files) and it was slower on Q8_0/Q4_K_M
+# (docs/llama-cpp.md has the figures).
 PROMPT_LOOKUP_DEFAULT = False
 
 

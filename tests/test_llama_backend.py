@@ -437,11 +437,9 @@ def test_smollm2_prompts_and_a_constrained_recommendation_on_llama_cpp(smollm2):
         assert gen.prompt_ids(record, passages) == encode_prompt(tokenizer, messages)
         assert gtok_text(gen, messages) == render(tokenizer, messages, True)
     assert gen.eos_id == tokenizer.convert_tokens_to_ids("<|im_end|>")
-    out_plain = gen.generate(RECORDS[:1], passages=[passages])[0]
-    gen.prompt_lookup = True
-    out_lookup = gen.generate(RECORDS[:1], passages=[passages])[0]
-    assert out_plain.text == out_lookup.text
-    assert json.loads(out_plain.text) if out_plain.finish == "eos" else out_plain.generated_tokens == 160
+    out = gen.generate(RECORDS[:1], passages=[passages])[0]
+    # a document the grammar closed with <|im_end|>, or one the budget cut (the model loops at 135M)
+    assert json.loads(out.text) if out.finish == "eos" else out.generated_tokens == 160
 
 
 def gtok_text(gen, messages) -> str:
