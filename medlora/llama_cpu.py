@@ -29,8 +29,10 @@ ENV = "MEDLORA_LLAMA_EXTRA_BUFTS"  # auto (default), on or off: overrides the ch
 _PROBE = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from medlora.llama_backend import load_gguf
-llm = load_gguf(sys.argv[2], threads=int(sys.argv[3]), extra_bufts=sys.argv[4] == "1", probe=False)
+from llama_cpp import Llama
+from medlora.llama_cpu import model_params
+with model_params(use_extra_bufts=sys.argv[4] == "1"):
+    llm = Llama(sys.argv[2], n_ctx=256, n_threads=int(sys.argv[3]) or None, verbose=False)
 llm.eval([llm.token_bos() if llm.token_bos() >= 0 else 0])
 llm.close()
 """
