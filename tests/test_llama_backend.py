@@ -444,3 +444,40 @@ def test_smollm2_prompts_and_a_constrained_recommendation_on_llama_cpp(smollm2):
 
 def gtok_text(gen, messages) -> str:
     return gen.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+
+
+def test_judging_only_the_top_logits_picks_what_judging_the_whole_vocabulary_picks(tiny):
+    """GrammarMask.pick's shortcut (the grammar judges the highest logits only, when the rest cannot matter)
+    gives the full judgement's token, probability and choice flag, in states along a valid document."""
+    import numpy as np
+
+    llm, _, tokenizer = tiny
+    ebnf, n, eos = GRAMMARS[-1], llm.n_vocab(), tokenizer.eos_token_id
+    info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=len(tokenizer), stop_token_ids=[eos])
+    pieces = [tokenizer.decode([i]) for i in range(len(tokenizer))]
+    ids = walk(xgr.GrammarCompiler(info).compile_grammar(ebnf), pieces, eos, random.Random(1))[:60]
+    gbnf, rng, shortcuts = to_gbnf(ebnf), np.random.default_rng(0), 0
+    masks = [GrammarMask(llm._model.vocab, gbnf, n) for _ in range(2)]
+    try:
+        for step, token in enumerate(ids):
+            for peaked in (False, True):  # flat logits take the full path, peaked ones the shortcut
+                logits = rng.standard_normal(n).astype(np.float32)
+                if peaked:
+                    logits[rng.choice(n, 64, replace=False)] += 100.0
+                banned = np.array([tokenizer.unk_token_id], dtype=np.int32)
+                full_calls = []  # the whole vocabulary judged: the shortcut did not apply
+                masks[0].masked = lambda *a, m=masks[0], calls=full_calls: (
+                    calls.append(1) or GrammarMask.masked(m, *a)
+                )
+                fast = masks[0].pick(logits.copy(), banned, top=64)
+                del masks[0].masked
+                full = masks[1].pick(logits.copy(), banned, top=10**9)
+                assert fast[0] == full[0] and fast[2] == full[2], step
+                assert fast[1] == pytest.approx(full[1], rel=1e-6)
+                shortcuts += not full_calls
+            for m in masks:
+                m.accept(token)
+    finally:
+        for m in masks:
+            m.close()
+    assert 0 < shortcuts < 2 * len(ids)  # both paths were compared
