@@ -112,6 +112,12 @@ def main(cfg: ExportConfig) -> Path:
         else Path(cfg.base_model)
     )
 
+    family = export.template_family(tokenizer.chat_template)
+    if family is None:
+        raise UsageError(
+            f"the chat template in {tok_dir} is neither TinyLlama's nor ChatML: llama.cpp serving and the "
+            "Modelfile need one of them"
+        )
     tmp = make_temp_dir(out_dir)
     try:
         f16 = tmp / f"{name}-F16.gguf"
@@ -142,7 +148,7 @@ def main(cfg: ExportConfig) -> Path:
         ]
         target = cfg.modelfile_quant or min(files, key=lambda q: files[q].stat().st_size)
         (tmp / "Modelfile").write_text(
-            export.modelfile(files[target].name, TREATMENT_SYSTEM, cfg.num_ctx), encoding="utf-8"
+            export.modelfile(files[target].name, TREATMENT_SYSTEM, cfg.num_ctx, family), encoding="utf-8"
         )
         write_json(tmp / "model_info.json", {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

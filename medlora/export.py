@@ -21,7 +21,9 @@ from .cli import UsageError
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = "Llama-architecture models (LlamaForCausalLM, such as TinyLlama) with plain RoPE and no biases"
+SUPPORTED = (
+    "Llama-architecture models (LlamaForCausalLM, such as TinyLlama or SmolLM2) with plain RoPE and no biases"
+)
 QUANTS = ("F16", "Q8_0", "Q4_K_M")
 # llama.cpp's llama_ftype values (include/llama.h) for the quantisations this stage writes.
 LLAMA_FTYPE = {"F16": 1, "Q8_0": 7, "Q4_K_M": 15}
@@ -131,16 +133,21 @@ def _spm_from_bpe(spec: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
     return {"model": "llama", "tokens": tokens, "scores": scores, "types": types}
 
 
-def write_f16_gguf(model: Any, tokenizer: Any, tok_dir: Path, path: Path, name: str) -> None:
-    """The merged model as an F16 GGUF at ``path`` (the caller makes it atomic)."""
-    import gguf
-    import numpy as np
-    import torch
+# llama.cpp's names for pre-tokenizer regexes of byte-level BPE vocabularies (src/llama-vocab.cpp), tried in
+# this order: its own converter picks one from a hash of the tokens of a test text and refuses tokenizers it
+# holds no hash for; here each is tried on the probe text and kept when llama.cpp then gives transformers'
+# tokens ("default" for the offline test tokenizer, "smollm" for SmolLM2's, splitting digits one by one).
+PRE_TOKENIZERS = ("default", "gpt-2", "smollm", "llama-bpe", "qwen2", "starcoder", "olmo")
+PRE_PROBE = (
+    "Take 1250 mg twice-daily; it's 3.5% (don't stop) \n\n  BP 180/120 mmHg\t- naïve café, 中文 ﬁ?! "
+    'I\'ll you\'ve THEY\'RE x  y   z\n 2024-01-05 [1, 12] {"a":"b"} ...\u00a0end'
+)
 
-    cfg = model.config
-    check_llama(cfg)
-    if not tokenizer.chat_template:
-        raise UsageError(f"the tokenizer in {tok_dir} has no chat template to embed")
+
+def _writer(cfg: Any, tokenizer: Any, vocab: dict[str, Any], path: Path, name: str, pre: str):
+    """A GGUFWriter holding every key of the model (hyperparameters, vocabulary, template), no tensors yet."""
+    import gguf
+
     head_dim = cfg.hidden_size // cfg.num_attention_heads
     w = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
     w.add_name(name)
@@ -155,10 +162,8 @@ def write_f16_gguf(model: Any, tokenizer: Any, tok_dir: Path, path: Path, name: 
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_vocab_size(cfg.vocab_size)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-
-    vocab = _vocab(tokenizer, tok_dir, cfg.vocab_size)
     w.add_tokenizer_model(vocab["model"])
-    w.add_tokenizer_pre("default")
+    w.add_tokenizer_pre(pre)
     if vocab["model"] == "llama":
         # llama.cpp would put "▁" at the start of every text between special tokens (after each </s> of the
         # chat template); the project's tokenizer only at the start of the text, which GGUFTokenizer adds.
@@ -176,6 +181,50 @@ def write_f16_gguf(model: Any, tokenizer: Any, tok_dir: Path, path: Path, name: 
     w.add_add_bos_token(adds_bos)
     w.add_add_eos_token(False)
     w.add_chat_template(tokenizer.chat_template)
+    return w
+
+
+def pre_tokenizer(cfg: Any, tokenizer: Any, vocab: dict[str, Any], work: Path) -> str:
+    """The first of ``PRE_TOKENIZERS`` with which llama.cpp tokenises ``PRE_PROBE`` as ``tokenizer`` does
+    (SentencePiece vocabularies have no pre-tokenizer: "default"); ``UsageError`` when none does."""
+    if vocab["model"] != "gpt2":
+        return "default"
+    from llama_cpp import Llama
+
+    want = tokenizer(PRE_PROBE, add_special_tokens=False)["input_ids"]
+    got = {}
+    for pre in PRE_TOKENIZERS:
+        path = work / f"vocab-{pre}.gguf"
+        w = _writer(cfg, tokenizer, vocab, path, "probe", pre)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        llm = Llama(str(path), vocab_only=True, verbose=False)
+        got[pre] = llm.tokenize(PRE_PROBE.encode("utf-8"), add_bos=False, special=False)
+        llm.close()
+        path.unlink()
+        if got[pre] == want:
+            return pre
+    raise UsageError(
+        f"llama.cpp tokenises text differently from this tokenizer with every pre-tokenizer tried "
+        f"({', '.join(PRE_TOKENIZERS)}): the export supports {SUPPORTED}"
+    )
+
+
+def write_f16_gguf(model: Any, tokenizer: Any, tok_dir: Path, path: Path, name: str) -> None:
+    """The merged model as an F16 GGUF at ``path`` (the caller makes it atomic)."""
+    import gguf
+    import numpy as np
+    import torch
+
+    cfg = model.config
+    check_llama(cfg)
+    if not tokenizer.chat_template:
+        raise UsageError(f"the tokenizer in {tok_dir} has no chat template to embed")
+    vocab = _vocab(tokenizer, tok_dir, cfg.vocab_size)
+    pre = pre_tokenizer(cfg, tokenizer, vocab, path.parent)
+    w = _writer(cfg, tokenizer, vocab, path, name, pre)
 
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
     for key, tensor in model.state_dict().items():
@@ -228,6 +277,38 @@ def _log_from_llama_cpp(level: int, text: bytes, user_data: Any) -> None:
         log.log({3: logging.WARNING, 4: logging.ERROR}.get(level, logging.DEBUG), "llama.cpp: %s", message)
 
 
+def render_template(
+    template: str, messages: list[dict[str, str]], add_generation_prompt: bool, **tokens
+) -> str:
+    # The environment transformers' apply_chat_template renders with, so both paths write the same text.
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(template).render(
+        messages=messages, add_generation_prompt=add_generation_prompt, **tokens
+    )
+
+
+# What each prompt format the project trains writes for one system turn "s", one user turn "u" and the
+# generation prompt: TinyLlama's Zephyr style, and ChatML as SmolLM2-Instruct and many others ship it.
+_PROBE = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+_FAMILIES = {
+    "zephyr": "<|system|>\ns</s>\n<|user|>\nu</s>\n<|assistant|>\n",
+    "chatml": "<|im_start|>system\ns<|im_end|>\n<|im_start|>user\nu<|im_end|>\n<|im_start|>assistant\n",
+}
+
+
+def template_family(template: str | None) -> str | None:
+    """``zephyr`` or ``chatml`` when ``template`` renders a system and a user turn as that format does."""
+    if not template:
+        return None
+    try:
+        text = render_template(template, _PROBE, True, bos_token="<s>", eos_token="</s>")
+    except Exception:  # a template that does not render is no format the project serves
+        return None
+    return next((name for name, want in _FAMILIES.items() if text == want), None)
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -236,21 +317,34 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def modelfile(gguf_name: str, system: str, num_ctx: int) -> str:
-    """An Ollama Modelfile for TinyLlama's Zephyr-style template, the treatment system prompt and greedy decoding.
+_OLLAMA = {
+    "zephyr": (
+        'TEMPLATE """{{ if .System }}<|system|>\n{{ .System }}</s>\n{{ end }}<|user|>\n{{ .Prompt }}</s>\n'
+        '<|assistant|>\n"""\n',
+        ("</s>", "<|user|>", "<|system|>"),
+    ),
+    "chatml": (
+        'TEMPLATE """{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}<|im_start|>user\n'
+        '{{ .Prompt }}<|im_end|>\n<|im_start|>assistant\n"""\n',
+        ("<|im_end|>", "<|im_start|>"),
+    ),
+}
+
+
+def modelfile(gguf_name: str, system: str, num_ctx: int, family: str = "zephyr") -> str:
+    """An Ollama Modelfile for the model's prompt format (``template_family``: TinyLlama's Zephyr style or
+    ChatML), the treatment system prompt and greedy decoding.
 
     The template writes exactly what the project's chat template renders for one system and one user turn.
     """
+    template, stops = _OLLAMA[family]
     return (
         "# Research software, not medical advice: outputs served by Ollama skip this project's schema grammar\n"
         "# and safety rules (red flags, allergy conflicts, disclaimer); inference.py --backend llama-cpp applies them.\n"
         f"FROM ./{gguf_name}\n"
-        'TEMPLATE """{{ if .System }}<|system|>\n{{ .System }}</s>\n{{ end }}<|user|>\n{{ .Prompt }}</s>\n'
-        '<|assistant|>\n"""\n'
-        f'SYSTEM """{system}"""\n'
-        'PARAMETER stop "</s>"\n'
-        'PARAMETER stop "<|user|>"\n'
-        'PARAMETER stop "<|system|>"\n'
-        "PARAMETER temperature 0\n"
-        f"PARAMETER num_ctx {num_ctx}\n"
+        + template
+        + f'SYSTEM """{system}"""\n'
+        + "".join(f'PARAMETER stop "{s}"\n' for s in stops)
+        + "PARAMETER temperature 0\n"
+        + f"PARAMETER num_ctx {num_ctx}\n"
     )

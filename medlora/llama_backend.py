@@ -8,9 +8,12 @@ let raw control characters and leading spaces into strings, which the schema ref
 
 Prompts come from the same builder (``prompts.encode_prompt``) through ``GGUFTokenizer``, which renders the
 chat template embedded in the GGUF and tokenises with the GGUF's vocabulary; results are decoded by the same
-``generation.finish_row``. Decoding is greedy over the logits the grammar leaves (the whole vocabulary is
-checked each step, 5-6 ms for TinyLlama's 32,000 tokens on this CPU, so that each chosen token's constrained
-probability feeds the per-section confidence as on the transformers path).
+``generation.finish_row``. Decoding is greedy over the logits the grammar leaves, and each chosen token's
+constrained probability feeds the per-section confidence as on the transformers path: the grammar judges the
+1,024 highest logits when the rest of the vocabulary cannot change the pick or move the probability by 1e-7,
+else the whole vocabulary (about 10 ms for SmolLM2's 49,152 tokens on this CPU; ``GrammarMask.pick``).
+The model is loaded by ``load_gguf``: checked, with llama.cpp's extra buffer types chosen for this CPU and,
+before serving, one token evaluated in a child process (``llama_cpu.py``).
 """
 
 from __future__ import annotations
@@ -19,37 +22,34 @@ import atexit
 import ctypes
 import json
 import logging
+import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .cli import UsageError
+from .export import render_template, template_family
 from .gbnf import to_gbnf
 from .generation import DEFAULT_MAX_NEW_TOKENS, Generated, finish_row, sections_grammar
-from .prompts import TINYLLAMA_CHAT_TEMPLATE, encode_prompt, treatment_messages
+from .prompt_lookup import PromptLookup
+from .prompts import encode_prompt, treatment_messages
 from .schemas import PatientRecord
 
 log = logging.getLogger(__name__)
 
-
-def _render_template(
-    template: str, messages: list[dict[str, str]], add_generation_prompt: bool, **tokens
-) -> str:
-    # The environment transformers' apply_chat_template renders with, so both paths write the same text.
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(template).render(
-        messages=messages, add_generation_prompt=add_generation_prompt, **tokens
-    )
+# Prompt-lookup drafting (prompt_lookup.py): off, because llama.cpp's CPU kernels give batch-size dependent
+# logits (a verified draft can flip a near-tie on quantised files) and it was slower on Q8_0/Q4_K_M
+# (docs/llama-cpp.md has the figures).
+PROMPT_LOOKUP_DEFAULT = False
 
 
 def check_gguf(path: str | Path) -> dict[str, Any]:
     """The metadata of a GGUF this backend can serve, or ``UsageError`` naming the file and what is wrong.
 
     Refused: a missing file, one that is not GGUF, a truncated or corrupt one (tensor data past the end of the
-    file), a model that is not Llama, and one whose chat template is not the prompt format the project trains.
+    file), a model that is not Llama, and one whose chat template is not a prompt format the project trains
+    (TinyLlama's Zephyr style, or ChatML as SmolLM2-Instruct's).
     """
     path = Path(path)
     if not path.is_file():
@@ -76,15 +76,10 @@ def check_gguf(path: str | Path) -> dict[str, Any]:
             f"--gguf {path}: a {meta['general.architecture']} model; this backend serves Llama GGUFs "
             "written by export_model.py"
         )
-    template = meta["tokenizer.chat_template"]
-    probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
-    tokens = {"bos_token": "<s>", "eos_token": "</s>"}
-    if not template or _render_template(template, probe, True, **tokens) != _render_template(
-        TINYLLAMA_CHAT_TEMPLATE, probe, True, **tokens
-    ):
+    if template_family(meta["tokenizer.chat_template"]) is None:
         raise UsageError(
-            f"--gguf {path}: its chat template is not TinyLlama's, so it is not a model this project "
-            "exported (use export_model.py on a TinyLlama base and adapter)"
+            f"--gguf {path}: its chat template is neither TinyLlama's nor ChatML (SmolLM2's), so it is not a "
+            "model this project exported (use export_model.py on a TinyLlama or SmolLM2 base and adapter)"
         )
     return meta
 
@@ -129,7 +124,7 @@ class GGUFTokenizer:
     ) -> str:
         if tokenize:
             raise NotImplementedError("render, then call the tokenizer")
-        return _render_template(
+        return render_template(
             self.chat_template,
             messages,
             add_generation_prompt,
@@ -183,6 +178,44 @@ class GrammarMask:
         self._lib.llama_sampler_apply(self._sampler, ctypes.byref(self._all_arr))
         return self._view["logit"]
 
+    def _subset(self, ids: Any, logits: Any) -> Any:
+        """The grammar's verdict on ``ids`` alone (each token is judged on its own): their masked logits."""
+        n = len(ids)
+        self._view["id"][:n], self._view["logit"][:n] = ids, logits
+        self._all_arr.data, self._all_arr.size, self._all_arr.sorted = self._all, n, False
+        self._lib.llama_sampler_apply(self._sampler, ctypes.byref(self._all_arr))
+        return self._view["logit"][:n].copy()
+
+    def pick(self, logits: Any, banned: Any, top: int = 1024) -> tuple[int, float, bool]:
+        """Greedy choice among the tokens the grammar allows (less ``banned``): the token, its probability
+        among them, and whether there was more than one. The grammar first judges only the ``top`` highest
+        logits; that answer is used when it holds two allowed tokens and the rest of the vocabulary could add
+        at most 1e-7 of the probability mass (then the argmax is the full one's, the probability the same to
+        float precision). Otherwise, as for forced tokens, the whole vocabulary is judged (~10 ms for 49k)."""
+        import numpy as np
+
+        n = len(logits)
+        if n > 4 * top:
+            ids = np.argpartition(logits, n - top)[n - top :].astype(np.int32)
+            got = self._subset(ids, logits[ids])
+            got[np.isin(ids, banned)] = -np.inf
+            finite = np.isfinite(got)
+            if finite.sum() >= 2:
+                best = got.max()
+                mass = np.exp(got[finite] - best).sum()
+                rest = np.exp(logits - best).sum(dtype=np.float64) - np.exp(logits[ids] - best).sum(
+                    dtype=np.float64
+                )
+                if rest <= 1e-7 * mass:
+                    return int(ids[got == best].min()), float(1.0 / mass), True
+        allowed = self.masked(logits)
+        allowed[banned] = -np.inf
+        token = int(allowed.argmax())
+        if allowed[token] == -np.inf:
+            raise RuntimeError("the grammar allows no token: the GBNF translation is wrong")
+        finite = allowed[np.isfinite(allowed)]
+        return token, float(1.0 / np.exp(finite - allowed[token]).sum()), finite.size > 1
+
     def accept(self, token: int) -> None:
         self._lib.llama_sampler_accept(self._sampler, token)
 
@@ -195,8 +228,18 @@ class GrammarMask:
         self.close()
 
 
-def load_gguf(path: str | Path, threads: int = 0, n_ctx: int = 0) -> Any:
-    """llama.cpp's model and context for a checked GGUF; ``threads`` 0 is llama-cpp-python's default."""
+def load_gguf(
+    path: str | Path, threads: int = 0, n_ctx: int = 0, extra_bufts: bool | None = None, probe: bool = False
+) -> Any:
+    """llama.cpp's model and context for a checked GGUF; ``threads`` 0 is llama-cpp-python's default.
+
+    ``extra_bufts`` None: llama_cpu's choice for this build (off where llama.cpp reports AMX). ``probe``: first
+    evaluate one token in a child process with the same settings, so a crash is exit 2, not a dead server.
+    """
+    import os
+
+    from . import llama_cpu
+
     check_gguf(path)
     try:
         from llama_cpp import Llama
@@ -204,9 +247,15 @@ def load_gguf(path: str | Path, threads: int = 0, n_ctx: int = 0) -> Any:
         raise UsageError(
             "--backend llama-cpp needs llama-cpp-python: pip install -r requirements-llama.txt"
         ) from None
+    if extra_bufts is None:
+        setting = os.environ.get(llama_cpu.ENV, "auto")
+        extra_bufts = llama_cpu.extra_bufts_for(llama_cpu.system_info(), setting)
+    if probe:
+        llama_cpu.probe(path, threads, extra_bufts)
     try:
-        llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads or None, n_threads_batch=threads or None,
-                    verbose=False)  # fmt: skip
+        with llama_cpu.model_params(use_extra_bufts=extra_bufts):
+            llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads or None, n_threads_batch=threads or None,
+                        verbose=False)  # fmt: skip
     except ValueError as e:
         raise UsageError(f"--gguf {path}: llama.cpp cannot load it ({e})") from None
     # Freed by llama-cpp-python's __del__ at interpreter teardown, its ctypes functions are already gone and
@@ -232,16 +281,31 @@ class LlamaSectionsGenerator:
     """``SectionsGenerator``'s interface on llama.cpp: ``prompt_ids`` and ``generate`` with the same arguments,
     ``Generated`` results with the same citations and per-section token probabilities."""
 
-    def __init__(self, gguf_path: str | Path, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, threads: int = 0):
+    def __init__(
+        self,
+        gguf_path: str | Path,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        threads: int = 0,
+        prompt_lookup: bool = PROMPT_LOOKUP_DEFAULT,
+        probe: bool = True,
+        extra_bufts: bool | None = None,
+    ):
         import llama_cpp
+        import numpy as np
 
-        self.llm = load_gguf(gguf_path, threads)
+        self.llm = load_gguf(gguf_path, threads, extra_bufts=extra_bufts, probe=probe)
+        self.prompt_lookup = prompt_lookup
+        self.stats: dict[str, Any] = {}
         self.tokenizer = GGUFTokenizer(self.llm)
         self.info = gguf_model_info(gguf_path, self.llm)
         self.context = self.llm.n_ctx()
         self.max_new_tokens = max_new_tokens
         self.eos_id = self.tokenizer.eos_token_id
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.tokenizer._vocab)
+        # llama.cpp's grammar ends a document on any end-of-generation token (<|endoftext|> as well as
+        # <|im_end|> in SmolLM2's vocabulary); xgrammar on the transformers path only on EOS.
+        self._other_eog = np.array([t for t in range(self.n_vocab) if t != self.eos_id
+                                    and llama_cpp.llama_vocab_is_eog(self.tokenizer._vocab, t)], dtype=np.int32)  # fmt: skip
         self._gbnf: dict[int, str] = {}
         GrammarMask(self.tokenizer._vocab, self.gbnf(0), self.n_vocab).close()  # fail now, not mid-request
 
@@ -270,6 +334,25 @@ class LlamaSectionsGenerator:
             for r, ps in zip(records, passages, strict=True)
         ]
 
+    def _forward(self, tokens: list[int]) -> list[Any]:
+        """Evaluate ``tokens`` after the cached ones in one pass: the logits at each position (views into
+        llama.cpp's buffer, valid until the next pass). Rolling back is ``self.llm.n_tokens = n``: the next
+        pass drops the cache beyond it, as ``Llama.eval`` does."""
+        import llama_cpp
+        import numpy as np
+
+        llm, n_past = self.llm, self.llm.n_tokens
+        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+        llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=True)
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[n_past : n_past + len(tokens)] = tokens
+        llm.n_tokens += len(tokens)
+        self.stats["forward_passes"] += 1
+        return [
+            np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, i), shape=(self.n_vocab,))
+            for i in range(len(tokens))
+        ]
+
     def generate_ids(self, prompt: list[int], n_passages: int = 0) -> Generated:
         import llama_cpp
         import numpy as np
@@ -280,23 +363,51 @@ class LlamaSectionsGenerator:
         mask = GrammarMask(self.tokenizer._vocab, self.gbnf(n_passages), self.n_vocab)
         row: list[int] = []
         probs: list[tuple[float, bool]] = []
+        lookup = PromptLookup(prompt) if self.prompt_lookup else None
+        self.stats = {"forward_passes": 0, "drafted": 0, "accepted": 0}
+
+        def choose(logits: Any) -> int:
+            """Greedy over what the grammar allows (EOS the only end of turn, as on the transformers path)."""
+            # As generation.TokenProbs: the constrained probability, and whether the grammar left a choice.
+            token, prob, choice = mask.pick(logits, self._other_eog)
+            probs.append((prob, choice))
+            mask.accept(token)
+            row.append(token)
+            if lookup is not None:
+                lookup.append(token)
+            return token
+
         try:
             self.llm.reset()
+            start = time.perf_counter()
             self.llm.eval(prompt)
-            for _ in range(budget):
-                ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
-                allowed = mask.masked(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)))
-                token = int(allowed.argmax())
-                if allowed[token] == -np.inf:
-                    raise RuntimeError("the grammar allows no token: the GBNF translation is wrong")
-                # As generation.TokenProbs: the constrained probability, and whether the grammar left a choice.
-                finite = allowed[np.isfinite(allowed)]
-                probs.append((float(1.0 / np.exp(finite - allowed[token]).sum()), finite.size > 1))
-                mask.accept(token)
-                row.append(token)
-                if token == self.eos_id:
+            self.stats["forward_passes"] += 1
+            self.stats["prefill_s"] = time.perf_counter() - start
+            ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+            logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+            done = False
+            while not done:
+                token = choose(logits)
+                if token == self.eos_id or len(row) >= budget:
                     break
-                self.llm.eval([token])
+                # Drafted tokens ride along with the chosen one; each is kept only while greedy decoding
+                # under the grammar picks it, so the output is what one token per pass would give.
+                draft = lookup.draft(budget - len(row) - 1) if lookup is not None else []
+                n_past = self.llm.n_tokens
+                views = self._forward([token, *draft])
+                logits = views[0]
+                self.stats["drafted"] += len(draft)
+                for j, guess in enumerate(draft):
+                    picked = choose(logits)
+                    if picked == self.eos_id or len(row) >= budget:
+                        done = True
+                        break
+                    if picked != guess:
+                        self.llm.n_tokens = n_past + 1 + j  # the cache keeps the token and the draft before j
+                        logits = self._forward([picked])[0]
+                        break
+                    self.stats["accepted"] += 1
+                    logits = views[j + 1]
         finally:
             mask.close()
         out = finish_row(self.tokenizer, row, len(prompt), self.eos_id, grounded=True, probs=probs)

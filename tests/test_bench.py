@@ -85,11 +85,17 @@ def test_gguf_latency_smallest(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "llama.cpp Q4_K_M, 1 thread(s)" in proc.stdout and "top-1 agreement" in proc.stdout
     result = json.loads(out.read_text())
-    assert set(result["runs"]) == {f"{p}, 1 thread(s)" for p in ["transformers fp32", "llama.cpp F16",
-                                                                 "llama.cpp Q8_0", "llama.cpp Q4_K_M"]}  # fmt: skip
+    paths = ["transformers fp32"] + [f"llama.cpp {q}{v}" for q in ("F16", "Q8_0", "Q4_K_M")
+                                     for v in ("", " + prompt lookup")]  # fmt: skip
+    assert set(result["runs"]) == {f"{p}, 1 thread(s)" for p in paths}
+    # prompt lookup changes no byte of any output; the table says so
+    assert all(r["same_output_as_plain"] for k, r in result["runs"].items() if "lookup" in k)
+    assert "forward passes" in proc.stdout and "| NO " not in proc.stdout
     sizes = result["model"]["sizes"]
     assert sizes["Q4_K_M"] < sizes["Q8_0"] < sizes["F16"]
-    assert all(0 <= r["top1_agreement"] <= 1 for k, r in result["runs"].items() if "llama" in k)
+    assert all(
+        0 <= r["top1_agreement"] <= 1 for k, r in result["runs"].items() if "llama" in k and "lookup" not in k
+    )
     assert result["memory_bandwidth_gbs"] > 0
 
 
@@ -106,3 +112,41 @@ def test_missing_inputs_are_one_line_and_exit_2(script, tmp_path: Path):
 def test_output_under_models_or_data_is_refused(script):
     proc = run(script, "--output", str(ROOT / "models" / "x.json"), timeout=60)
     assert proc.returncode == 2 and "must not be under models/ or data/" in proc.stderr
+
+
+def _die_by_signal(job):
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGSEGV)  # as llama.cpp does on an AMX CPU
+
+
+def _sleep(job):
+    import time
+
+    time.sleep(600)
+
+
+def _answer(job):
+    return {"twice": job["x"] * 2}
+
+
+def test_a_dying_child_is_reported_with_its_signal_within_seconds():
+    """The parent closes its copy of the pipe's write end, so the child's death is EOF at once (it used to
+    wait forever); a child past its timeout is killed and reported."""
+    import time
+
+    sys.path.insert(0, str(BENCH))
+    from gguf_latency import in_fresh_process
+
+    assert in_fresh_process(_answer, {"x": 21, "name": "ok"}) == {"twice": 42}
+    start = time.monotonic()
+    with pytest.raises(
+        RuntimeError, match=r"llama\.cpp Q4_K_M: the child process died \(signal 11 \(SIGSEGV\)\)"
+    ):
+        in_fresh_process(_die_by_signal, {"name": "llama.cpp Q4_K_M"}, timeout=120)
+    assert time.monotonic() - start < 30
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"slow: no result within 3 s"):
+        in_fresh_process(_sleep, {"name": "slow"}, timeout=3)
+    assert time.monotonic() - start < 30

@@ -199,7 +199,7 @@ def test_a_missing_truncated_or_foreign_gguf_is_exit_2_naming_it(tiny_gguf, tmp_
         str(tmp_path / "cut.gguf"): "truncated or corrupt",
         str(tmp_path / "text.gguf"): "not a GGUF file",
         write_gguf(tmp_path / "gpt2.gguf", "gpt2", None): "a gpt2 model",
-        write_gguf(tmp_path / "chatml.gguf", "llama", chatml): "chat template is not TinyLlama's",
+        write_gguf(tmp_path / "chatml.gguf", "llama", chatml): "is neither TinyLlama",
     }
     patient = str(EXAMPLES[0])
     capsys.readouterr()  # gguf-py's log lines about the files written above
@@ -250,3 +250,234 @@ def test_the_http_endpoint_serves_the_llama_cpp_backend(tiny_gguf, tmp_path):
     assert rec.immediate_actions[0].startswith("EMERGENCY") and rec.safety.disclaimer == DISCLAIMER
     (entry,) = json.loads((tmp_path / "log.json").read_text())
     assert entry["source"] == "http" and entry["backend"] == "llama-cpp" and entry["outcome"] == "ok"
+
+
+# --- every CPU: the AMX setting, the one-token check in a child, prompt lookup (issue 20) ---
+
+AMX_INFO = "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | AVX512 = 1 | AVX512_VNNI = 1 | AMX_INT8 = 1 | REPACK = 1 |"
+
+
+def test_extra_buffer_types_are_off_exactly_where_llama_cpp_reports_amx(monkeypatch):
+    from medlora import llama_cpu
+
+    assert llama_cpu.extra_bufts_for(AMX_INFO) is False
+    assert llama_cpu.extra_bufts_for(AMX_INFO.replace("AMX_INT8 = 1 | ", "")) is True
+    assert llama_cpu.extra_bufts_for(AMX_INFO, "on") is True and llama_cpu.extra_bufts_for("", "off") is False
+    with pytest.raises(UsageError, match="MEDLORA_LLAMA_EXTRA_BUFTS"):
+        llama_cpu.extra_bufts_for("", "maybe")
+
+
+def test_the_loaded_model_uses_the_setting_this_builds_report_calls_for(tiny_gguf, monkeypatch):
+    """What this machine's llama.cpp reports decides the parameter the model was really loaded with: on an
+    AMX build it must be off (the crash of issue 20), elsewhere on (repacking kept)."""
+    import llama_cpp
+
+    from medlora import llama_cpu
+
+    info = llama_cpp.llama_print_system_info().decode()
+    monkeypatch.delenv(llama_cpu.ENV, raising=False)
+    llm = load_gguf(tiny_gguf / "tiny-adapter-Q4_K_M.gguf", threads=1)
+    assert llm.model_params.use_extra_bufts is (" AMX_INT8 = 1 " not in f" {info} ")
+    llm.close()
+    monkeypatch.setenv(llama_cpu.ENV, "off")
+    llm = load_gguf(tiny_gguf / "tiny-adapter-Q4_K_M.gguf", threads=1)
+    assert llm.model_params.use_extra_bufts is False
+    llm.eval([1, 2, 3])  # and it evaluates
+    llm.close()
+    # the patch that sets the field is gone again: Llama() elsewhere gets llama.cpp's defaults
+    assert llama_cpp.llama_model_default_params().use_extra_bufts is True
+
+
+def test_a_crash_in_the_one_token_check_is_exit_2_with_its_signal_within_seconds(tiny_gguf, tmp_path,
+                                                                                monkeypatch, capsys):  # fmt: skip
+    import signal
+    import sys
+    import time
+
+    from medlora import llama_cpu
+
+    # The child llama.cpp would be: killed by SIGSEGV, as on an AMX CPU with the AMX buffer type in use.
+    crash = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
+    monkeypatch.setattr(llama_cpu, "probe_command", lambda *a: crash)
+    gguf_file = str(tiny_gguf / "tiny-adapter-Q4_K_M.gguf")
+    argv = ["--backend", "llama-cpp", "--gguf", gguf_file, "--patient", str(EXAMPLES[0]), "--k", "0",
+            "--log-file", str(tmp_path / "log.json")]  # fmt: skip
+    start = time.monotonic()
+    assert run(argv) == 2
+    assert time.monotonic() - start < 20
+    # stderr also carries the resolved-config log line; the refusal itself is one line
+    (err,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert f"signal {int(signal.SIGSEGV)} (SIGSEGV)" in err and gguf_file in err and "fix:" in err
+    # a failure that is not a signal names the child's last line
+    monkeypatch.setattr(
+        llama_cpu, "probe_command", lambda *a: [sys.executable, "-c", "raise SystemExit('no')"]
+    )
+    with pytest.raises(UsageError, match=r"exit code 1: no\)"):
+        llama_cpu.probe(gguf_file, 1, True)
+
+
+def test_the_one_token_check_passes_on_a_good_file(tiny_gguf):
+    from medlora import llama_cpu
+
+    llama_cpu.probe(
+        tiny_gguf / "tiny-adapter-Q8_0.gguf", 1, llama_cpu.extra_bufts_for(llama_cpu.system_info())
+    )
+
+
+class _Passage:
+    def __init__(self, shown: str):
+        self.shown = shown
+
+
+def lookup_cases(n: int) -> list[tuple[PatientRecord, list[_Passage]]]:
+    rng = random.Random(7)
+    conditions = ["hypertension", "type 2 diabetes", "asthma", "migraine", "gout", "COPD", "anemia"]
+    drugs = ["lisinopril", "metformin", "albuterol", "ibuprofen", "allopurinol", "aspirin"]
+    texts = [
+        "Treatment of high blood pressure includes lifestyle changes such as a low-salt diet and exercise.",
+        "Metformin is usually the first medicine for type 2 diabetes; check blood sugar regularly.",
+        "Asthma is treated with inhaled corticosteroids and quick-relief inhalers such as albuterol.",
+        "See a doctor right away if chest pain, shortness of breath or confusion occur.",
+    ]
+    cases = []
+    for i in range(n):
+        record = PatientRecord(age=rng.randint(18, 90), sex=rng.choice(["female", "male"]),
+                               conditions=rng.sample(conditions, rng.randint(1, 2)),
+                               medications=rng.sample(drugs, rng.randint(0, 2)))  # fmt: skip
+        cases.append((record, [_Passage(t) for t in rng.sample(texts, i % 3)]))
+    return cases
+
+
+def test_prompt_lookup_gives_byte_identical_outputs_and_saves_passes(tiny_gguf):
+    from medlora.llama_backend import LlamaSectionsGenerator
+
+    path = tiny_gguf / "tiny-adapter-Q8_0.gguf"
+    gens = {on: LlamaSectionsGenerator(path, max_new_tokens=96, threads=1, prompt_lookup=on, probe=False)
+            for on in (False, True)}  # fmt: skip
+    totals = {on: {"forward_passes": 0, "accepted": 0} for on in (False, True)}
+    for record, passages in lookup_cases(24):
+        outs = {}
+        for on, gen in gens.items():
+            outs[on] = gen.generate([record], passages=[passages])[0]
+            for key in totals[on]:
+                totals[on][key] += gen.stats[key]
+        assert outs[True].text == outs[False].text
+        assert outs[True].token_probs == pytest.approx(outs[False].token_probs, abs=1e-4)
+        assert outs[True].citations == outs[False].citations
+    assert totals[True]["accepted"] > 0  # drafts were verified and kept, not all thrown away
+    assert totals[True]["forward_passes"] < totals[False]["forward_passes"]
+
+
+# --- a real model with tied embeddings, a GPT-2-style tokenizer and ChatML: SmolLM2-135M-Instruct ---
+
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory):
+    """models/smollm2-135m (python download_model.py --model smollm2-135m, or $MEDLORA_SMOLLM2_DIR) exported by
+    export_model.py to F16 and Q8_0; skipped with the reason when the folder is absent."""
+    import os
+
+    import export_model
+
+    folder = Path(os.environ.get("MEDLORA_SMOLLM2_DIR", ROOT / "models" / "smollm2-135m"))
+    if not (folder / "config.json").is_file():
+        pytest.skip(f"{folder} is absent (python download_model.py --model smollm2-135m)")
+    out = tmp_path_factory.mktemp("smollm2") / "gguf"
+    cfg = export_model.ExportConfig(base_model=str(folder), base_only=True, output_dir=str(out),
+                                    name="smollm2", quants=["F16", "Q8_0"])  # fmt: skip
+    cfg.validate()
+    export_model.main(cfg)
+    return folder, out
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_smollm2_exports_to_a_gguf_that_gives_the_transformers_models_greedy_tokens(smollm2):
+    import llama_cpp
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder, out = smollm2
+    reader = gguf.GGUFReader(out / "smollm2-F16.gguf")
+    names = {t.name for t in reader.tensors}
+    assert "output.weight" not in names and "token_embd.weight" in names  # tied: llama.cpp reuses the table
+    assert reader.get_field("tokenizer.ggml.model").contents() == "gpt2"
+    tokenizer = load_tokenizer(folder)
+    prompt = encode_prompt(tokenizer, treatment_messages(RECORDS[0]))
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    expected, ids = [], list(prompt)
+    with torch.inference_mode():  # greedy without stopping at EOS, as the llama.cpp loop below
+        for _ in range(24):
+            expected.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
+            ids.append(expected[-1])
+    llm = load_gguf(out / "smollm2-F16.gguf", threads=1)
+    llm.eval(prompt)
+    got = []
+    for _ in range(24):
+        ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        got.append(int(np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).argmax()))
+        llm.eval(got[-1:])
+    assert got == expected
+    modelfile = (out / "Modelfile").read_text()
+    assert "<|im_start|>assistant" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_smollm2_prompts_and_a_constrained_recommendation_on_llama_cpp(smollm2):
+    from medlora.llama_backend import LlamaSectionsGenerator
+
+    folder, out = smollm2
+    tokenizer = load_tokenizer(folder)
+    gen = LlamaSectionsGenerator(out / "smollm2-Q8_0.gguf", max_new_tokens=160, threads=1)
+    passages = [_Passage("High blood pressure is treated with a low-salt diet, exercise and medicines.")]
+    for record in RECORDS:  # the GGUF's vocabulary and template write the transformers tokenizer's ids
+        messages = treatment_messages(record, passages=passages)
+        assert gen.prompt_ids(record, passages) == encode_prompt(tokenizer, messages)
+        assert gtok_text(gen, messages) == render(tokenizer, messages, True)
+    assert gen.eos_id == tokenizer.convert_tokens_to_ids("<|im_end|>")
+    out = gen.generate(RECORDS[:1], passages=[passages])[0]
+    # a document the grammar closed with <|im_end|>, or one the budget cut (the model loops at 135M)
+    assert json.loads(out.text) if out.finish == "eos" else out.generated_tokens == 160
+
+
+def gtok_text(gen, messages) -> str:
+    return gen.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+
+
+def test_judging_only_the_top_logits_picks_what_judging_the_whole_vocabulary_picks(tiny):
+    """GrammarMask.pick's shortcut (the grammar judges the highest logits only, when the rest cannot matter)
+    gives the full judgement's token, probability and choice flag, in states along a valid document."""
+    import numpy as np
+
+    llm, _, tokenizer = tiny
+    ebnf, n, eos = GRAMMARS[-1], llm.n_vocab(), tokenizer.eos_token_id
+    info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=len(tokenizer), stop_token_ids=[eos])
+    pieces = [tokenizer.decode([i]) for i in range(len(tokenizer))]
+    ids = walk(xgr.GrammarCompiler(info).compile_grammar(ebnf), pieces, eos, random.Random(1))[:60]
+    gbnf, rng, shortcuts = to_gbnf(ebnf), np.random.default_rng(0), 0
+    masks = [GrammarMask(llm._model.vocab, gbnf, n) for _ in range(2)]
+    try:
+        for step, token in enumerate(ids):
+            for peaked in (False, True):  # flat logits take the full path, peaked ones the shortcut
+                logits = rng.standard_normal(n).astype(np.float32)
+                if peaked:
+                    logits[rng.choice(n, 64, replace=False)] += 100.0
+                banned = np.array([tokenizer.unk_token_id], dtype=np.int32)
+                full_calls = []  # the whole vocabulary judged: the shortcut did not apply
+                masks[0].masked = lambda *a, m=masks[0], calls=full_calls: (
+                    calls.append(1) or GrammarMask.masked(m, *a)
+                )
+                fast = masks[0].pick(logits.copy(), banned, top=64)
+                del masks[0].masked
+                full = masks[1].pick(logits.copy(), banned, top=10**9)
+                assert fast[0] == full[0] and fast[2] == full[2], step
+                assert fast[1] == pytest.approx(full[1], rel=1e-6)
+                shortcuts += not full_calls
+            for m in masks:
+                m.accept(token)
+    finally:
+        for m in masks:
+            m.close()
+    assert 0 < shortcuts < 2 * len(ids)  # both paths were compared
