@@ -80,16 +80,27 @@ LAY_NAMES = {
 }
 
 _DIGITS = re.compile(r"\d+")
+_WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
 def _singular(w: str) -> str:
     return w[:-1] if len(w) > 4 and w.endswith("s") and not w.endswith(("ss", "us", "is")) else w
 
 
+_GENERIC = ("disease", "diseases", "disorder", "disorders", "syndrome", "syndromes")
+
+
+def _generic(w: str) -> bool:
+    if len(w) < 6 or w[0] not in "ds" or w.startswith(_GENERIC):  # "diseased" is a word of its own
+        return w in _GENERIC
+    return any(edit_distance(w, g, 2) <= 2 for g in _GENERIC if abs(len(g) - len(w)) <= 2)
+
+
 def normal(text: str) -> str:
-    """``focus_key`` with a trailing possessive "s" that survived dropped ("wegeners" -> "wegener" is left to
-    the edit distance) and leading/trailing filler words removed."""
-    return focus_key(text)
+    """``focus_key`` (case, accents, possessives, and the words "disease", "disorder", "syndrome" dropped), with
+    those words dropped even when misspelled ("Wilson Dusesae" -> "wilson")."""
+    ws = [w for w in _WORDS.findall(text.lower()) if not _generic(w)]
+    return focus_key(" ".join(ws)) if ws else focus_key(text)
 
 
 def strip_modifiers(key: str) -> str:
@@ -142,8 +153,8 @@ class FuzzyIndex:
         counts: Counter = Counter()
         for g in set(grams):
             counts.update(self._grams.get(g, ()))
-        # Each edit destroys at most three trigrams: a string sharing fewer cannot be within reach.
-        need = len(set(grams)) - 3 * max_edits
+        # Each edit destroys at most three trigrams (a transposition four): a string sharing fewer is out of reach.
+        need = len(set(grams)) - 4 * max_edits
         out = []
         for i, shared in counts.most_common(200):
             if shared < need:
@@ -389,7 +400,8 @@ def misspell(text: str, rng: random.Random, edits: int = 1) -> str:
     """``text`` with ``edits`` typing slips in its longest word (a letter dropped, doubled, swapped with its
     neighbour, or replaced by a key beside it), as people misspell; the text itself when no word is long enough."""
     words = text.split(" ")
-    i = max(range(len(words)), key=lambda j: (len(words[j]), -j))
+    # The hard word of the name, not "disease" or "syndrome", is the one people get wrong.
+    i = max(range(len(words)), key=lambda j: (words[j].lower() not in _GENERIC, len(words[j]), -j))
     w = words[i]
     if len(w) < 5:
         return text

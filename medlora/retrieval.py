@@ -50,7 +50,7 @@ REBUILD_COMMAND = "python download_model.py --skip-model --medquad <your MedQuAD
 # Used only when meta.json carries no rule chosen on the val split (an index built without a val split):
 # a share of the reach by query length (1, 2, 3+ content words).
 FALLBACK_THRESHOLD = 8.0  # the raw-score threshold the previous index version used; kept for old callers
-FALLBACK_EVIDENCE = {"1": 0.5, "2": 0.5, "3+": 0.4}
+FALLBACK_EVIDENCE = {f"{route}:{band}": 0.5 for route in ("focus", "bm25") for band in ("1", "2", "3+")}
 # A passage names a condition "more than in passing" when its text holds the name at least this many times.
 MENTIONS_ABOUT = 2
 
@@ -82,7 +82,7 @@ class Hit:
     relevant: bool
     share: float = 0.0  # score / reach of the query
     about: bool = True  # the passage is about what was asked (``is_about``)
-    band: str = "1"  # the query's length band
+    band: str = "bm25:1"  # route (focus match or BM25) and the length band of what was asked
 
 
 def length_band(query: str) -> str:
@@ -151,6 +151,8 @@ class BM25Index:
 
     @property
     def evidence_rule(self) -> dict[str, float]:
+        """Score-share thresholds per route ("focus": passages of a focus the condition names; "bm25": a search)
+        and length band of what was asked ("1", "2", "3+" words), chosen on val."""
         return {**FALLBACK_EVIDENCE, **self.meta.get("evidence", {}).get("thresholds", {})}
 
     @classmethod
@@ -230,8 +232,14 @@ class BM25Index:
         return out
 
     def _spelled(self, names: list[str]) -> list[str]:
-        """Names as the index spells them (misspelled words corrected), for the "about" test."""
-        return list(dict.fromkeys([*names, *(" ".join(self._tokens(n)) for n in names)]))
+        """Names as the index spells them (misspelled words corrected), for the "about" test; a name with a word
+        the index neither knows nor can correct stays as written (dropping the word would widen the name)."""
+        out = list(names)
+        for n in names:
+            toks = self._tokens(n)
+            if len(toks) == len(words(n)):
+                out.append(" ".join(toks))
+        return list(dict.fromkeys(out))
 
     def _scores(self, query: str) -> tuple[np.ndarray | None, float]:
         toks = list(dict.fromkeys(self._tokens(query)))  # a repeated word would score past the reach
@@ -253,7 +261,7 @@ class BM25Index:
         length band, and the passage about one of ``names`` or ``foci`` (no names: the score alone decides)."""
         p, share = self.passages[i], float(score) / reach if reach else 0.0
         about = names is None or is_about(p, self._spelled(names), foci)
-        return Hit(p, float(score), about and share >= self.evidence_rule[band], share, about, band)
+        return Hit(p, float(score), about and share >= self.evidence_rule.get(band, 0.5), share, about, band)
 
     def search(
         self,
@@ -263,11 +271,13 @@ class BM25Index:
         exclude_focus: str | None = None,
         require: str | Iterable[str] | None = None,
         about_foci: Iterable[str] = (),
+        asked: str | None = None,
     ) -> list[Hit]:
         """The top ``k`` passages with a positive score; an unknown or empty query gives ``[]``.
 
         A hit is ``relevant`` (evidence) when it passes ``evidence`` for the names in ``require`` (a condition's
-        name or names): "gout" is not evidence from a pseudogout passage that mentions gout once."""
+        name or names): "gout" is not evidence from a pseudogout passage that mentions gout once. ``asked``: the
+        text whose length sets the band (default: the query)."""
         scores, reach = self._scores(query)
         if scores is None or k <= 0:
             return []
@@ -279,7 +289,7 @@ class BM25Index:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         names = [require] if isinstance(require, str) else list(require) if require is not None else None
-        band = length_band(query)
+        band = "bm25:" + length_band(asked or query)
         return [
             self._hit(i, scores[i], reach, band, names, about_foci)
             for i in top
@@ -323,7 +333,7 @@ class BM25Index:
         scores, reach = self._scores(q)
         if scores is None:
             return []
-        band = length_band(q)
+        band = "focus:" + length_band(focus)
         ranked = sorted(pids, key=lambda i: (-scores[i], i))
         return [
             self._hit(i, scores[i], reach, band, names) for i in ranked
@@ -346,7 +356,7 @@ def condition_hits(
     m = index.lookup(condition)
     query = " ".join(dict.fromkeys([condition, *m.names]))
     return index.search(
-        condition_query(query), depth, splits, require=m.names or [condition], about_foci=m.named_by
+        condition_query(query), depth, splits, require=m.names or [condition], about_foci=m.named_by, asked=condition
     )
 
 

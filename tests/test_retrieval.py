@@ -185,7 +185,9 @@ def test_the_data_stage_builds_a_fresh_index_and_proves_no_held_out_passage_is_t
         "val_or_test_passages_shown": 0,
     }
     assert stats["index"]["passages"] == len(index.passages)
-    assert set(stats["index"]["evidence"]["thresholds"]) == {"1", "2", "3+"}
+    rule = stats["index"]["evidence"]["thresholds"]
+    assert set(rule) == {f"{r}:{b}" for r in ("focus", "bm25") for b in ("1", "2", "3+")}
+    assert index.evidence_rule == rule
     train = [json.loads(x) for x in (tiny_data / "train.jsonl").read_text().splitlines()]
     treatment = [r for r in train if r["kind"] == "treatment"]
     assert treatment and all(index.passages[i].split == "train" for r in treatment for i in r["passages"])
