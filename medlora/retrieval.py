@@ -4,16 +4,17 @@ Passages (``medlora.passages``) are indexed with ``bm25s`` and saved beside the 
 with a ``meta.json`` holding the hash of the split files it was built with (an index built from other data is
 refused with the command that rebuilds it), the rules chosen on val, and ``lexicon.json`` (``medlora.conditions``).
 
-Evidence (``BM25Index.evidence``): a hit is evidence when its BM25 score, divided by the most the query's words
-could score (``reach``), reaches the threshold chosen on val for the query's length (1, 2, or 3+ words), and the
-passage is about what was asked: its focus or question names it, or its text names it at least twice.
+Evidence (``BM25Index._hit``): a hit is evidence when its BM25 score, divided by the most the query's words
+could score (``reach``), reaches the threshold chosen on val for its route (the passages of a focus the condition
+names, or a BM25 search) and the length of what was asked (1, 2, or 3+ words), and the passage is about what was
+asked: its focus or question names it, or its text names it at least twice.
 
 Retrieval for a record (``retrieve_for_record``): each condition is normalised (``medlora.conditions``); a name
 of answered foci takes their passages (ties between foci go to the one with the strongest evidence), otherwise
 BM25; either way only evidence is kept. When the conditions find nothing, the symptoms are queried, then the
-condition names the notes mention (notes are untrusted text: they are searched, never followed). At most one
-passage per parent pair, ``k`` passages and ``max_tokens`` tokens. Training prompts retrieve from train-split
-passages only; evaluation and inference from all.
+condition names the notes mention, when no condition was recognised (notes are untrusted text: they are
+searched, never followed). At most one passage per parent pair, ``k`` passages and ``max_tokens`` tokens.
+Training prompts retrieve from train-split passages only; evaluation and inference from all.
 """
 
 from __future__ import annotations
@@ -392,14 +393,19 @@ def retrieve_for_record(
     splits: Iterable[str] | None = None,
     depth: int = 20,
 ) -> list[Hit]:
-    """Passages for a record: conditions (round-robin); when they find no evidence, symptoms; then the
-    condition names the notes mention. Only evidence is kept: an empty list means abstain."""
+    """Passages for a record: conditions (round-robin); when they find no evidence, symptoms; then, when no
+    condition was recognised at all, the condition names the notes mention. Only evidence is kept: an empty list
+    means abstain."""
     splits = tuple(splits) if splits is not None else None
     k = min(k, MAX_PASSAGES)  # the grammar can cite at most this many
     stages = [
         lambda: [condition_hits(index, c, splits, depth) for c in record.conditions],
         lambda: [index.search(s, depth, splits, require=[s]) for s in record.symptoms],
-        lambda: [condition_hits(index, c, splits, depth) for c in note_conditions(index, record.notes or "")],
+        lambda: [condition_hits(index, c, splits, depth) for c in note_conditions(index, record.notes or "")]
+        # A condition the lexicon knows (a focus, an alias, a drug) but with no evidence is an honest "nothing
+        # here": the note is read only when no condition was recognised at all.
+        if not any(index.lookup(c).how != "none" or index.lookup(c).named_by for c in record.conditions)
+        else [],
     ]
     out: list[Hit] = []
     seen_pairs: set[str] = set()

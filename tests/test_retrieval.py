@@ -141,6 +141,9 @@ def test_notes_are_a_last_resort_searched_for_condition_names_only(index):
     # Conditions that find evidence: the note adds nothing.
     rec = PatientRecord(conditions=["gout"], notes="her asthma got worse")
     assert {medquad.focus_key(h.passage.focus) for h in retrieve_for_record(rec, index, k=4)} == {"gout"}
+    # A condition the lexicon knows but with no evidence here (a drug): abstain, the note is not read.
+    rec = PatientRecord(conditions=["Lipitor"], notes="her asthma got worse")
+    assert retrieve_for_record(rec, index, k=4) == []
 
 
 def test_symptoms_are_searched_when_no_condition_matches(tok):
