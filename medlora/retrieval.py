@@ -99,8 +99,8 @@ def _phrase_count(seq: list[str], phrase: list[str]) -> int:
 
 def is_about(passage: Passage, names: Iterable[str], foci: Iterable[str] = ()) -> bool:
     """The passage is about one of ``names``: its focus is one of ``foci`` (those whose names a condition
-    spells out), its focus or question holds every word of the name, or its text holds the name (as a phrase)
-    at least ``MENTIONS_ABOUT`` times; one mention in passing is not enough."""
+    spells out), its focus or question holds every word of the name, or its text holds the name, a phrase of
+    two or more words, at least ``MENTIONS_ABOUT`` times; one mention in passing is not enough."""
     if foci and focus_key(passage.focus) in set(foci):
         return True
     prefix = set(words(f"{passage.focus} {passage.question}"))
@@ -111,6 +111,8 @@ def is_about(passage: Passage, names: Iterable[str], foci: Iterable[str] = ()) -
             continue
         if set(need) <= prefix:
             return True
+        if len(need) < 2:
+            continue  # one word repeated is often a drug or test listed twice, not the passage's subject
         text = text if text is not None else words(passage.text)
         if _phrase_count(text, need) >= MENTIONS_ABOUT:
             return True
@@ -349,11 +351,18 @@ def condition_query(condition: str) -> str:
 def condition_hits(
     index: BM25Index, condition: str, splits: Iterable[str] | None = None, depth: int = 20
 ) -> list[Hit]:
-    """Hits for one condition: the passages of the focus it names, else BM25 for its names (a drug's generic
-    names included), each marked by the evidence rule."""
-    hits = index.focus_passages(condition, condition_query(condition), splits)
-    if hits:
-        return hits
+    """Hits for one condition: the passages of the focus it names, else BM25 for its names (``search_hits``),
+    each marked by the evidence rule."""
+    return index.focus_passages(condition, condition_query(condition), splits) or search_hits(
+        index, condition, splits, depth
+    )
+
+
+def search_hits(
+    index: BM25Index, condition: str, splits: Iterable[str] | None = None, depth: int = 20
+) -> list[Hit]:
+    """BM25 for a condition and the names the lexicon gives it (a drug's generic names included); a passage is
+    about it when it names the condition or is of a focus whose names spell it out (``Match.named_by``)."""
     m = index.lookup(condition)
     query = " ".join(dict.fromkeys([condition, *m.names]))
     return index.search(

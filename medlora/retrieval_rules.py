@@ -16,7 +16,7 @@ from typing import Any
 
 from .conditions import EditRule, Lexicon, misspell, normal, strip_modifiers
 from .medquad import FocusInfo, focus_key
-from .retrieval import DEFAULT_K, BM25Index, Hit, condition_hits, words
+from .retrieval import DEFAULT_K, BM25Index, Hit, condition_hits, search_hits, words
 
 BANDS = ("1", "2", "3+")
 RULE_KEYS = tuple(f"{route}:{band}" for route in ("focus", "bm25") for band in BANDS)
@@ -119,8 +119,15 @@ def evidence_cases(
     index: BM25Index, positives: Sequence[tuple[str, str]], negatives: Sequence[tuple[str, tuple | None]]
 ) -> tuple[list, list]:
     """Hits for each positive ``(written condition, gold focus key)`` over all passages, and each negative
-    ``(condition, splits)``: what ``choose_evidence_rule`` and the val rates are computed from."""
+    ``(condition, splits)``: what ``choose_evidence_rule`` and the val rates are computed from.
+
+    A positive written as its focus's exact name is also searched by BM25 alone, as if the lexicon did not
+    know it (a condition no focus is named after, such as "uveitis"): without these the BM25 route would have
+    almost no positives on val, and nothing would stop its thresholds from shutting one-word conditions out."""
     pos = [(c, gold, condition_hits(index, c)) for c, gold in positives]
+    pos += [
+        (c, gold, search_hits(index, c)) for c, gold in positives if focus_key(c) == gold and gold in index.by_focus
+    ]
     neg = [(c, condition_hits(index, c, splits)) for c, splits in negatives]
     return pos, neg
 
