@@ -26,8 +26,8 @@ from typing import Any
 
 from medlora import medquad, patients, retrieval, treatment_data
 from medlora.cli import UsageError, run_stage
-from medlora.files import write_json, write_jsonl
 from medlora.conditions import EditRule, Lexicon
+from medlora.files import write_json, write_jsonl
 from medlora.modeling import (
     DEFAULT_MODEL,
     build_tiny_random,

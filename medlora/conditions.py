@@ -24,10 +24,56 @@ from .medquad import focus_key
 # Words that qualify a condition without changing which topic answers it ("chronic" is kept where it is part of
 # a name: it is dropped only when what is left is a known name, see ``Lexicon.lookup``).
 _MODIFIERS = frozenset(
-    "acute chronic severe mild moderate recurrent recurring intermittent suspected possible probable known "
-    "history hx of h o new onset newly diagnosed flare flares flareup flare up exacerbation episode episodes "
-    "attack my mild bilateral left right early late stage advanced uncontrolled controlled poorly well "
-    "persistent ongoing long standing longstanding".split()
+    [
+        "acute",
+        "chronic",
+        "severe",
+        "mild",
+        "moderate",
+        "recurrent",
+        "recurring",
+        "intermittent",
+        "suspected",
+        "possible",
+        "probable",
+        "known",
+        "history",
+        "hx",
+        "of",
+        "h",
+        "o",
+        "new",
+        "onset",
+        "newly",
+        "diagnosed",
+        "flare",
+        "flares",
+        "flareup",
+        "flare",
+        "up",
+        "exacerbation",
+        "episode",
+        "episodes",
+        "attack",
+        "my",
+        "mild",
+        "bilateral",
+        "left",
+        "right",
+        "early",
+        "late",
+        "stage",
+        "advanced",
+        "uncontrolled",
+        "controlled",
+        "poorly",
+        "well",
+        "persistent",
+        "ongoing",
+        "long",
+        "standing",
+        "longstanding",
+    ]
 )
 
 # Lay names of common conditions -> a name MedQuAD uses. Only used where the MedQuAD name is a known focus name
@@ -195,9 +241,7 @@ def _long_form(words_before: list[str], abbr: str) -> str | None:
     s, li = len(text) - 1, len(letters) - 1
     while li >= 0:
         c = letters[li]
-        while s >= 0 and (
-            text[s].lower() != c or (li == 0 and s > 0 and text[s - 1].isalnum())
-        ):
+        while s >= 0 and (text[s].lower() != c or (li == 0 and s > 0 and text[s - 1].isalnum())):
             s -= 1
         if s < 0:
             return None
@@ -422,6 +466,10 @@ def misspell(text: str, rng: random.Random, edits: int = 1) -> str:
                 w = w[:pos] + w[pos + 1 :]
                 continue
             j = row.index(c)
-            w = w[:pos] + row[j - 1 if j > 0 and rng.random() < 0.5 or j == len(row) - 1 else j + 1] + w[pos + 1 :]
+            w = (
+                w[:pos]
+                + row[j - 1 if j > 0 and rng.random() < 0.5 or j == len(row) - 1 else j + 1]
+                + w[pos + 1 :]
+            )
     words[i] = w
     return " ".join(words)

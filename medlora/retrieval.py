@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from .cli import UsageError
-from .files import make_temp_dir, replace_dir, sha256_files, write_json
 from .conditions import Lexicon, Match
+from .files import make_temp_dir, replace_dir, sha256_files, write_json
 from .medquad import SPLITS, focus_key
 from .passages import PASSAGE_TOKENS, ApproxTokenizer, Passage, build_passages, pair_id
 from .schemas import MAX_PASSAGES
@@ -159,9 +159,7 @@ class BM25Index:
         return {**FALLBACK_EVIDENCE, **self.meta.get("evidence", {}).get("thresholds", {})}
 
     @classmethod
-    def build(
-        cls, passages: list[Passage], data_hash: str = "", lexicon: Lexicon | None = None
-    ) -> BM25Index:
+    def build(cls, passages: list[Passage], data_hash: str = "", lexicon: Lexicon | None = None) -> BM25Index:
         import bm25s
 
         start = time.perf_counter()
@@ -198,7 +196,9 @@ class BM25Index:
             bm25 = bm25s.BM25.load(str(directory / "bm25"), show_progress=False)
             lex_path = directory / "lexicon.json"
             lexicon = (
-                Lexicon.from_json(json.loads(lex_path.read_text(encoding="utf-8"))) if lex_path.is_file() else None
+                Lexicon.from_json(json.loads(lex_path.read_text(encoding="utf-8")))
+                if lex_path.is_file()
+                else None
             )
         except (OSError, ValueError, TypeError, KeyError) as e:
             raise UsageError(
@@ -228,7 +228,9 @@ class BM25Index:
             limit = self.lexicon.rule.max_edits(w)
             if limit and not w.isdigit():
                 if self._vocab_words is None:
-                    self._vocab_words = FuzzyIndex(k for k in self.bm25.vocab_dict if isinstance(k, str) and k)
+                    self._vocab_words = FuzzyIndex(
+                        k for k in self.bm25.vocab_dict if isinstance(k, str) and k
+                    )
                 found = self._vocab_words.lookup(w, limit)
                 if found:
                     out.append(found[0][1])
@@ -293,11 +295,7 @@ class BM25Index:
         top = top[np.argsort(-scores[top], kind="stable")]
         names = [require] if isinstance(require, str) else list(require) if require is not None else None
         band = "bm25:" + length_band(asked or query)
-        return [
-            self._hit(i, scores[i], reach, band, names, about_foci)
-            for i in top
-            if scores[i] > 0
-        ]
+        return [self._hit(i, scores[i], reach, band, names, about_foci) for i in top if scores[i] > 0]
 
     def lookup(self, condition: str) -> Match:
         return self.lexicon.lookup(condition)
@@ -338,9 +336,7 @@ class BM25Index:
             return []
         band = "focus:" + length_band(focus)
         ranked = sorted(pids, key=lambda i: (-scores[i], i))
-        return [
-            self._hit(i, scores[i], reach, band, names) for i in ranked
-        ]
+        return [self._hit(i, scores[i], reach, band, names) for i in ranked]
 
 
 def condition_query(condition: str) -> str:
@@ -366,7 +362,12 @@ def search_hits(
     m = index.lookup(condition)
     query = " ".join(dict.fromkeys([condition, *m.names]))
     return index.search(
-        condition_query(query), depth, splits, require=m.names or [condition], about_foci=m.named_by, asked=condition
+        condition_query(query),
+        depth,
+        splits,
+        require=m.names or [condition],
+        about_foci=m.named_by,
+        asked=condition,
     )
 
 
@@ -410,11 +411,13 @@ def retrieve_for_record(
     stages = [
         lambda: [condition_hits(index, c, splits, depth) for c in record.conditions],
         lambda: [index.search(s, depth, splits, require=[s]) for s in record.symptoms],
-        lambda: [condition_hits(index, c, splits, depth) for c in note_conditions(index, record.notes or "")]
-        # A condition the lexicon knows (a focus, an alias, a drug) but with no evidence is an honest "nothing
-        # here": the note is read only when no condition was recognised at all.
-        if not any(index.lookup(c).how != "none" or index.lookup(c).named_by for c in record.conditions)
-        else [],
+        lambda: (
+            [condition_hits(index, c, splits, depth) for c in note_conditions(index, record.notes or "")]
+            # A condition the lexicon knows (a focus, an alias, a drug) but with no evidence is an honest "nothing
+            # here": the note is read only when no condition was recognised at all.
+            if not any(index.lookup(c).how != "none" or index.lookup(c).named_by for c in record.conditions)
+            else []
+        ),
     ]
     out: list[Hit] = []
     seen_pairs: set[str] = set()

@@ -69,8 +69,12 @@ def choose_edit_rule(lexicon: Lexicon, val_foci: Sequence[str], topics: Sequence
     no-evidence topic, and each word of one that is no known name (near misses such as "aerobic"), must find
     none."""
     rng = random.Random(f"{seed}-edit-rule")
-    single = sorted({w for t in topics for w in focus_key(t).split() if len(w) >= 4 and w not in lexicon.names})
-    negatives = sorted(rng.sample(list(topics), min(400, len(topics)))) + rng.sample(single, min(400, len(single)))
+    single = sorted(
+        {w for t in topics for w in focus_key(t).split() if len(w) >= 4 and w not in lexicon.names}
+    )
+    negatives = sorted(rng.sample(list(topics), min(400, len(topics)))) + rng.sample(
+        single, min(400, len(single))
+    )
     pos = []
     for f in val_foci:
         typo = misspell(f, rng, edits=rng.choice((1, 1, 2)))
@@ -126,7 +130,9 @@ def evidence_cases(
     almost no positives on val, and nothing would stop its thresholds from shutting one-word conditions out."""
     pos = [(c, gold, condition_hits(index, c)) for c, gold in positives]
     pos += [
-        (c, gold, search_hits(index, c)) for c, gold in positives if focus_key(c) == gold and gold in index.by_focus
+        (c, gold, search_hits(index, c))
+        for c, gold in positives
+        if focus_key(c) == gold and gold in index.by_focus
     ]
     neg = [(c, condition_hits(index, c, splits)) for c, splits in negatives]
     return pos, neg

@@ -324,7 +324,9 @@ def treatment_examples(
     for case in cases:
         first = next(iter(case.answers.values()), [None])[0]
         row = {
-            "id": example_id("treatment", case.key, str(case.index), *([case.variant] * (case.variant == "no_evidence"))),
+            "id": example_id(
+                "treatment", case.key, str(case.index), *([case.variant] * (case.variant == "no_evidence"))
+            ),
             "kind": "treatment",
             "focus": case.focus,
             "qtype": "treatment",
