@@ -293,7 +293,7 @@ class Lexicon:
         singular = " ".join(_singular(w) for w in bare.split())
         for k in dict.fromkeys((key, bare, singular)):
             if k and k in self.names:
-                return self._match(condition, sorted(self.names[k]), self.kind[k], 0)
+                return self._match(condition, self._owners(k), self.kind[k], 0)
         if bare:
             # A different number is a different condition ("type 1" / "type 2"), never a misspelling.
             digits = _DIGITS.findall(bare)
@@ -301,16 +301,18 @@ class Lexicon:
             # A possessive "s" people leave on ("wegeners", "alzheimers") is tried off as well.
             for q in dict.fromkeys((bare, " ".join(_singular(w) for w in bare.split()))):
                 found += [
-                    (d, s) for d, s in self.fuzzy.lookup(q, rule.max_edits(q)) if _DIGITS.findall(s) == digits
+                    (d, s)
+                    for d, s in self.fuzzy.lookup(q, rule.max_edits(q))
+                    if _DIGITS.findall(s) == digits and not _suffix_clash(q, s)
                 ]
             found.sort()
             if found:
                 best = found[0][0]
-                foci = sorted({f for d, s in found if d == best for f in self.names[s]})
+                foci = sorted({f for d, s in found if d == best for f in self._owners(s)})
                 return self._match(condition, foci, "misspelling", best)
             contained = self._contained(bare)
             if contained:
-                return self._match(condition, sorted(self.names[contained]), "contained", 0)
+                return self._match(condition, self._owners(contained), "contained", 0)
         generics = _drug_generics(condition)
         if generics:
             for g in generics:
@@ -318,6 +320,12 @@ class Lexicon:
                     return self._match(condition, sorted(self.names[g]), "drug", 0)
             return Match(condition, (), (bare, *generics), "drug")
         return Match(condition, (), (bare,) if bare else (), "none", named_by=self._named_by(bare))
+
+    def _owners(self, name: str) -> list[str]:
+        """The foci a name names; the focus whose own name it is, when there is one ("infantile refsum" is the
+        name of one focus and a synonym of another: the name, not the synonym, decides)."""
+        foci = self.names[name]
+        return [name] if name in foci else sorted(foci)
 
     def _contained(self, bare: str) -> str | None:
         """The longest known name of two or more words inside the condition that covers at least two thirds of
@@ -351,6 +359,43 @@ class Lexicon:
             names += [f, strip_modifiers(focus_key(self.display.get(f, f)))]
         names = [n for n in dict.fromkeys(names) if n]
         return Match(condition, tuple(foci), tuple(names), how, distance)
+
+
+# Endings that make a different condition of a similar word: "cellulite" is not "cellulitis", "asbestos" is not
+# "asbestosis", "lymphoma" is not "lymphedema". A misspelling keeps the ending of the word it misspells.
+_MEDICAL_SUFFIXES = (
+    "itis",
+    "osis",
+    "oma",
+    "emia",
+    "aemia",
+    "pathy",
+    "plasia",
+    "trophy",
+    "algia",
+    "ectomy",
+    "uria",
+)
+
+
+def _suffix_clash(query: str, name: str) -> bool:
+    """A word of the query is a word of the name with its medical ending dropped or changed (not misspelled)."""
+    qs, ns = query.split(), name.split()
+    if len(qs) != len(ns):
+        return False
+    for a, b in zip(qs, ns, strict=True):
+        for x, y in ((a, b), (b, a)):
+            for suf in _MEDICAL_SUFFIXES:
+                stem = y[: -len(suf)]
+                ending = x[len(stem) :]
+                if (
+                    y.endswith(suf)
+                    and len(stem) >= 3
+                    and x.startswith(stem)
+                    and edit_distance(ending, suf, 2) >= 2
+                ):
+                    return True
+    return False
 
 
 def _drug_generics(condition: str) -> tuple[str, ...]:

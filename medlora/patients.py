@@ -418,7 +418,8 @@ def reworded_condition(focus: str, lexicon: Any, rng: random.Random) -> tuple[st
     by_kind: dict[str, list[str]] = {}
     for name, foci in lexicon.names.items():
         kind = lexicon.kind.get(name)
-        if key in foci and kind in REWORD_KINDS and name != key and len(name) > 1:
+        # Only names of this focus alone: an alias several foci share tests tie-breaking, not the wording.
+        if foci == {key} and kind in REWORD_KINDS and name != key and len(name) > 1:
             by_kind.setdefault(kind, []).append(name.upper() if kind == "abbreviation" else name)
     typo = misspell(focus, rng, edits=rng.choice((1, 1, 2)))
     if focus_key(typo) != key:

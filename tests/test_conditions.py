@@ -97,3 +97,18 @@ def test_a_drug_written_as_a_condition_becomes_its_generic_names(lexicon):
 def test_the_lexicon_survives_a_json_round_trip(lexicon):
     again = Lexicon.from_json(lexicon.to_json())
     assert again.lookup("DVT").foci == lexicon.lookup("DVT").foci and again.rule == lexicon.rule
+
+
+def test_a_name_goes_to_the_focus_it_is_the_name_of_before_foci_that_list_it_as_a_synonym():
+    lex = Lexicon.build(["Infantile Refsum disease", "Refsum disease, infantile form"],
+                        {"Refsum disease, infantile form": ["Infantile Refsum disease"]})  # fmt: skip
+    assert lex.lookup("Infantile Refsum Disease").foci == ("infantile refsum",)
+    assert lex.lookup("Infantile Refsum Diseese").foci == ("infantile refsum",)
+
+
+@pytest.mark.parametrize("near, known", [("cellulite", "Cellulitis"), ("asbestos", "Asbestosis"),
+                                         ("lymphedema", "Lymphoma")])  # fmt: skip
+def test_a_different_medical_ending_is_a_different_condition_not_a_misspelling(near, known):
+    lex = Lexicon.build([known], rule=EditRule(4, 6))
+    assert lex.lookup(near).foci == ()
+    assert lex.lookup(known[:-1] + known[-1] * 2).foci != ()  # a doubled last letter still matches
