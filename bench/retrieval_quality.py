@@ -2,6 +2,8 @@
 
     python download_model.py --skip-model --medquad ../shared/data/medquad --tokenizer ../shared/tinyllama/tokenizer.model
     python bench/retrieval_quality.py --data-dir data/medquad --out bench/results/retrieval_quality.json
+    # plus TPR/FPR per condition length over every test focus and every test no-evidence topic (~3 min)
+    python bench/retrieval_quality.py --data-dir data/medquad --medquad ../shared/data/medquad
 
 Records: the test split's treatment rows, by ``variant`` ("exact": the condition is the focus name; "reworded":
 a MedQuAD synonym, an abbreviation the answers define, a lay name or a misspelling; "no_evidence": a real topic
@@ -66,12 +68,35 @@ def measure(rows: list[dict], index, k: int) -> dict:
     return out
 
 
+def length_rates(index, rows: list[dict], split: str, source: Path) -> dict:
+    """TPR/FPR per condition length, computed as on val (``retrieval_rules``) for this split's foci."""
+    import random
+
+    from medlora import medquad, patients, retrieval_rules
+
+    foci = sorted({r["focus"] for r in rows if r["variant"] != "no_evidence"})
+    rng = random.Random(f"bench-{split}-rates")
+    positives = [(f, focus_key(f)) for f in foci]
+    positives += [
+        (w[0], focus_key(f)) for f in foci if (w := patients.reworded_condition(f, index.lexicon, rng))
+    ]
+    topics = retrieval_rules.no_evidence_topics(medquad.read_focus_annotations(source), index)[split]
+    pos, neg = retrieval_rules.evidence_cases(index, positives, [(t, None) for t in topics])
+    return retrieval_rules.rates(pos, neg, index.evidence_rule)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default="data/medquad", help="directory with test.jsonl and index/")
     ap.add_argument("--split", default="test", help="split whose treatment rows are measured (val or test)")
     ap.add_argument("--k", type=int, default=4, help="passages per record")
     ap.add_argument("--out", default=None, help="write the figures here as JSON as well")
+    ap.add_argument(
+        "--medquad",
+        default=None,
+        help="the MedQuAD XML source: also report TPR/FPR per condition length over all of the split's foci "
+        "(exact and reworded) and all of its no-evidence topics, as the rule was chosen on val",
+    )
     args = ap.parse_args()
     try:
         path = Path(args.data_dir) / f"{args.split}.jsonl"
@@ -92,6 +117,8 @@ def main() -> int:
         "edit_rule": index.meta.get("edit_rule"),
         **measure(rows, index, args.k),
     }
+    if args.medquad:
+        result["rates_per_length"] = length_rates(index, rows, args.split, Path(args.medquad))
     print(json.dumps(result, indent=2))
     if args.out:
         write_json(Path(args.out), result)

@@ -341,17 +341,18 @@ class Lexicon:
         return None
 
     def _named_by(self, bare: str, most: int = 3) -> tuple[str, ...]:
+        """Foci with one name holding every word of the condition, when at most ``most`` foci do."""
         if self._word_foci is None:
-            self._word_foci = defaultdict(set)
-            for name, foci in self.names.items():
+            self._word_foci = defaultdict(set)  # word -> the names holding it
+            for name in self.names:
                 for w in name.split():
-                    self._word_foci[_singular(w)] |= foci
+                    self._word_foci[_singular(w)].add(name)
         ws = [_singular(w) for w in bare.split()]
         if not ws:
             return ()
-        sets = [self._word_foci.get(w, set()) | self._word_foci.get(w + "s", set()) for w in ws]
-        common = set.intersection(*sets)
-        return tuple(sorted(common)) if 0 < len(common) <= most else ()
+        names = set.intersection(*(self._word_foci.get(w, set()) for w in ws))
+        foci = {f for n in names for f in self.names[n]}
+        return tuple(sorted(foci)) if 0 < len(foci) <= most else ()
 
     def _match(self, condition: str, foci: list[str], how: str, distance: int) -> Match:
         names = [strip_modifiers(normal(condition))]

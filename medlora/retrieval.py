@@ -236,6 +236,15 @@ class BM25Index:
                     out.append(found[0][1])
         return out
 
+    def rare_word(self, word: str) -> bool:
+        """The word is in at most ``NOTE_WORD_MAX_SHARE`` of the passages (and at least one)."""
+        ws = words(word)
+        if len(ws) != 1 or ws[0] not in self.bm25.vocab_dict:
+            return False
+        t = self.bm25.vocab_dict[ws[0]]
+        indptr = self.bm25.scores["indptr"]
+        return 0 < indptr[t + 1] - indptr[t] <= NOTE_WORD_MAX_SHARE * len(self.passages)
+
     def _spelled(self, names: list[str]) -> list[str]:
         """Names as the index spells them (misspelled words corrected), for the "about" test; a name with a word
         the index neither knows nor can correct stays as written (dropping the word would widen the name)."""
@@ -374,10 +383,19 @@ def search_hits(
 _NOTE_SPAN = 6
 
 
-def note_conditions(index: BM25Index, note: str, limit: int = 3) -> list[str]:
-    """Names of answered foci that a free-text note mentions (longest first): two or more words, or one word of
-    five letters or more that is a focus name, a synonym or an abbreviation. A pointer for retrieval only."""
+# A one-word name in a note counts only when at most this share of passages holds the word: "uveitis" is a
+# topic, "heart" or "mouth" in a note is a word of everyday speech.
+NOTE_WORD_MAX_SHARE = 0.005
+
+
+def note_conditions(index: BM25Index, note: str, conditions: Iterable[str] = (), limit: int = 3) -> list[str]:
+    """Names of answered foci that a free-text note mentions (longest first): two or more words, or one rare
+    word (``NOTE_WORD_MAX_SHARE``) or abbreviation that is a focus name or alias. A name whose words all come
+    from the record's own conditions is skipped: those were judged already, and a word of an unrecognised
+    condition ("giant cell vasculitis") must not come back through the note as a shared-word match. A pointer
+    for retrieval only: nothing in the note is followed."""
     toks = re.findall(r"[A-Za-z0-9']+", note)
+    own = {w for c in conditions for w in words(c)}
     found: list[str] = []
     covered: set[int] = set()
     for n in range(_NOTE_SPAN, 0, -1):
@@ -386,9 +404,9 @@ def note_conditions(index: BM25Index, note: str, limit: int = 3) -> list[str]:
                 continue
             span = " ".join(toks[i : i + n])
             key = focus_key(span)
-            if key not in index.lexicon.names or (n == 1 and (len(key) < 5 and not span.isupper())):
+            if key not in index.lexicon.names or (own and set(words(span)) <= own):
                 continue
-            if n == 1 and len(key) < 3:
+            if n == 1 and not (span.isupper() and len(key) >= 2) and not index.rare_word(key):
                 continue
             found.append(span)
             covered |= set(range(i, i + n))
@@ -412,7 +430,10 @@ def retrieve_for_record(
         lambda: [condition_hits(index, c, splits, depth) for c in record.conditions],
         lambda: [index.search(s, depth, splits, require=[s]) for s in record.symptoms],
         lambda: (
-            [condition_hits(index, c, splits, depth) for c in note_conditions(index, record.notes or "")]
+            [
+                condition_hits(index, c, splits, depth)
+                for c in note_conditions(index, record.notes or "", record.conditions)
+            ]
             # A condition the lexicon knows (a focus, an alias, a drug) but with no evidence is an honest "nothing
             # here": the note is read only when no condition was recognised at all.
             if not any(index.lookup(c).how != "none" or index.lookup(c).named_by for c in record.conditions)
