@@ -127,6 +127,10 @@ LAY_NAMES = {
     "haemophilia": "hemophilia",
 }
 
+_ENGLISH_WORDS = frozenset(
+    "a am an and are as at be by can do for go he her him his if in is it me my no not of on or our she so the "
+    "to up us was we who you all any may one two".split()
+)
 _DIGITS = re.compile(r"\d+")
 _WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
@@ -258,6 +262,10 @@ class Lexicon:
             if focus_key(f) not in answered:
                 continue
             for abbr, long in defined_abbreviations(text):
+                if (
+                    abbr.lower() in _ENGLISH_WORDS
+                ):  # "(HE)", "(TO)": as a condition they would be ordinary words
+                    continue
                 targets = lex.names.get(normal(long)) or lex.names.get(strip_modifiers(normal(long)))
                 if targets and lex.kind.get(normal(abbr)) in (None, "abbreviation"):
                     for fkey in targets:
