@@ -128,8 +128,52 @@ LAY_NAMES = {
 }
 
 _ENGLISH_WORDS = frozenset(
-    "a am an and are as at be by can do for go he her him his if in is it me my no not of on or our she so the "
-    "to up us was we who you all any may one two".split()
+    [
+        "a",
+        "am",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "for",
+        "go",
+        "he",
+        "her",
+        "him",
+        "his",
+        "if",
+        "in",
+        "is",
+        "it",
+        "me",
+        "my",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "she",
+        "so",
+        "the",
+        "to",
+        "up",
+        "us",
+        "was",
+        "we",
+        "who",
+        "you",
+        "all",
+        "any",
+        "may",
+        "one",
+        "two",
+    ]
 )
 _DIGITS = re.compile(r"\d+")
 _WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
