@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medlora import medquad, retrieval, treatment_data
+from medlora import medquad, patients, retrieval, treatment_data
 from medlora.cli import UsageError, run_stage
+from medlora.conditions import EditRule, Lexicon
 from medlora.files import write_json, write_jsonl
-from medlora.grounding_eval import choose_threshold
 from medlora.modeling import (
     DEFAULT_MODEL,
     build_tiny_random,
@@ -39,6 +39,7 @@ from medlora.modeling import (
 from medlora.progress import step
 from medlora.prompts import count_tokens, render
 from medlora.raft import DEFAULT_NO_RELEVANT_SHARE, make_grounder
+from medlora.retrieval_rules import choose_edit_rule, choose_evidence_rule, evidence_cases, no_evidence_topics
 
 log = logging.getLogger("download_model")
 
@@ -205,21 +206,67 @@ def length_stats(tokenizer, splits: dict[str, list[dict]], max_length: int) -> d
     return out
 
 
-def build_index(cfg: DownloadConfig, split_pairs: dict, tokenizer) -> retrieval.BM25Index:
-    """BM25 over answer passages of every split (training prompts filter to train), with the abstention
-    threshold chosen on the val foci."""
+def read_annotations(cfg: DownloadConfig) -> list[medquad.FocusInfo]:
+    """Every focus with its MedQuAD ``<Synonyms>`` (answered or not): from the XML sources only."""
+    if cfg.medquad == "github":
+        return medquad.read_focus_annotations(Path(cfg.data_dir) / "medquad" / "raw" / "MedQuAD-master.zip")
+    return [] if cfg.medquad == "hf" else medquad.read_focus_annotations(Path(cfg.medquad))
+
+
+# No-evidence topics per split in the treatment examples: enough for a rate, few beside the answered cases.
+NO_EVIDENCE_ROWS = {"val": 40, "test": 80}
+
+
+def build_index(
+    cfg: DownloadConfig, split_pairs: dict, tokenizer, infos: list[medquad.FocusInfo] | None = None
+) -> retrieval.BM25Index:
+    """BM25 over answer passages of every split (training prompts filter to train), with the condition lexicon
+    and the misspelling and evidence rules chosen on the val foci; ``meta["no_evidence"]`` holds the val and
+    test no-evidence topics."""
+    import random
+
     passages = retrieval.build_passages(split_pairs, tokenizer or retrieval.ApproxTokenizer())
-    index = retrieval.BM25Index.build(passages)
+    infos = infos or []
+    lexicon = Lexicon.build(
+        sorted({p.focus for p in passages}),
+        medquad.synonyms_by_focus(infos),
+        [(p.focus, p.answer) for rows in split_pairs.values() for p in rows],
+    )
+    index = retrieval.BM25Index.build(passages, lexicon=lexicon)
     val_foci = sorted({p.focus for p in split_pairs["val"]})
-    index.meta.update(choose_threshold(index, val_foci))
+    topics = no_evidence_topics(infos, index)
+    edit = choose_edit_rule(lexicon, val_foci, topics["val"], cfg.seed)
+    lexicon.rule = EditRule(edit["min_one"], edit["min_two"])
+    rng = random.Random(f"{cfg.seed}-val-rules")
+    positives = [(f, medquad.focus_key(f)) for f in val_foci]
+    for f in val_foci:
+        if (found := patients.reworded_condition(f, lexicon, rng)) is not None:
+            positives.append((found[0], medquad.focus_key(f)))
+    # Negatives are the real topics with no evidence; val foci searched among train passages are not used to
+    # choose (the focus split puts related foci in train: "Asperger syndrome" is rightly found under autism).
+    negatives = [(t, None) for t in topics["val"]]
+    if positives and negatives:
+        index.meta["evidence"] = choose_evidence_rule(*evidence_cases(index, positives, negatives))
+    else:
+        index.meta["evidence"] = {
+            "thresholds": dict(retrieval.FALLBACK_EVIDENCE),
+            "chosen_on": "fallback: no val foci or no no-evidence topics (a source without answerless documents)",
+        }
+    index.meta["edit_rule"] = edit
+    index.meta["no_evidence"] = {
+        s: sorted(random.Random(f"{cfg.seed}-no-evidence-{s}").sample(t, min(len(t), NO_EVIDENCE_ROWS[s])))
+        for s, t in topics.items()
+    }
+    index.meta["no_evidence_topics_available"] = {s: len(t) for s, t in topics.items()}
     index.meta["tokenizer"] = (
         getattr(tokenizer, "name_or_path", "") if tokenizer else retrieval.ApproxTokenizer.name_or_path
     )
     log.info(
-        "passage index: %d passages in %.1f s, threshold %.2f",
+        "passage index: %d passages in %.1f s, evidence thresholds %s, edit rule %s",
         len(passages),
         index.meta["build_s"],
-        index.threshold,
+        index.evidence_rule,
+        (lexicon.rule.min_one, lexicon.rule.min_two),
     )
     return index
 
@@ -234,7 +281,8 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
     templates_dropped = medquad.drop_templates_outside_train(split_pairs)
     tokenizer = find_tokenizer(cfg, model_source)
     with step("building the passage index"):
-        index = build_index(cfg, split_pairs, tokenizer)
+        index = build_index(cfg, split_pairs, tokenizer, read_annotations(cfg))
+    held_out = index.meta.get("no_evidence", {})
     splits = {}
     for name, rows in split_pairs.items():
         with step(f"building the {name} examples (synthetic patients, retrieved passages)"):
@@ -243,6 +291,10 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
                 seed=cfg.seed,
                 patients_per_focus=cfg.patients_per_focus,
                 ground=make_grounder(index, name, cfg.k, cfg.no_relevant_share, cfg.max_context_tokens),
+                # Val and test patients: a share written as people write their condition, and real topics with
+                # no evidence (training keeps exact names: the rules there were built from them).
+                lexicon=index.lexicon if name != "train" else None,
+                no_evidence=held_out.get(name),
             )
     out_dir = Path(cfg.data_dir) / "medquad"
     stats: dict[str, Any] = {

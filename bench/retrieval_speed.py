@@ -9,7 +9,7 @@
 The split is the data stage's (seed 42, val 5%, test 10%). Timed: cutting answers into passages of at most 128
 tokens (tokenizer included), building bm25s, saving, loading, one query (the test foci's condition queries,
 "<focus> treatment"), and one record retrieval (``retrieve_for_record``). Measured: recall@k of the gold focus
-by plain BM25 (no focus-name match) on the test foci, the abstention threshold chosen on the val foci, and,
+by plain BM25 (no focus-name match) on the test foci, and,
 for the QA-examples decision, how often a training question's own answer is in its top 4 passages. Nothing is
 written to models/ or data/; results go to bench/results/retrieval_speed.json.
 """
@@ -30,7 +30,7 @@ from common import SHARED, check_output, environment, median, table, write_resul
 
 from medlora import medquad, retrieval  # noqa: E402
 from medlora.cli import UsageError, run_stage  # noqa: E402
-from medlora.grounding_eval import choose_threshold, recall_at_k  # noqa: E402
+from medlora.grounding_eval import recall_at_k  # noqa: E402
 from medlora.schemas import PatientRecord  # noqa: E402
 
 log = logging.getLogger("bench.retrieval")
@@ -77,9 +77,7 @@ def main(cfg: RetrievalBenchConfig) -> dict:
         size = sum(f.stat().st_size for f in (Path(tmp) / "index").rglob("*") if f.is_file())
         loaded = retrieval.BM25Index.load(Path(tmp) / "index")
         t4 = time.perf_counter()
-    val_foci = sorted({p.focus for p in split_pairs["val"]})
     test_foci = sorted({p.focus for p in split_pairs["test"]})
-    loaded.meta.update(choose_threshold(loaded, val_foci))
 
     queries = [retrieval.condition_query(f) for f in test_foci]
     records = [PatientRecord(conditions=[f], symptoms=["fatigue"]) for f in test_foci]
@@ -121,9 +119,9 @@ def main(cfg: RetrievalBenchConfig) -> dict:
         "record_ms_median": round(median(r_times) * 1000, 3),
         "recall_at_k_test_foci": {str(k): v["recall"] for k, v in recall.items()},
         "test_foci": len(test_foci),
-        "threshold": {
-            k: v for k, v in loaded.meta.items() if k in ("threshold", "tpr", "fpr", "queries", "positives")
-        },
+        # Speed only: this bench chooses no rule on val (download_model.py does; bench/retrieval_quality.py
+        # measures recall and false grounding with it), so records here run under the fallback thresholds.
+        "evidence_rule": {"thresholds": loaded.evidence_rule, "chosen_on": "fallback (not chosen here)"},
         "qa_own_answer_in_top4": {"questions": len(train_qa), "share": round(own / max(1, len(train_qa)), 4)},
         "environment": environment("cpu", 1),
     }
@@ -139,7 +137,7 @@ def main(cfg: RetrievalBenchConfig) -> dict:
             "recall@1 / @4 / @10, test foci",
             " / ".join(str(result["recall_at_k_test_foci"][k]) for k in ("1", "4", "10")),
         ],
-        ["abstention threshold (val foci)", result["threshold"].get("threshold")],
+        ["evidence rule", "fallback thresholds (see bench/retrieval_quality.py)"],
         ["QA: own answer in top 4", result["qa_own_answer_in_top4"]["share"]],
     ]
     print(table(["figure", "value"], rows))

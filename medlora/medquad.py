@@ -149,6 +149,54 @@ def _parse_xml(data: bytes, name: str, report: ReadReport, out: list[QAPair]) ->
         )
 
 
+@dataclass(frozen=True)
+class FocusInfo:
+    """One XML document's focus with its ``<Synonyms>`` and whether any of its pairs has an answer (the ADAM,
+    Drugs and Herbs subsets of MedlinePlus had their answers removed)."""
+
+    focus: str
+    synonyms: tuple[str, ...]
+    source: str
+    answered: bool
+
+
+def _focus_info(data: bytes) -> FocusInfo | None:
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        return None  # read_source already reports malformed files
+    focus = clean(root.findtext("Focus") or root.findtext("doctitle-focus"))
+    if not focus:
+        return None
+    syns = tuple(dict.fromkeys(clean(s.text) for s in root.iter("Synonym") if clean(s.text)))
+    answered = any(clean(a.text) for tag in ("Answer", "answer") for a in root.iter(tag))
+    return FocusInfo(focus, syns, root.get("source", root.get("corpus", "")), answered)
+
+
+def read_focus_annotations(path: Path) -> list[FocusInfo]:
+    """Every document's focus, synonyms and answered flag from the XML collection (a directory or the zip);
+    ``[]`` for the tabular sources, which carry no synonyms."""
+    datas: list[bytes] = []
+    if path.is_dir():
+        datas = [f.read_bytes() for f in sorted(path.rglob("*.xml"))]
+    elif path.suffix.lower() == ".zip":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = sorted(n for n in zf.namelist() if n.endswith(".xml") and "__MACOSX" not in n)
+                datas = [zf.read(n) for n in names]
+        except zipfile.BadZipFile:
+            raise UsageError(f"{path} is not a valid zip file") from None
+    return [info for d in datas if (info := _focus_info(d)) is not None]
+
+
+def synonyms_by_focus(infos: list[FocusInfo]) -> dict[str, list[str]]:
+    """Focus (as written) -> its synonyms, merged over documents of the same focus."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for info in infos:
+        out[info.focus] = list(dict.fromkeys([*out[info.focus], *info.synonyms]))
+    return dict(out)
+
+
 def read_xml_dir(path: Path, report: ReadReport) -> list[QAPair]:
     out: list[QAPair] = []
     for f in progress(sorted(path.rglob("*.xml")), "reading MedQuAD XML", unit="files"):

@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from .schemas import PatientRecord, Vitals
 
@@ -398,3 +399,32 @@ def abnormal(record: PatientRecord) -> bool:
         and (v.systolic_bp or sbp[0]) <= sbp[1] + 30
         and (v.temperature_c or 37) < 38.0
     )
+
+
+# ------------------------------------------------------------------------------------ conditions as written
+
+REWORD_KINDS = ("synonym", "abbreviation", "lay", "misspelling")
+
+
+def reworded_condition(focus: str, lexicon: Any, rng: random.Random) -> tuple[str, str] | None:
+    """``focus`` written as people write it: one of its MedQuAD synonyms, an abbreviation its answers define,
+    a lay name, or a misspelling (one or two typing slips); ``(text, kind)``, or None when none differs from it.
+
+    ``lexicon`` is a ``medlora.conditions.Lexicon``: its names for the focus are the aliases to draw from."""
+    from .conditions import misspell
+    from .medquad import focus_key
+
+    key = focus_key(focus)
+    by_kind: dict[str, list[str]] = {}
+    for name, foci in lexicon.names.items():
+        kind = lexicon.kind.get(name)
+        # Only names of this focus alone: an alias several foci share tests tie-breaking, not the wording.
+        if foci == {key} and kind in REWORD_KINDS and name != key and len(name) > 1:
+            by_kind.setdefault(kind, []).append(name.upper() if kind == "abbreviation" else name)
+    typo = misspell(focus, rng, edits=rng.choice((1, 1, 2)))
+    if focus_key(typo) != key:
+        by_kind["misspelling"] = [typo]
+    if not by_kind:
+        return None
+    kind = rng.choice(sorted(by_kind))
+    return rng.choice(sorted(by_kind[kind])), kind

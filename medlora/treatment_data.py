@@ -15,7 +15,7 @@ import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import drugs, patients
@@ -216,6 +216,8 @@ class TreatmentCase:
     red_flags: list[str] = field(default_factory=list)  # codes
     allergy_conflicts: int = 0
     duplicates_removed: int = 0
+    variant: str = "exact"  # exact | reworded | no_evidence (the condition as written; see ``reword``)
+    reworded_kind: str | None = None  # synonym | abbreviation | lay | misspelling
 
 
 def personalised_target(record: PatientRecord, sections: Sections) -> tuple[Sections, Any, int]:
@@ -260,6 +262,37 @@ def _patient(focus: str, answers: dict, sections: Sections, rng: random.Random) 
     if singles and rng.random() < TARGET_CURRENT_MED_SHARE:
         extra_meds.append(rng.choice(singles).ingredients[0])
     return patients.make_patient(focus, answers, rng, extra_allergies, extra_meds)
+
+
+# Share of val/test patients whose condition is written as people write it (``patients.reworded_condition``).
+REWORD_SHARE = 0.5
+
+
+def reword(case: TreatmentCase, lexicon: Any, seed: int, share: float = REWORD_SHARE) -> TreatmentCase:
+    """A ``share`` of cases get their first condition written as people write it: variant "reworded"."""
+    rng = random.Random(f"{seed}-reword-{case.key}-{case.index}")
+    if rng.random() >= share or (found := patients.reworded_condition(case.focus, lexicon, rng)) is None:
+        return case
+    text, kind = found
+    record = case.record.model_copy(update={"conditions": [text, *case.record.conditions[1:]]})
+    return replace(case, record=record, variant="reworded", reworded_kind=kind)
+
+
+def no_evidence_cases(topics: list[str], seed: int = 42) -> list[TreatmentCase]:
+    """One patient per real topic that has no evidence in the index (``retrieval_rules.no_evidence_topics``):
+    variant "no_evidence"; the target holds only what the safety rules add, since nothing sources more."""
+    out = []
+    for topic in topics:
+        rng = random.Random(f"{seed}-no-evidence-{focus_key(topic)}")
+        record = patients.make_patient(topic, {}, rng)
+        target, result, removed = personalised_target(record, Sections())
+        out.append(
+            TreatmentCase(
+                focus_key(topic), topic, 0, record, target, [], {}, list(result.flag_codes),
+                len(result.safety.allergy_conflicts), removed, "no_evidence",
+            )
+        )  # fmt: skip
+    return out
 
 
 def treatment_cases(pairs: list[QAPair], seed: int = 42, patients_per_focus: int = 3) -> list[TreatmentCase]:
@@ -307,18 +340,28 @@ def treatment_examples(
     seed: int = 42,
     patients_per_focus: int = 3,
     ground: Callable[[TreatmentCase, random.Random], dict[str, Any]] | None = None,
+    lexicon: Any = None,
+    no_evidence: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The rows of the treatment cases; ``ground`` (``medlora.grounding``) adds passages to prompt and target."""
-    out = []
+    """The rows of the treatment cases; ``ground`` (``medlora.grounding``) adds passages to prompt and target.
+
+    With a ``lexicon`` (val/test), ``REWORD_SHARE`` of the cases get a reworded condition; ``no_evidence`` topics
+    add one abstaining case each. Every row says its ``variant``."""
     cases = treatment_cases(pairs, seed, patients_per_focus)
+    if lexicon is not None:
+        cases = [reword(c, lexicon, seed) for c in cases]
+    cases += no_evidence_cases(no_evidence or [], seed)
+    out = []
     for case in progress(cases, "treatment examples (prompts, passages)", unit="examples"):
-        first = next(iter(case.answers.values()))[0]
+        first = next(iter(case.answers.values()), [None])[0]
         row = {
-            "id": example_id("treatment", case.key, str(case.index)),
+            "id": example_id(
+                "treatment", case.key, str(case.index), *([case.variant] * (case.variant == "no_evidence"))
+            ),
             "kind": "treatment",
             "focus": case.focus,
             "qtype": "treatment",
-            "source": first.source,
+            "source": first.source if first else "",
             "url": case.sources[0] if case.sources else "",
             "sources": case.sources,
             "record": case.record.model_dump(exclude_none=True),
@@ -326,7 +369,10 @@ def treatment_examples(
             "allergy_conflicts": case.allergy_conflicts,
             "duplicates_removed": case.duplicates_removed,
             "messages": treatment_messages(case.record, case.target),
+            "variant": case.variant,
         }
+        if case.reworded_kind:
+            row["reworded_kind"] = case.reworded_kind
         if ground is not None:
             row.update(ground(case, random.Random(f"{seed}-ground-{case.key}-{case.index}")))
         out.append(row)
@@ -338,8 +384,12 @@ def build_examples(
     seed: int = 42,
     patients_per_focus: int = 3,
     ground: Callable[[TreatmentCase, random.Random], dict[str, Any]] | None = None,
+    lexicon: Any = None,
+    no_evidence: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    rows = [qa_example(p) for p in split] + treatment_examples(split, seed, patients_per_focus, ground)
+    rows = [qa_example(p) for p in split] + treatment_examples(
+        split, seed, patients_per_focus, ground, lexicon, no_evidence
+    )
     return sorted(rows, key=lambda r: r["id"])
 
 

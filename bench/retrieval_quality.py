@@ -1,0 +1,129 @@
+"""Retrieval quality on the test treatment patients: recall@k and false grounding, beside plain BM25.
+
+    python download_model.py --skip-model --medquad ../shared/data/medquad --tokenizer ../shared/tinyllama/tokenizer.model
+    python bench/retrieval_quality.py --data-dir data/medquad --out bench/results/retrieval_quality.json
+    # plus TPR/FPR per condition length over every test focus and every test no-evidence topic (~3 min)
+    python bench/retrieval_quality.py --data-dir data/medquad --medquad ../shared/data/medquad
+
+Records: the test split's treatment rows, by ``variant`` ("exact": the condition is the focus name; "reworded":
+a MedQuAD synonym, an abbreviation the answers define, a lay name or a misspelling; "no_evidence": a real topic
+with no evidence in the index). Each record is measured on the condition under test (its first; the synthetic
+comorbidities such as hypertension have evidence of their own and would hide whether the topic was grounded).
+recall@k: share of exact/reworded records with a passage of their focus among the k passages returned; false
+grounding: share of no-evidence records that get any passage. Two systems on the same records:
+``retrieve_for_record`` (the project's rules) and plain BM25 over the record's raw text (conditions, symptoms
+and notes joined), which never abstains. Exit 2 on a missing data directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from medlora.cli import UsageError  # noqa: E402
+from medlora.files import write_json  # noqa: E402
+from medlora.medquad import focus_key  # noqa: E402
+from medlora.retrieval import load_index, retrieve_for_record  # noqa: E402
+from medlora.schemas import PatientRecord  # noqa: E402
+
+
+def raw_text(record: PatientRecord) -> str:
+    return " ".join([*record.conditions, *record.symptoms, record.notes or ""])
+
+
+def measure(rows: list[dict], index, k: int) -> dict:
+    tally: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    start = time.perf_counter()
+    for r in rows:
+        record = PatientRecord.model_validate(r["record"])
+        record = record.model_copy(update={"conditions": record.conditions[:1]})
+        gold = focus_key(r["focus"])
+        systems = {
+            "rules": [h.passage for h in retrieve_for_record(record, index, k)],
+            "plain_bm25": [h.passage for h in index.search(raw_text(record), k)],
+        }
+        groups = [r["variant"]] + ([f"reworded:{r['reworded_kind']}"] if r.get("reworded_kind") else [])
+        for name, passages in systems.items():
+            found = any(focus_key(p.focus) == gold for p in passages)
+            for g in groups:
+                t = tally[name][g]
+                t["n"] += 1
+                t["grounded"] += bool(passages)
+                t["found"] += found
+    out: dict = {"k": k, "records": len(rows), "seconds": round(time.perf_counter() - start, 1)}
+    for name, groups in tally.items():
+        out[name] = {}
+        for g, t in sorted(groups.items()):
+            key = "false_grounding" if g == "no_evidence" else f"recall@{k}"
+            value = t["grounded"] if g == "no_evidence" else t["found"]
+            out[name][g] = {"n": t["n"], key: round(value / t["n"], 4), "count": value}
+    return out
+
+
+def length_rates(index, rows: list[dict], split: str, source: Path) -> dict:
+    """TPR/FPR per condition length, computed as on val (``retrieval_rules``) for this split's foci."""
+    import random
+
+    from medlora import medquad, patients, retrieval_rules
+
+    foci = sorted({r["focus"] for r in rows if r["variant"] != "no_evidence"})
+    rng = random.Random(f"bench-{split}-rates")
+    positives = [(f, focus_key(f)) for f in foci]
+    positives += [
+        (w[0], focus_key(f)) for f in foci if (w := patients.reworded_condition(f, index.lexicon, rng))
+    ]
+    topics = retrieval_rules.no_evidence_topics(medquad.read_focus_annotations(source), index)[split]
+    pos, neg = retrieval_rules.evidence_cases(index, positives, [(t, None) for t in topics])
+    return retrieval_rules.rates(pos, neg, index.evidence_rule)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", default="data/medquad", help="directory with test.jsonl and index/")
+    ap.add_argument("--split", default="test", help="split whose treatment rows are measured (val or test)")
+    ap.add_argument("--k", type=int, default=4, help="passages per record")
+    ap.add_argument("--out", default=None, help="write the figures here as JSON as well")
+    ap.add_argument(
+        "--medquad",
+        default=None,
+        help="the MedQuAD XML source: also report TPR/FPR per condition length over all of the split's foci "
+        "(exact and reworded) and all of its no-evidence topics, as the rule was chosen on val",
+    )
+    args = ap.parse_args()
+    try:
+        path = Path(args.data_dir) / f"{args.split}.jsonl"
+        if not path.is_file():
+            raise UsageError(f"{path} not found: build the data with download_model.py first")
+        index = load_index(args.data_dir)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    with open(path, encoding="utf-8") as fh:
+        rows = [r for line in fh if (r := json.loads(line))["kind"] == "treatment" and "variant" in r]
+    if not rows:
+        print(f"error: {path} holds no treatment rows with a variant: rebuild the data", file=sys.stderr)
+        return 2
+    result = {
+        "split": args.split,
+        "evidence_rule": index.evidence_rule,
+        "edit_rule": index.meta.get("edit_rule"),
+        **measure(rows, index, args.k),
+    }
+    if args.medquad:
+        result["rates_per_length"] = length_rates(index, rows, args.split, Path(args.medquad))
+    print(json.dumps(result, indent=2))
+    if args.out:
+        write_json(Path(args.out), result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
