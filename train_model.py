@@ -110,7 +110,13 @@ class TrainConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        nonneg = ("max_steps", "limit_examples", "limit_val_examples", "eval_steps", "early_stopping_patience")
+        nonneg = (
+            "max_steps",
+            "limit_examples",
+            "limit_val_examples",
+            "eval_steps",
+            "early_stopping_patience",
+        )
         for name in (*nonneg, "weight_decay"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 0")

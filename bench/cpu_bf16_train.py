@@ -46,7 +46,9 @@ class BenchConfig:
 
     def validate(self) -> None:
         if not (Path(self.base_model) / "config.json").is_file():
-            raise UsageError(f"no model at {self.base_model}: run `python download_model.py --model smollm2-135m`")
+            raise UsageError(
+                f"no model at {self.base_model}: run `python download_model.py --model smollm2-135m`"
+            )
         if min(self.threads, self.batch_size, self.length, self.steps, self.repeats) < 1:
             raise UsageError("--threads, --batch-size, --length, --steps and --repeats must be >= 1")
 

