@@ -72,9 +72,11 @@ class TrainConfig:
     # 1280: grounded treatment prompts (record + 4 passages of <= 128 tokens) with their targets reach p99 1150
     # tokens on the MedQuAD train split; 1 treatment and 2.3% of QA examples are shortened (README).
     max_length: int = field(default=1280, metadata={"help": "training window in tokens"})
-    limit_examples: int = field(default=0, metadata={"help": "use only the first N train and val examples"})
+    limit_examples: int = field(
+        default=0, metadata={"help": "use N train and val examples (a seeded sample)"}
+    )
     limit_val_examples: int = field(
-        default=0, metadata={"help": "use only the first N val examples (0: as --limit-examples)"}
+        default=0, metadata={"help": "use N val examples, a seeded sample (0: as --limit-examples)"}
     )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: float = field(default=32.0, metadata={"help": "LoRA alpha (scale = alpha / r)"})

@@ -23,7 +23,8 @@ from .prompts import IGNORE_INDEX, encode_example
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+# 2: a limited split is a seeded sample over the whole file, not its first rows.
+CACHE_FORMAT = 2
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer.model",
@@ -90,6 +91,17 @@ def tokenise_rows(tokenizer: Any, rows: list[dict[str, Any]], max_length: int, n
     return keep.remove_columns(["shortened", "dropped"]), stats
 
 
+def sample_rows(rows: list[dict[str, Any]], limit: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``limit`` rows drawn at random (seeded) and kept in file order; all rows for ``limit`` 0.
+
+    The split files are sorted by id, so every QA example comes before every treatment example: the first N rows
+    of a short run would hold no treatment example at all (the first SmolLM2 CPU run trained on QA only)."""
+    if not limit or limit >= len(rows):
+        return rows
+    keep = sorted(random.Random(seed).sample(range(len(rows)), limit))
+    return [rows[i] for i in keep]
+
+
 def cache_key(split_file: Path, tokenizer_fp: str, max_length: int, limit: int) -> str:
     code = hashlib.sha256(Path(prompts.__file__).read_bytes()).hexdigest()
     parts = {
@@ -119,9 +131,7 @@ def load_split(
     if meta_file.is_file():
         log.info("using cached tokenised %s from %s", split_file.name, dest)
         return datasets.load_from_disk(str(dest)), json.loads(meta_file.read_text(encoding="utf-8"))
-    rows = read_jsonl(split_file)
-    if limit:
-        rows = rows[:limit]
+    rows = sample_rows(read_jsonl(split_file), limit)
     ds, stats = tokenise_rows(tokenizer, rows, max_length)
     tmp = make_temp_dir(dest)
     try:

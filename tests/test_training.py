@@ -48,6 +48,16 @@ def test_overlong_examples_are_shortened_with_eos_kept_or_dropped(tokenizer):
     assert text.endswith("condition." + tokenizer.eos_token), "cut at a sentence boundary"
 
 
+def test_a_limited_split_samples_every_kind_not_the_first_rows():
+    rows = [{"id": f"qa-{i:03d}", "kind": "qa"} for i in range(80)]
+    rows += [{"id": f"treat-{i:03d}", "kind": "treatment"} for i in range(20)]
+    picked = training.sample_rows(rows, 20)
+    assert len(picked) == 20 and {r["kind"] for r in picked} == {"qa", "treatment"}
+    assert picked == sorted(picked, key=rows.index)  # file order kept
+    assert training.sample_rows(rows, 20) == picked  # seeded
+    assert training.sample_rows(rows, 0) == rows == training.sample_rows(rows, 500)
+
+
 def test_tokenised_split_is_cached_and_keyed(tokenizer, tiny_model, tmp_path, monkeypatch):
     split = tmp_path / "train.jsonl"
     write_jsonl(split, [qa_row(f"What is condition {i}?", f"It is number {i}.") for i in range(5)])
