@@ -86,7 +86,7 @@ def test_export_writes_each_file_with_its_hash_and_a_modelfile(tiny_gguf, tiny_a
     assert files["Q8_0"]["bytes"] < files["F16"]["bytes"]
     modelfile = (tiny_gguf / "Modelfile").read_text()
     target = re.search(r"^FROM \./(\S+)$", modelfile, re.M).group(1)
-    assert target == min(files.values(), key=lambda e: e["bytes"])["file"] == info["modelfile"]["from"]
+    assert target == files["Q8_0"]["file"] == info["modelfile"]["from"], "Q8_0 is the default when written"
     assert TREATMENT_SYSTEM in modelfile and 'PARAMETER stop "</s>"' in modelfile
 
 
