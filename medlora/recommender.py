@@ -7,6 +7,7 @@ Used by ``inference.py`` (CLI and ``--serve``), the HTTP server and the benchmar
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -26,13 +27,28 @@ from .safety import apply_safety
 from .schemas import SECTION_NAMES, ModelInfo, PatientRecord, Recommendation, Sections
 
 
+def gguf_source(gguf: str | Path) -> tuple[str | None, str | None]:
+    """The base model and adapter a GGUF was exported from, as ``export_model.py`` recorded them in the
+    ``model_info.json`` beside it; ``(None, None)`` for a file from elsewhere."""
+    info = Path(gguf).parent / "model_info.json"
+    try:
+        files = json.loads(info.read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError):
+        return None, None
+    entry = next((f for f in files if isinstance(f, dict) and f.get("file") == Path(gguf).name), {})
+    return entry.get("base_model"), entry.get("source_adapter")
+
+
 def log_entry(cfg: Any, outcome: str, **fields: Any) -> dict[str, Any]:
+    # With llama-cpp the GGUF is the model; its export record names the base and adapter it came from.
+    base, adapter = (
+        gguf_source(cfg.gguf) if cfg.gguf else (cfg.base_model, None if cfg.base_only else cfg.adapter)
+    )
     return {
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         "request_id": fields.pop("request_id", None) or uuid.uuid4().hex,
-        # With llama-cpp the GGUF is the model; "model" in an entry names its base and adapter.
-        "base_model": None if cfg.gguf else cfg.base_model,
-        "adapter": None if cfg.base_only or cfg.gguf else cfg.adapter,
+        "base_model": base,
+        "adapter": adapter,
         "backend": cfg.backend,
         "gguf": cfg.gguf,
         "outcome": outcome,

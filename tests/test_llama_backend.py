@@ -176,6 +176,8 @@ def test_inference_with_llama_cpp_is_schema_valid_checked_and_logged_alike(tiny_
     (llama_entry,), (hf_entry,) = (json.loads(p.read_text()) for p in logs.values())
     assert set(llama_entry) == set(hf_entry) and llama_entry["outcome"] == "ok"
     assert llama_entry["red_flags"] == hf_entry["red_flags"] and llama_entry["backend"] == "llama-cpp"
+    # the GGUF's export record names what it was made from, so the log says which model answered
+    assert (llama_entry["base_model"], llama_entry["adapter"]) == ("tiny-random", str(tiny_adapter))
 
 
 def write_gguf(path: Path, arch: str, template: str | None) -> str:
