@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -273,8 +274,18 @@ _LOG_CALLBACK = None
 def _log_from_llama_cpp(level: int, text: bytes, user_data: Any) -> None:
     # ggml_log_level: 1 debug, 2 info, 3 warning, 4 error, 5 continuation (kept at debug).
     message = text.decode("utf-8", "replace").rstrip()
-    if message:
-        log.log({3: logging.WARNING, 4: logging.ERROR}.get(level, logging.DEBUG), "llama.cpp: %s", message)
+    if not message:
+        return
+    level = {3: logging.WARNING, 4: logging.ERROR}.get(level, logging.DEBUG)
+    if level == logging.WARNING and _PER_TENSOR.search(message):
+        level = (
+            logging.DEBUG
+        )  # one line per tensor says nothing new; the "N tensors required fallback" summary stays
+    log.log(level, "llama.cpp: %s", message)
+
+
+# llama.cpp's per-tensor quantisation notes (a width not divisible by the block size, the type used instead).
+_PER_TENSOR = re.compile(r"not divisible by|falling back to|ncols \d+", re.I)
 
 
 def render_template(

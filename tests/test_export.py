@@ -146,3 +146,15 @@ def test_what_cannot_be_exported_is_exit_2_saying_what_is_supported(
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_llama_cpp_per_tensor_quantisation_notes_are_debug_and_the_summary_a_warning(caplog):
+    import logging
+
+    with caplog.at_level(logging.DEBUG, logger="medlora.export"):
+        export._log_from_llama_cpp(
+            3, b"tensor cols 64 x 64 are not divisible by 256, falling back to q5_0\n", None
+        )
+        export._log_from_llama_cpp(3, b"WARNING: 15 of 21 tensor(s) required fallback quantization\n", None)
+    levels = [(r.levelno, "required fallback" in r.getMessage()) for r in caplog.records]
+    assert levels == [(logging.DEBUG, False), (logging.WARNING, True)]
