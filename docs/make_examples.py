@@ -80,7 +80,7 @@ FENCE = re.compile(r"^(```|~~~)")
 
 def refresh_pages() -> None:
     """Rewrite every page block that follows ``<!-- generated: FILE -->`` with FILE's current text."""
-    for page in sorted((ROOT / "docs").glob("**/*.md")):
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]:
         lines = page.read_text(encoding="utf-8").splitlines(keepends=True)
         out, i = [], 0
         while i < len(lines):

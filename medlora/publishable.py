@@ -110,8 +110,9 @@ class Publishable:
     edited: set[str] = field(default_factory=set)  # sections whose items were removed or changed
 
 
-def _medication(it, record: PatientRecord, out: Publishable):
-    """The medication to publish (fields nulled where they hold nothing), or a reason to remove it."""
+def _medication(it, record: PatientRecord, out: Publishable, checked: bool):
+    """The medication to publish (fields nulled where they hold nothing), or a reason to remove it. Without
+    passages (``checked`` False) nothing can vouch for a dose or frequency but the patient's own list."""
     if why := degenerate(it.name):
         return why
     if resolve(it.name) is None and not own_medication(it.name, record):
@@ -126,15 +127,27 @@ def _medication(it, record: PatientRecord, out: Publishable):
         if _norm(value) == _norm(it.name) or not ok(value) or degenerate(value):
             update[name] = None
             out.nulled.append(f"{it.name} {name}: {value} (holds no {name.replace('dosage', 'dose')})")
-    kept = []
+        elif not checked and not _in_own_list(value, record):
+            update[name] = None
+            out.nulled.append(
+                f"{it.name} {name}: {value} (no passage to vouch for it, nor the patient's list)"
+            )
+    kept, seen = [], set()
     for s in it.side_effects:
-        if why := degenerate(s):
+        if why := degenerate(s) or ("repeats an earlier side effect" if _norm(s) in seen else None):
             out.nulled.append(f"{it.name} side effect: {s[:80]} ({why})")
         else:
             kept.append(s)
+            seen.add(_norm(s))
     if len(kept) != len(it.side_effects):
         update["side_effects"] = kept
     return it.model_copy(update=update) if update else it
+
+
+def _in_own_list(value: str, record: PatientRecord) -> bool:
+    """Whether ``value`` appears, as whole words, in one of the patient's own medication entries."""
+    v = _norm(value)
+    return bool(v) and any(re.search(rf"(?<!\w){re.escape(v)}(?!\w)", _norm(m)) for m in record.medications)
 
 
 def publishable(
@@ -152,7 +165,7 @@ def publishable(
             if name == "immediate_actions" and _EMERGENCY_LINE.match(text):
                 why = None  # the safety rules drop it and decide the emergency themselves
             elif name == "medications":
-                result = _medication(it, record, out)
+                result = _medication(it, record, out, checked)
                 why, it = (result, it) if isinstance(result, str) else (None, result)
             else:
                 fields = (

@@ -112,6 +112,23 @@ def test_without_passages_only_the_safety_rules_urgent_actions_are_published():
     )
 
 
+def test_without_passages_a_dose_only_the_patients_own_list_states_is_kept_and_side_effects_once():
+    record = PatientRecord(
+        age=7, sex="female", conditions=["asthma"], medications=["albuterol 2 puffs as needed"]
+    )
+    meds = [
+        Medication(name="Albuterol", dosage="1mg", frequency="as needed",
+                   side_effects=["Shortness of Breath", "shortness of breath", "tremor"]),
+    ]  # fmt: skip
+    out = publishable(record, Sections(medications=meds), {}, checked=False)
+    (med,) = out.sections.medications
+    assert med.dosage is None, "a dose the model wrote with nothing to vouch for it is not published"
+    assert med.frequency == "as needed", "the patient's own list states it"
+    assert med.side_effects == ["Shortness of Breath", "tremor"]
+    checked = publishable(record, Sections(medications=meds), {"medications": [[1]]}, checked=True)
+    assert checked.sections.medications[0].dosage == "1mg", "with passages the grounding check decides"
+
+
 def test_a_loop_at_the_token_budget_is_told_from_an_ordinary_cut():
     loop = '{"immediate_actions":[{"citations":[],"text":"' + "The JSON file contains the sections. " * 10
     assert repetition_loop(loop)
