@@ -31,12 +31,10 @@ from .medquad import focus_key
 from .metrics import bootstrap_indices, ratio_ci
 from .progress import Progress
 from .retrieval import (
-    FALLBACK_THRESHOLD,
     BM25Index,
     Passage,
     condition_query,
     retrieve_for_record,
-    words,
 )
 from .schemas import SECTION_NAMES, Citations, PatientRecord, Sections, to_published
 
@@ -47,60 +45,6 @@ def retrieval_metrics(
     """Plain BM25 recall@k of the gold focus for "<focus> treatment" (the focus-name match is not used: with
     it, recall is 1 by construction for a condition spelled as its MedQuAD focus)."""
     return {f"recall@{k}": recall_at_k(index, foci, k)["recall"] for k in ks} | {"queries": len(foci)}
-
-
-def choose_threshold(
-    index: BM25Index, foci: Sequence[str], search_splits: Sequence[str] = ("train",)
-) -> dict[str, Any]:
-    """A BM25 score threshold for "this hit is evidence", chosen on held-out foci (the val split).
-
-    For each held-out focus, its condition query against the whole index is a positive when the top hit is
-    the focus itself; the same query against ``search_splits`` only (where the focus is absent, since the split
-    is by focus) is a negative: whatever it finds is about another disease. A hit is evidence when its score
-    reaches the threshold and its passage holds every word of the condition (``BM25Index.search(require=)``);
-    the threshold maximises TPR - FPR (Youden's J) of that rule over the observed scores.
-    """
-
-    def covered(focus: str, hit: Any) -> bool:
-        return set(words(focus)) <= set(words(hit.passage.shown))
-
-    pos, neg = [], []
-    for f in foci:
-        q = condition_query(f)
-        top = index.search(q, 1)
-        if top and focus_key(top[0].passage.focus) == focus_key(f):
-            pos.append((top[0].score, covered(f, top[0])))
-        other = index.search(q, 1, splits=search_splits, exclude_focus=f)
-        neg.append((other[0].score, covered(f, other[0])) if other else (0.0, False))
-    if not pos:
-        return {
-            "threshold": FALLBACK_THRESHOLD,
-            "chosen_on": "fallback: no held-out focus query retrieved its focus",
-        }
-    pos_a, neg_a = np.array(pos, dtype=np.float64), np.array(neg, dtype=np.float64)
-
-    def rates(t: float) -> tuple[float, float]:
-        return (
-            float(((pos_a[:, 0] >= t) & (pos_a[:, 1] > 0)).mean()),
-            float(((neg_a[:, 0] >= t) & (neg_a[:, 1] > 0)).mean()),
-        )
-
-    best = (-2.0, FALLBACK_THRESHOLD)
-    for t in sorted({x for x, _ in pos} | {x for x, _ in neg}):
-        tpr, fpr = rates(t)
-        if tpr - fpr > best[0]:
-            best = (tpr - fpr, t)
-    t = best[1]
-    tpr, fpr = rates(t)
-    return {
-        "threshold": round(float(t), 4),
-        "chosen_on": "val foci: Youden's J of (top-1 BM25 score >= t and the passage names the condition), "
-        "own focus vs other foci",
-        "queries": len(foci),
-        "positives": len(pos),
-        "tpr": round(tpr, 4),
-        "fpr": round(fpr, 4),
-    }
 
 
 def recall_at_k(index: BM25Index, foci: Sequence[str], k: int = 4) -> dict[str, Any]:
@@ -132,7 +76,7 @@ def abstention_metrics(
     return {
         "invented_conditions": {"n": len(a), "abstained": float(np.mean(a)) if a else None},
         "held_out_foci_vs_train_passages": {"n": len(b), "abstained": float(np.mean(b)) if b else None},
-        "threshold": index.threshold,
+        "evidence_rule": index.evidence_rule,
     }
 
 

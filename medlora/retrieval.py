@@ -50,7 +50,6 @@ INDEX_VERSION = 2
 REBUILD_COMMAND = "python download_model.py --skip-model --medquad <your MedQuAD source>"
 # Used only when meta.json carries no rule chosen on the val split (an index built without a val split):
 # a share of the reach by query length (1, 2, 3+ content words).
-FALLBACK_THRESHOLD = 8.0  # the raw-score threshold the previous index version used; kept for old callers
 FALLBACK_EVIDENCE = {f"{route}:{band}": 0.5 for route in ("focus", "bm25") for band in ("1", "2", "3+")}
 # A passage names a condition "more than in passing" when its text holds the name at least this many times.
 MENTIONS_ABOUT = 2
@@ -146,11 +145,6 @@ class BM25Index:
         if data.size:
             self._term_max[nonempty] = np.maximum.reduceat(data, indptr[:-1][nonempty])
         self._vocab_words: Any = None
-
-    @property
-    def threshold(self) -> float:
-        """The raw-score threshold of index version 1 (kept for callers that still read it)."""
-        return float(self.meta.get("threshold", FALLBACK_THRESHOLD))
 
     @property
     def evidence_rule(self) -> dict[str, float]:
