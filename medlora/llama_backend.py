@@ -1,17 +1,16 @@
 """Schema-constrained generation with llama.cpp from an exported GGUF: the prompts, grammar and results of
 ``generation.SectionsGenerator``, on the bytes-per-weight budget of a CPU, a laptop or an edge box.
 
-The grammar is not a second copy: ``to_gbnf`` translates the grammar the transformers path compiles
-(``generation.sections_grammar()``, xgrammar's EBNF dialect) into llama.cpp's GBNF when the generator is
-built, and refuses any construct it cannot translate exactly. (llama.cpp's own JSON-schema conversion would
-let raw control characters and leading spaces into strings, which the schema refuses.)
+The grammar is not a second copy: xgrammar compiles the transformers path's own grammar
+(``generation.sections_grammar()``) over the GGUF's vocabulary, each token being the bytes llama.cpp renders
+for it (``grammar_compiler``). (llama.cpp's JSON-schema conversion would let raw control characters and
+leading spaces into strings, which the schema refuses; its GBNF sampler cost 4-5 ms a token over SmolLM2's
+49,152 tokens where xgrammar's cached token masks cost about 0.4 ms.)
 
 Prompts come from the same builder (``prompts.encode_prompt``) through ``GGUFTokenizer``, which renders the
 chat template embedded in the GGUF and tokenises with the GGUF's vocabulary; results are decoded by the same
 ``generation.finish_row``. Decoding is greedy over the logits the grammar leaves, and each chosen token's
-constrained probability feeds the per-section confidence as on the transformers path: the grammar judges the
-1,024 highest logits when the rest of the vocabulary cannot change the pick or move the probability by 1e-7,
-else the whole vocabulary (about 10 ms for SmolLM2's 49,152 tokens on this CPU; ``GrammarMask.pick``).
+constrained probability feeds the per-section confidence as on the transformers path (``GrammarMask.pick``).
 The model is loaded by ``load_gguf``: checked, with llama.cpp's extra buffer types chosen for this CPU and,
 before serving, one token evaluated in a child process (``llama_cpu.py``).
 """
@@ -30,7 +29,6 @@ from typing import Any
 
 from .cli import UsageError
 from .export import render_template, template_family
-from .gbnf import to_gbnf
 from .generation import DEFAULT_MAX_NEW_TOKENS, Generated, finish_row, sections_grammar
 from .prompt_lookup import PromptLookup
 from .prompts import encode_prompt, treatment_messages
@@ -147,85 +145,52 @@ class GGUFTokenizer:
         )
 
 
+def grammar_compiler(tokenizer: GGUFTokenizer, n_vocab: int) -> Any:
+    """xgrammar's compiler over the GGUF's vocabulary: each token is the bytes llama.cpp renders for it (control
+    tokens render as nothing, which xgrammar never allows), EOS the only stop token."""
+    import xgrammar as xgr
+
+    pieces = [tokenizer.piece(t) for t in range(n_vocab)]
+    info = xgr.TokenizerInfo(pieces, vocab_type=xgr.VocabType.RAW, vocab_size=n_vocab,
+                             stop_token_ids=[tokenizer.eos_token_id])  # fmt: skip
+    return xgr.GrammarCompiler(info)
+
+
 class GrammarMask:
-    """A llama.cpp grammar sampler over the GGUF's vocabulary: one per generation (it holds parse state)."""
+    """The compiled grammar's parse state for one generation (xgrammar's matcher over the GGUF's vocabulary)."""
 
-    def __init__(self, vocab: Any, gbnf: str, n_vocab: int):
-        import llama_cpp
+    def __init__(self, compiled: Any, n_vocab: int):
+        import xgrammar as xgr
+
+        self.n_vocab = n_vocab
+        self._matcher = xgr.GrammarMatcher(compiled)
+        self._bitmask = xgr.allocate_token_bitmask(1, n_vocab)
+
+    def allowed(self) -> Any:
+        """The tokens the grammar allows next, as a boolean array over the vocabulary."""
         import numpy as np
 
-        self._lib = llama_cpp
-        self._sampler = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
-        if not self._sampler:
-            raise ValueError("llama.cpp could not parse the GBNF grammar")
-        self._one = (llama_cpp.llama_token_data * 1)()
-        self._one_arr = llama_cpp.llama_token_data_array(self._one, 1, -1, False)
-        self._all = (llama_cpp.llama_token_data * n_vocab)()
-        self._all_arr = llama_cpp.llama_token_data_array(self._all, n_vocab, -1, False)
-        self._view = np.ctypeslib.as_array(self._all)
-        self._ids = np.arange(n_vocab, dtype=np.int32)
+        self._matcher.fill_next_token_bitmask(self._bitmask)
+        bits = np.unpackbits(self._bitmask.numpy().view(np.uint8), bitorder="little")
+        return bits[: self.n_vocab].astype(bool)
 
-    def allows(self, token: int) -> bool:
-        self._one[0].id, self._one[0].logit = token, 0.0
-        self._one_arr.data, self._one_arr.size = self._one, 1
-        self._lib.llama_sampler_apply(self._sampler, ctypes.byref(self._one_arr))
-        return self._one[0].logit != float("-inf")
-
-    def masked(self, logits: Any) -> Any:
-        """The logits with every token the grammar rejects at -inf (a view, valid until the next call)."""
-        self._view["id"], self._view["logit"] = self._ids, logits
-        self._all_arr.data, self._all_arr.size, self._all_arr.sorted = self._all, len(self._ids), False
-        self._lib.llama_sampler_apply(self._sampler, ctypes.byref(self._all_arr))
-        return self._view["logit"]
-
-    def _subset(self, ids: Any, logits: Any) -> Any:
-        """The grammar's verdict on ``ids`` alone (each token is judged on its own): their masked logits."""
-        n = len(ids)
-        self._view["id"][:n], self._view["logit"][:n] = ids, logits
-        self._all_arr.data, self._all_arr.size, self._all_arr.sorted = self._all, n, False
-        self._lib.llama_sampler_apply(self._sampler, ctypes.byref(self._all_arr))
-        return self._view["logit"][:n].copy()
-
-    def pick(self, logits: Any, banned: Any, top: int = 1024) -> tuple[int, float, bool]:
+    def pick(self, logits: Any, banned: Any) -> tuple[int, float, bool]:
         """Greedy choice among the tokens the grammar allows (less ``banned``): the token, its probability
-        among them, and whether there was more than one. The grammar first judges only the ``top`` highest
-        logits; that answer is used when it holds two allowed tokens and the rest of the vocabulary could add
-        at most 1e-7 of the probability mass (then the argmax is the full one's, the probability the same to
-        float precision). Otherwise, as for forced tokens, the whole vocabulary is judged (~10 ms for 49k)."""
+        among them, and whether there was more than one (as ``generation.TokenProbs`` records them)."""
         import numpy as np
 
-        n = len(logits)
-        if n > 4 * top:
-            ids = np.argpartition(logits, n - top)[n - top :].astype(np.int32)
-            got = self._subset(ids, logits[ids])
-            got[np.isin(ids, banned)] = -np.inf
-            finite = np.isfinite(got)
-            if finite.sum() >= 2:
-                best = got.max()
-                mass = np.exp(got[finite] - best).sum()
-                rest = np.exp(logits - best).sum(dtype=np.float64) - np.exp(logits[ids] - best).sum(
-                    dtype=np.float64
-                )
-                if rest <= 1e-7 * mass:
-                    return int(ids[got == best].min()), float(1.0 / mass), True
-        allowed = self.masked(logits)
-        allowed[banned] = -np.inf
-        token = int(allowed.argmax())
-        if allowed[token] == -np.inf:
-            raise RuntimeError("the grammar allows no token: the GBNF translation is wrong")
-        finite = allowed[np.isfinite(allowed)]
-        return token, float(1.0 / np.exp(finite - allowed[token]).sum()), finite.size > 1
+        allowed = self.allowed()
+        allowed[banned] = False
+        masked = np.where(allowed, logits, -np.inf)
+        token = int(masked.argmax())
+        if not allowed[token]:
+            raise RuntimeError("the grammar allows no token")
+        finite = masked[allowed]
+        return token, float(1.0 / np.exp(finite - masked[token]).sum()), finite.size > 1
 
     def accept(self, token: int) -> None:
-        self._lib.llama_sampler_accept(self._sampler, token)
-
-    def close(self) -> None:
-        if self._sampler:
-            self._lib.llama_sampler_free(self._sampler)
-            self._sampler = None
-
-    def __del__(self):
-        self.close()
+        if not self._matcher.accept_token(token):
+            raise RuntimeError(f"the grammar refuses token {token}")
 
 
 def load_gguf(
@@ -302,18 +267,19 @@ class LlamaSectionsGenerator:
         self.max_new_tokens = max_new_tokens
         self.eos_id = self.tokenizer.eos_token_id
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.tokenizer._vocab)
-        # llama.cpp's grammar ends a document on any end-of-generation token (<|endoftext|> as well as
-        # <|im_end|> in SmolLM2's vocabulary); xgrammar on the transformers path only on EOS.
+        # Other end-of-generation tokens (SmolLM2's <|endoftext|> beside <|im_end|>) never end a recommendation:
+        # EOS is the only end of turn, as on the transformers path.
         self._other_eog = np.array([t for t in range(self.n_vocab) if t != self.eos_id
                                     and llama_cpp.llama_vocab_is_eog(self.tokenizer._vocab, t)], dtype=np.int32)  # fmt: skip
-        self._gbnf: dict[int, str] = {}
-        GrammarMask(self.tokenizer._vocab, self.gbnf(0), self.n_vocab).close()  # fail now, not mid-request
+        self.compiler = grammar_compiler(self.tokenizer, self.n_vocab)
+        self._grammars: dict[int, Any] = {}
+        self.grammar(0)  # fail now, not mid-request
 
-    def gbnf(self, n_passages: int) -> str:
-        """The transformers path's grammar for this passage count, in GBNF (translated once per count)."""
-        if n_passages not in self._gbnf:
-            self._gbnf[n_passages] = to_gbnf(sections_grammar(n_passages))
-        return self._gbnf[n_passages]
+    def grammar(self, n_passages: int) -> Any:
+        """``generation.sections_grammar`` for this passage count, compiled once per count."""
+        if n_passages not in self._grammars:
+            self._grammars[n_passages] = self.compiler.compile_grammar(sections_grammar(n_passages))
+        return self._grammars[n_passages]
 
     def prompt_ids(self, record: PatientRecord, passages: Sequence[Any] = ()) -> list[int]:
         return encode_prompt(self.tokenizer, treatment_messages(record, passages=passages))
@@ -360,7 +326,7 @@ class LlamaSectionsGenerator:
         budget = min(self.max_new_tokens, self.context - len(prompt))
         if budget < 1:
             raise ValueError(f"the prompt has {len(prompt)} tokens, the context only {self.context}")
-        mask = GrammarMask(self.tokenizer._vocab, self.gbnf(n_passages), self.n_vocab)
+        mask = GrammarMask(self.grammar(n_passages), self.n_vocab)
         row: list[int] = []
         probs: list[tuple[float, bool]] = []
         lookup = PromptLookup(prompt) if self.prompt_lookup else None
@@ -377,39 +343,36 @@ class LlamaSectionsGenerator:
                 lookup.append(token)
             return token
 
-        try:
-            self.llm.reset()
-            start = time.perf_counter()
-            self.llm.eval(prompt)
-            self.stats["forward_passes"] += 1
-            self.stats["prefill_s"] = time.perf_counter() - start
-            ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
-            logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
-            done = False
-            while not done:
-                token = choose(logits)
-                if token == self.eos_id or len(row) >= budget:
+        self.llm.reset()
+        start = time.perf_counter()
+        self.llm.eval(prompt)
+        self.stats["forward_passes"] += 1
+        self.stats["prefill_s"] = time.perf_counter() - start
+        ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        done = False
+        while not done:
+            token = choose(logits)
+            if token == self.eos_id or len(row) >= budget:
+                break
+            # Drafted tokens ride along with the chosen one; each is kept only while greedy decoding
+            # under the grammar picks it, so the output is what one token per pass would give.
+            draft = lookup.draft(budget - len(row) - 1) if lookup is not None else []
+            n_past = self.llm.n_tokens
+            views = self._forward([token, *draft])
+            logits = views[0]
+            self.stats["drafted"] += len(draft)
+            for j, guess in enumerate(draft):
+                picked = choose(logits)
+                if picked == self.eos_id or len(row) >= budget:
+                    done = True
                     break
-                # Drafted tokens ride along with the chosen one; each is kept only while greedy decoding
-                # under the grammar picks it, so the output is what one token per pass would give.
-                draft = lookup.draft(budget - len(row) - 1) if lookup is not None else []
-                n_past = self.llm.n_tokens
-                views = self._forward([token, *draft])
-                logits = views[0]
-                self.stats["drafted"] += len(draft)
-                for j, guess in enumerate(draft):
-                    picked = choose(logits)
-                    if picked == self.eos_id or len(row) >= budget:
-                        done = True
-                        break
-                    if picked != guess:
-                        self.llm.n_tokens = n_past + 1 + j  # the cache keeps the token and the draft before j
-                        logits = self._forward([picked])[0]
-                        break
-                    self.stats["accepted"] += 1
-                    logits = views[j + 1]
-        finally:
-            mask.close()
+                if picked != guess:
+                    self.llm.n_tokens = n_past + 1 + j  # the cache keeps the token and the draft before j
+                    logits = self._forward([picked])[0]
+                    break
+                self.stats["accepted"] += 1
+                logits = views[j + 1]
         out = finish_row(self.tokenizer, row, len(prompt), self.eos_id, grounded=True, probs=probs)
         if out.finish == "budget":
             log.warning("the generation used all max_new_tokens=%d", budget)

@@ -1,5 +1,5 @@
-"""medlora/llama_backend.py and inference.py --backend llama-cpp: the GBNF translation accepts exactly what
-xgrammar's grammar accepts; prompts are the transformers path's; recommendations are schema-valid, safety-checked
+"""medlora/llama_backend.py and inference.py --backend llama-cpp: the grammar compiled over the GGUF's vocabulary
+accepts exactly what the transformers path's accepts; prompts are the transformers path's; recommendations are schema-valid, safety-checked
 and logged like the other backend's; a missing, truncated or foreign GGUF is exit 2 naming it."""
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from conftest import ROOT, shared_path
 
 import inference
 from medlora.cli import UsageError, run_stage
-from medlora.gbnf import to_gbnf
 from medlora.generation import sections_grammar
-from medlora.llama_backend import GGUFTokenizer, GrammarMask, check_gguf, load_gguf
+from medlora.llama_backend import GGUFTokenizer, GrammarMask, check_gguf, grammar_compiler, load_gguf
 from medlora.modeling import build_tiny_random, load_tokenizer
 from medlora.prompts import encode_prompt, render, treatment_messages
 from medlora.schemas import DISCLAIMER, PatientRecord, Recommendation
@@ -41,18 +40,6 @@ def tiny(tiny_gguf, tiny_model):
 def xgrammar_accepts(compiled, ids: list[int], eos: int) -> bool:
     matcher = xgr.GrammarMatcher(compiled)
     return all(matcher.accept_token(t) for t in ids) and matcher.accept_token(eos)
-
-
-def llama_accepts(llm, gbnf: str, ids: list[int], eos: int) -> bool:
-    mask = GrammarMask(llm._model.vocab, gbnf, llm.n_vocab())
-    try:
-        for t in ids:
-            if not mask.allows(t):
-                return False
-            mask.accept(t)
-        return mask.allows(eos)
-    finally:
-        mask.close()
 
 
 def walk(compiled, pieces: list[str], eos: int, rng: random.Random) -> list[int]:
@@ -94,39 +81,48 @@ def mutations(text: str, rng: random.Random) -> list[str]:
     ]
 
 
-def test_the_gbnf_translation_accepts_exactly_what_xgrammar_accepts(tiny):
-    llm, _, tokenizer = tiny
+def test_the_grammar_over_the_gguf_vocabulary_accepts_exactly_what_the_transformers_paths_accepts(tiny):
+    """Random valid documents and near-misses of them: the verdict on the GGUF's tokens, through the compiler
+    built from the bytes llama.cpp renders, is the verdict on the transformers tokenizer's tokens."""
+    llm, gtok, tokenizer = tiny
     vocab, eos = len(tokenizer), tokenizer.eos_token_id
     pieces = [tokenizer.decode([i]) for i in range(vocab)]
     info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab, stop_token_ids=[eos])
-    compiler, rng = xgr.GrammarCompiler(info), random.Random(0)
-    verdicts = []
+    compiler, gguf_compiler = xgr.GrammarCompiler(info), grammar_compiler(gtok, llm.n_vocab())
+    rng, verdicts = random.Random(0), []
     for ebnf in GRAMMARS:
-        compiled, gbnf = compiler.compile_grammar(ebnf), to_gbnf(ebnf)
+        compiled, on_gguf = compiler.compile_grammar(ebnf), gguf_compiler.compile_grammar(ebnf)
         for _ in range(6):
             valid = tokenizer.decode(walk(compiled, pieces, eos, rng), clean_up_tokenization_spaces=False)
             for text in [valid, *mutations(valid, rng)]:
-                ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-                verdict = xgrammar_accepts(compiled, ids, eos)
-                assert llama_accepts(llm, gbnf, ids, eos) == verdict, (ebnf[:30], text)
+                # Text, not markup: "<s>" written by the model is three characters on both sides.
+                hf_ids = tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+                verdict = xgrammar_accepts(compiled, hf_ids, eos)
+                gguf_ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+                assert xgrammar_accepts(on_gguf, gguf_ids, gtok.eos_token_id) == verdict, (ebnf[:30], text)
                 verdicts.append(verdict)
     assert True in verdicts and verdicts.count(False) > len(verdicts) // 3  # both kinds were compared
 
 
-def test_control_characters_and_leading_spaces_are_refused_by_both(tiny):
-    llm, _, tokenizer = tiny
-    gbnf, eos = to_gbnf(sections_grammar()), tokenizer.eos_token_id
+def test_control_characters_leading_spaces_and_other_end_tokens_are_refused(tiny):
+    llm, gtok, tokenizer = tiny
+    compiled = grammar_compiler(gtok, llm.n_vocab()).compile_grammar(sections_grammar())
     head = '{"immediate_actions":["'
     for bad in ("\x07ok", " ok", "\u3000ok", 'a\\"b'):
-        ids = tokenizer(head + bad + '"],', add_special_tokens=False)["input_ids"]
-        mask = GrammarMask(llm._model.vocab, gbnf, llm.n_vocab())
-        accepted = 0
-        while accepted < len(ids) and mask.allows(ids[accepted]):
+        ids = gtok(head + bad + '"],', add_special_tokens=False)["input_ids"]
+        mask, accepted = GrammarMask(compiled, llm.n_vocab()), 0
+        while accepted < len(ids) and mask.allowed()[ids[accepted]]:
             mask.accept(ids[accepted])
             accepted += 1
-        mask.close()
         assert accepted < len(ids), bad
-    assert not llama_accepts(llm, gbnf, tokenizer('{"immediate_actions":[]}')["input_ids"][1:], eos)
+    assert not xgrammar_accepts(compiled, gtok('{"immediate_actions":[]}', add_special_tokens=False)["input_ids"],
+                                gtok.eos_token_id)  # fmt: skip
+    # Inside a string, where any text may follow, BOS and EOS (control tokens) are still refused.
+    mask = GrammarMask(compiled, llm.n_vocab())
+    for t in gtok(head + "ok", add_special_tokens=False)["input_ids"]:
+        mask.accept(t)
+    allowed = mask.allowed()
+    assert allowed.sum() > 10 and not allowed[gtok.bos_token_id] and not allowed[gtok.eos_token_id]
 
 
 def test_prompts_are_the_transformers_paths(tiny):
@@ -443,38 +439,33 @@ def gtok_text(gen, messages) -> str:
     return gen.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
 
 
-def test_judging_only_the_top_logits_picks_what_judging_the_whole_vocabulary_picks(tiny):
-    """GrammarMask.pick's shortcut (the grammar judges the highest logits only, when the rest cannot matter)
-    gives the full judgement's token, probability and choice flag, in states along a valid document."""
+def test_the_pick_and_its_probability_are_the_transformers_paths(tiny):
+    """GrammarMask.pick against what generation.py computes: xgrammar's mask applied to the logits, then the
+    softmax TokenProbs keeps; the banned tokens are never picked; along a valid document."""
     import numpy as np
+    import torch
 
-    llm, _, tokenizer = tiny
+    llm, gtok, tokenizer = tiny
     ebnf, n, eos = GRAMMARS[-1], llm.n_vocab(), tokenizer.eos_token_id
     info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=len(tokenizer), stop_token_ids=[eos])
     pieces = [tokenizer.decode([i]) for i in range(len(tokenizer))]
     ids = walk(xgr.GrammarCompiler(info).compile_grammar(ebnf), pieces, eos, random.Random(1))[:60]
-    gbnf, rng, shortcuts = to_gbnf(ebnf), np.random.default_rng(0), 0
-    masks = [GrammarMask(llm._model.vocab, gbnf, n) for _ in range(2)]
-    try:
-        for step, token in enumerate(ids):
-            for peaked in (False, True):  # flat logits take the full path, peaked ones the shortcut
-                logits = rng.standard_normal(n).astype(np.float32)
-                if peaked:
-                    logits[rng.choice(n, 64, replace=False)] += 100.0
-                banned = np.array([tokenizer.unk_token_id], dtype=np.int32)
-                full_calls = []  # the whole vocabulary judged: the shortcut did not apply
-                masks[0].masked = lambda *a, m=masks[0], calls=full_calls: (
-                    calls.append(1) or GrammarMask.masked(m, *a)
-                )
-                fast = masks[0].pick(logits.copy(), banned, top=64)
-                del masks[0].masked
-                full = masks[1].pick(logits.copy(), banned, top=10**9)
-                assert fast[0] == full[0] and fast[2] == full[2], step
-                assert fast[1] == pytest.approx(full[1], rel=1e-6)
-                shortcuts += not full_calls
-            for m in masks:
-                m.accept(token)
-    finally:
-        for m in masks:
-            m.close()
-    assert 0 < shortcuts < 2 * len(ids)  # both paths were compared
+    text = tokenizer.decode(ids, clean_up_tokenization_spaces=False)
+    compiled = grammar_compiler(gtok, n).compile_grammar(ebnf)
+    mask, matcher, rng = GrammarMask(compiled, n), xgr.GrammarMatcher(compiled), np.random.default_rng(0)
+    bitmask, choices = xgr.allocate_token_bitmask(1, n), set()
+    for token in gtok(text, add_special_tokens=False)["input_ids"]:
+        logits = rng.standard_normal(n).astype(np.float32) * 4
+        banned = np.array([int(logits.argmax())], dtype=np.int32)
+        picked, prob, choice = mask.pick(logits.copy(), banned)
+        matcher.fill_next_token_bitmask(bitmask)
+        scores = torch.from_numpy(logits.copy())[None]
+        xgr.apply_token_bitmask_inplace(scores, bitmask)
+        scores[0, banned] = float("-inf")
+        assert picked == int(scores.argmax()) and picked not in banned
+        assert prob == pytest.approx(torch.softmax(scores, -1)[0, picked].item(), rel=1e-5)
+        assert choice == bool((scores > float("-inf")).sum() > 1)
+        choices.add(choice)
+        mask.accept(token)
+        assert matcher.accept_token(token)
+    assert choices == {True, False}  # forced steps and free ones were both compared
