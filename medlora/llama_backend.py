@@ -31,7 +31,7 @@ from .cli import UsageError
 from .export import render_template, template_family
 from .generation import DEFAULT_MAX_NEW_TOKENS, Generated, finish_row, sections_grammar
 from .prompt_lookup import PromptLookup
-from .prompts import encode_prompt, treatment_messages
+from .prompts import encode_prompt, instructions_ids, treatment_messages
 from .schemas import PatientRecord
 
 log = logging.getLogger(__name__)
@@ -274,6 +274,7 @@ class LlamaSectionsGenerator:
         self.compiler = grammar_compiler(self.tokenizer, self.n_vocab)
         self._grammars: dict[int, Any] = {}
         self.grammar(0)  # fail now, not mid-request
+        self._instructions = instructions_ids(self.tokenizer)
 
     def grammar(self, n_passages: int) -> Any:
         """``generation.sections_grammar`` for this passage count, compiled once per count."""
@@ -319,6 +320,24 @@ class LlamaSectionsGenerator:
             for i in range(len(tokens))
         ]
 
+    def _prefill(self, prompt: list[int]) -> None:
+        """Evaluate the prompt: its fixed instructions in a pass of their own, kept in the cache for the next
+        prompt that starts with them, then the rest. The instructions are always evaluated alone and from
+        position 0, cached or not, so a recommendation does not depend on what was asked before it."""
+        split = len(self._instructions) if prompt[: len(self._instructions)] == self._instructions else 0
+        llm, evaluated = self.llm, len(prompt)
+        if split and llm.n_tokens >= split and llm.input_ids[:split].tolist() == prompt[:split]:
+            llm.n_tokens = split  # the next pass drops the cache beyond the instructions
+            evaluated -= split
+        else:
+            llm.reset()
+            if split:
+                llm.eval(prompt[:split])
+                self.stats["forward_passes"] += 1
+        llm.eval(prompt[split:])
+        self.stats["forward_passes"] += 1
+        self.stats["prompt_tokens_evaluated"] = evaluated
+
     def generate_ids(self, prompt: list[int], n_passages: int = 0) -> Generated:
         import llama_cpp
         import numpy as np
@@ -343,10 +362,8 @@ class LlamaSectionsGenerator:
                 lookup.append(token)
             return token
 
-        self.llm.reset()
         start = time.perf_counter()
-        self.llm.eval(prompt)
-        self.stats["forward_passes"] += 1
+        self._prefill(prompt)
         self.stats["prefill_s"] = time.perf_counter() - start
         ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
         logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))

@@ -106,6 +106,13 @@ def encode_prompt(tokenizer: Any, messages: list[Message]) -> list[int]:
     return _encode(tokenizer, render(tokenizer, messages, add_generation_prompt=True))["input_ids"]
 
 
+def instructions_ids(tokenizer: Any) -> list[int]:
+    """Token ids of the treatment prompt's fixed opening, the system turn: a backend that sees a prompt start
+    with them can keep their computation from one recommendation to the next."""
+    messages: list[Message] = [{"role": "system", "content": TREATMENT_SYSTEM}]
+    return _encode(tokenizer, render(tokenizer, messages))["input_ids"]
+
+
 @dataclass
 class Encoded:
     input_ids: list[int]

@@ -366,6 +366,26 @@ def test_prompt_lookup_gives_byte_identical_outputs_and_saves_passes(tiny_gguf):
     assert totals[True]["forward_passes"] < totals[False]["forward_passes"]
 
 
+def test_the_instructions_kept_between_recommendations_change_no_output(tiny_gguf):
+    """One generator serving records A, B, A, C gives each the output a fresh generator gives it, while every
+    prompt after the first evaluates only what follows the fixed instructions."""
+    from medlora.llama_backend import LlamaSectionsGenerator
+
+    path = tiny_gguf / "tiny-adapter-Q8_0.gguf"
+    shared = LlamaSectionsGenerator(path, max_new_tokens=48, threads=1, probe=False)
+    cases = lookup_cases(3)
+    kept = len(shared._instructions)
+    assert kept > 10
+    for step, i in enumerate((0, 1, 0, 2)):
+        record, passages = cases[i]
+        prompt = shared.prompt_ids(record, passages)
+        out = shared.generate([record], passages=[passages])[0]
+        assert shared.stats["prompt_tokens_evaluated"] == len(prompt) - (kept if step else 0)
+        fresh = LlamaSectionsGenerator(path, max_new_tokens=48, threads=1, probe=False)
+        alone = fresh.generate([record], passages=[passages])[0]
+        assert out.text == alone.text and out.token_probs == alone.token_probs, step
+
+
 # --- a real model with tied embeddings, a GPT-2-style tokenizer and ChatML: SmolLM2-135M-Instruct ---
 
 
