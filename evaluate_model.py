@@ -11,6 +11,9 @@
     # action) and the retrieval baseline; no model is loaded (limits above the split are capped)
     python evaluate_model.py --retrieval-only --limit-gen 100000 --limit-treatment 100000 --output /tmp/rows.json
 
+    # exported GGUFs get a row each beside them (the constrained figures, on llama.cpp)
+    python evaluate_model.py --adapter-only --gguf models/tinyllama-medquad-treatment/gguf/tinyllama-medquad-treatment-Q8_0.gguf
+
     # one model only
     python evaluate_model.py --base-only
     python evaluate_model.py --adapter-only --batch-size 32
@@ -101,6 +104,11 @@ class EvalConfig:
             "help": "merge the adapter into the base weights (rounds it to their dtype; off: as trained)"
         },
     )
+    gguf: list[str] = field(
+        default_factory=list,
+        metadata={"help": "exported GGUF files (export_model.py) given a row each on the same treatment items: "
+                  "constrained, grounded generation on llama.cpp as inference.py --backend llama-cpp serves it"},
+    )  # fmt: skip
     models_dir: str | None = field(
         default=None, metadata={"help": "where model_info.json is updated; default: the adapter's parent"}
     )
@@ -129,6 +137,10 @@ class EvalConfig:
         ):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        if missing := [g for g in self.gguf if not Path(g).is_file()]:
+            raise UsageError(f"--gguf: no such file: {' '.join(missing)} (export one with export_model.py)")
+        if self.gguf and self.limit_treatment == 0:
+            raise UsageError("--gguf rows score treatment items: give --limit-treatment above 0")
         if self.retrieval_only and self.limit_gen == 0:
             raise UsageError("--retrieval-only scores generated-answer items: give --limit-gen above 0")
 
@@ -312,6 +324,11 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
             results[name] = evaluate_one(cfg, adapter, mc_items, gen_rows, treat_rows, idx, index, precision)
         if "_row" in results[name]:
             rows[name] = results[name].pop("_row")
+    for path in cfg.gguf:
+        with step(f"treatment rows of {path} on llama.cpp"):
+            rows[f"gguf:{Path(path).name}"] = eval_rows.gguf_row(
+                path, treat_rows, index, cfg.treatment_max_new_tokens, cfg.bootstrap, cfg.seed
+            )
     command = "python " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     summary: dict[str, Any] = {k: public(v) for k, v in results.items()}
     summary.update(command=command, seed=cfg.seed, measured=time.strftime("%Y-%m-%dT%H:%M:%S"))

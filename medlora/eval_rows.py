@@ -90,19 +90,48 @@ def model_row(
     texts, _ = metrics.greedy_generate(
         model, tokenizer, messages, max_new_tokens, batch_size, f"{name}: treatment (free)"
     )
+    passages = [grounding_eval.row_passages(r, index) for r in rows]
+    row = {"treatment": treatment_eval.evaluate_rows(rows, texts, n_boot, seed, passages)}
+    row.update(
+        constrained_part(model, tokenizer, rows, index, max_new_tokens, batch_size, n_boot, seed, name)
+    )
+    return row, texts
+
+
+def constrained_part(
+    model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], index: BM25Index, max_new_tokens: int,
+    batch_size: int, n_boot: int, seed: int, name: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The inference path's figures of a model (or, ``tokenizer`` None, a ready generator): constrained
+    grounded generation with the rows' passages and with distractors only, scored as published."""
     grounded, calibration = grounding_eval.generated_outputs(
         model, tokenizer, rows, index, max_new_tokens, batch_size, f"{name}: treatment (constrained)"
     )
-    row = score_row(rows, texts, grounded, index, n_boot, seed)
     passages = [grounding_eval.row_passages(r, index) for r in rows]
-    row["treatment_constrained"] = treatment_eval.evaluate_rows(rows, grounded, n_boot, seed, passages)
-    row["grounding"]["calibration"] = calibration
+    part = {
+        "treatment_constrained": treatment_eval.evaluate_rows(rows, grounded, n_boot, seed, passages),
+        "grounding": grounding_eval.grounded_report(rows, grounded, index, seed, n_boot),
+    }
+    part["grounding"]["calibration"] = calibration
     distract = grounding_eval.no_evidence_rows(rows, index)
     none, _ = grounding_eval.generated_outputs(
         model, tokenizer, distract, index, max_new_tokens, batch_size, f"{name}: distractors only"
     )
-    row["grounding"]["distractors_only"] = grounding_eval.grounded_scores(distract, none, index, seed, n_boot)
-    return row, texts
+    part["grounding"]["distractors_only"] = grounding_eval.grounded_scores(
+        distract, none, index, seed, n_boot
+    )
+    return part
+
+
+def gguf_row(
+    path: str, rows: Sequence[dict[str, Any]], index: BM25Index, max_new_tokens: int, n_boot: int, seed: int
+) -> dict[str, Any]:
+    """An exported GGUF's row on the same items: only the constrained figures, as llama.cpp serves it (that
+    backend decodes under the grammar only, so it has no free-generation figures)."""
+    from .llama_backend import LlamaSectionsGenerator
+
+    gen = LlamaSectionsGenerator(path, max_new_tokens=max_new_tokens)
+    return constrained_part(gen, None, rows, index, max_new_tokens, 1, n_boot, seed, f"gguf {path}")
 
 
 def retrieval_baseline(train: list[dict], gen_rows: list[dict], idx: np.ndarray) -> dict[str, Any]:
@@ -178,12 +207,13 @@ def _cell(part: Any, path: Sequence[str]) -> str:
 
 def rows_table(rows: dict[str, dict[str, Any]], variant: str | None = None) -> list[str]:
     """Markdown lines: one column per row, one line per headline figure (``variant``: that subset only)."""
-    names = [n for n in ROW_NAMES if n in rows]
+    names = [n for n in ROW_NAMES if n in rows] + [n for n in rows if n.startswith("gguf:")]
     lines = ["| figure | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for label, part, path in TABLE:
         cells = []
         for n in names:
-            p = rows[n].get(part, {})
+            # A GGUF row has only the constrained output: it stands in for the treatment figures.
+            p = rows[n].get(part) or rows[n].get("treatment_constrained" if part == "treatment" else part, {})
             if variant is not None and path[0] != "distractors_only":
                 p = p.get("by_variant", {}).get(variant, {})
             cells.append(_cell(p, path))
@@ -195,7 +225,7 @@ def rows_table(rows: dict[str, dict[str, Any]], variant: str | None = None) -> l
         ):
             cells = []
             for n in names:
-                p = rows[n].get("treatment", {})
+                p = rows[n].get("treatment") or rows[n].get("treatment_constrained", {})
                 if variant is not None:
                     p = p.get("by_variant", {}).get(variant, {})
                 cells.append(_cell(p, ("published", "section_rouge_l", section, key)))

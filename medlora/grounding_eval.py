@@ -199,10 +199,11 @@ def model_outputs(
     batch_size: int,
     desc: str = "grounded generation",
 ) -> list[Any]:
-    """Constrained grounded generation for each row's record and passages (the inference path's generator)."""
+    """Constrained grounded generation for each row's record and passages (the inference path's generator).
+    ``tokenizer`` None: ``model`` is a ready generator (``llama_backend.LlamaSectionsGenerator``)."""
     from .generation import SectionsGenerator
 
-    gen = SectionsGenerator(model, tokenizer, max_new_tokens=max_new_tokens)
+    gen = model if tokenizer is None else SectionsGenerator(model, tokenizer, max_new_tokens=max_new_tokens)
     records = [PatientRecord.model_validate(r["record"]) if "record" in r else _record_of(r) for r in rows]
     passages = [row_passages(r, index) for r in rows]
     out: list[Any] = []

@@ -172,6 +172,39 @@ def test_retrieval_only_needs_no_model(tiny_data, tmp_path):
     assert report["rows"]["empty"]["grounding"]["abstention"] in (None, 1.0)
 
 
+def test_an_exported_gguf_gets_a_row_on_the_same_items(tiny_data, tiny_gguf, tmp_path):
+    from medlora.eval_rows import rows_table
+
+    out, gguf = tmp_path / "rows.json", tiny_gguf / "tiny-adapter-Q8_0.gguf"
+    argv = ["--retrieval-only", "--base-model", str(tmp_path / "absent"), "--data-dir", str(tiny_data)]
+    argv += [
+        "--limit-gen",
+        "2",
+        "--limit-treatment",
+        "3",
+        "--treatment-max-new-tokens",
+        "24",
+        "--gguf",
+        str(gguf),
+    ]
+    assert run([*argv, "--bootstrap", "20", "--output", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    row = rows["gguf:tiny-adapter-Q8_0.gguf"]
+    assert set(row) == {"treatment_constrained", "grounding"}  # llama.cpp decodes under the grammar only
+    n = rows["extractive"]["treatment"]["n_treatment"]
+    assert row["treatment_constrained"]["n_treatment"] == n == 3
+    assert "distractors_only" in row["grounding"] and "calibration" in row["grounding"]
+    table = rows_table(rows)
+    assert table[0].endswith("| gguf:tiny-adapter-Q8_0.gguf |")  # a column of the logged table
+    published = next(line for line in table if line.startswith("| medication F1 (published) |"))
+    assert not published.endswith("| - |")  # its constrained output fills the treatment figures
+
+
+def test_a_missing_gguf_is_exit_2_before_any_work(tmp_path, capsys):
+    assert run(["--retrieval-only", "--gguf", str(tmp_path / "none.gguf")]) == 2
+    assert "none.gguf" in _one_error_line(capsys)
+
+
 def _one_error_line(capsys) -> str:
     """The error line (logging also writes to stderr, so it is the last line), and no traceback."""
     err = capsys.readouterr().err
