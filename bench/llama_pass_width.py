@@ -2,12 +2,13 @@
 forward pass holds, and what does a wider pass cost? Per GGUF and extra-buffer-type setting, one process.
 
     python bench/llama_pass_width.py --gguf /tmp/smol-gguf/smollm2-F16.gguf /tmp/smol-gguf/smollm2-Q8_0.gguf \\
-        /tmp/smol-gguf/smollm2-Q4_K_M.gguf
+        /tmp/smol-gguf/smollm2-Q4_K_M.gguf --hf-model models/smollm2-135m
 
 Prompt lookup verifies drafted tokens in one pass of 1 + draft tokens; its output equals one-token-per-pass
 decoding only if each position's logits are the same bit for bit at every pass width. The benchmark
 evaluates the same continuation after the same prompt in passes of width W and compares the logits with
 width 1 (plain decoding) and width 2 (the narrowest verifying pass), then times one pass of each width.
+``--hf-model`` adds the same rows for the transformers path (fp32, its KV cache cropped between passes).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from medlora.cli import UsageError, run_stage  # noqa: E402
 @dataclass
 class PassWidthConfig:
     gguf: list[str] = field(default_factory=list, metadata={"help": "GGUF files to measure"})
+    hf_model: str = field(default="", metadata={"help": "a transformers model folder measured the same way"})
     widths: list[int] = field(
         default_factory=lambda: [1, 2, 3, 4, 7, 8, 16], metadata={"help": "pass widths"}
     )
@@ -40,7 +42,9 @@ class PassWidthConfig:
 
     def validate(self) -> None:
         missing = [g for g in self.gguf if not Path(g).is_file()]
-        if not self.gguf or missing:
+        if self.hf_model and not (Path(self.hf_model) / "config.json").is_file():
+            missing.append(self.hf_model)
+        if not (self.gguf or self.hf_model) or missing:
             raise UsageError(
                 f"--gguf: give existing GGUF files (missing: {' '.join(missing) or 'none given'})"
             )
@@ -82,6 +86,41 @@ def pass_ms(llm: Any, prompt: list[int], width: int, repeats: int) -> float:
     return best * 1000
 
 
+def transformers_rows(cfg: PassWidthConfig) -> tuple[dict[int, Any], dict[int, float]]:
+    """The same comparison and timing on the transformers path: fp32, the KV cache cropped back after each
+    measured pass."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    common.pin_threads(cfg.threads)
+    model = AutoModelForCausalLM.from_pretrained(cfg.hf_model, dtype=torch.float32).eval()
+    n = min(model.config.vocab_size - 1, 1000)
+    prompt = torch.tensor([[(i * 7919) % n + 1 for i in range(cfg.prompt_tokens)]])
+    cont = [(i * 104729) % n + 1 for i in range(cfg.tokens)]
+    logits, times = {}, {}
+
+    def drop_continuation(cache: Any) -> None:  # crop() takes the count to remove, as a negative number
+        if (extra := cache.get_seq_length() - cfg.prompt_tokens) > 0:
+            cache.crop(-extra)
+
+    with torch.inference_mode():
+        cache = model(prompt, use_cache=True).past_key_values
+        for w in cfg.widths:
+            rows = []
+            for i in range(0, len(cont), w):
+                rows.append(model(torch.tensor([cont[i : i + w]]), past_key_values=cache).logits[0])
+            drop_continuation(cache)
+            logits[w] = torch.cat(rows).numpy()
+            best = float("inf")
+            for _ in range(cfg.repeats):
+                start = time.perf_counter()
+                model(torch.tensor([cont[:w]]), past_key_values=cache)
+                best = min(best, time.perf_counter() - start)
+                drop_continuation(cache)
+            times[w] = best * 1000
+    return logits, times
+
+
 def main(cfg: PassWidthConfig) -> dict[str, Any]:
     from medlora.llama_backend import load_gguf
     from medlora.llama_cpu import system_info
@@ -107,6 +146,14 @@ def main(cfg: PassWidthConfig) -> dict[str, Any]:
                     "max_abs_diff_vs_width_1": d1, "max_abs_diff_vs_width_2": d2, "ms_per_pass": times[w]}  # fmt: skip
                 rows.append([Path(path).name, "on" if extra else "off", w, f"{d1:.3g}", f"{d2:.3g}",
                              times[w], f"{times[w] / times[1]:.2f}"])  # fmt: skip
+    if cfg.hf_model:
+        name = Path(cfg.hf_model).name + " (transformers fp32)"
+        logits, times = transformers_rows(cfg)
+        for w in cfg.widths:
+            d1, d2 = (float(abs(logits[w] - logits[r]).max()) for r in (1, 2))
+            result.setdefault(name, {})[f"width={w}"] = {
+                "max_abs_diff_vs_width_1": d1, "max_abs_diff_vs_width_2": d2, "ms_per_pass": times[w]}  # fmt: skip
+            rows.append([name, "-", w, f"{d1:.3g}", f"{d2:.3g}", times[w], f"{times[w] / times[1]:.2f}"])
     common.write_results(common.check_output(cfg.output), result)
     print(f"\n{cfg.tokens} continuation tokens after {cfg.prompt_tokens}, {cfg.threads} thread(s); 0 means the "
           "logits are identical bit for bit")  # fmt: skip
