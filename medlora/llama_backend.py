@@ -36,9 +36,10 @@ from .schemas import PatientRecord
 
 log = logging.getLogger(__name__)
 
-# Prompt-lookup drafting (prompt_lookup.py): off, because llama.cpp's CPU kernels give batch-size dependent
-# logits (a verified draft can flip a near-tie on quantised files) and it was slower on Q8_0/Q4_K_M
-# (docs/llama-cpp.md has the figures).
+# Prompt-lookup drafting (prompt_lookup.py): off. The drafting is exact for a model whose logits do not depend
+# on how passes group tokens (the test with such a model), but llama.cpp's CPU kernels round one-token passes
+# differently from wider ones (bench/llama_pass_width.py: up to 0.8 logits on Q8_0/Q4_K_M), so verified drafts
+# can flip near-ties, and a wider pass costs 1.7-8x a one-token pass here (docs/llama-cpp.md has the figures).
 PROMPT_LOOKUP_DEFAULT = False
 
 
@@ -320,10 +321,13 @@ class LlamaSectionsGenerator:
             for i in range(len(tokens))
         ]
 
-    def _prefill(self, prompt: list[int]) -> None:
-        """Evaluate the prompt: its fixed instructions in a pass of their own, kept in the cache for the next
+    def _prefill(self, prompt: list[int]) -> Any:
+        """Evaluate the prompt, return the logits after it (a view, as ``_forward``'s): its fixed instructions in a pass of their own, kept in the cache for the next
         prompt that starts with them, then the rest. The instructions are always evaluated alone and from
         position 0, cached or not, so a recommendation does not depend on what was asked before it."""
+        import llama_cpp
+        import numpy as np
+
         split = len(self._instructions) if prompt[: len(self._instructions)] == self._instructions else 0
         llm, evaluated = self.llm, len(prompt)
         if split and llm.n_tokens >= split and llm.input_ids[:split].tolist() == prompt[:split]:
@@ -337,10 +341,9 @@ class LlamaSectionsGenerator:
         llm.eval(prompt[split:])
         self.stats["forward_passes"] += 1
         self.stats["prompt_tokens_evaluated"] = evaluated
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(self.n_vocab,))
 
     def generate_ids(self, prompt: list[int], n_passages: int = 0) -> Generated:
-        import llama_cpp
-        import numpy as np
 
         budget = min(self.max_new_tokens, self.context - len(prompt))
         if budget < 1:
@@ -363,10 +366,8 @@ class LlamaSectionsGenerator:
             return token
 
         start = time.perf_counter()
-        self._prefill(prompt)
+        logits = self._prefill(prompt)
         self.stats["prefill_s"] = time.perf_counter() - start
-        ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
-        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
         done = False
         while not done:
             token = choose(logits)
