@@ -357,7 +357,10 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
     write_json(cfg.output_path, report)
     log.info("report written to %s", cfg.output_path)
     if rows:
-        log.info("treatment and grounding rows (all variants):\n%s", "\n".join(eval_rows.rows_table(rows)))
+        log.info("treatment and grounding rows, free generation (all variants):\n%s",
+                 "\n".join(eval_rows.rows_table(rows)))  # fmt: skip
+        log.info("the same rows, constrained generation as inference publishes it:\n%s",
+                 "\n".join(eval_rows.rows_table(rows, constrained=True)))  # fmt: skip
     if "fine_tuned" in results:
         record_metrics(cfg, summary)
     return report

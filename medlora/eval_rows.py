@@ -205,15 +205,24 @@ def _cell(part: Any, path: Sequence[str]) -> str:
     return f"{value:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
-def rows_table(rows: dict[str, dict[str, Any]], variant: str | None = None) -> list[str]:
-    """Markdown lines: one column per row, one line per headline figure (``variant``: that subset only)."""
-    names = [n for n in ROW_NAMES if n in rows] + [n for n in rows if n.startswith("gguf:")]
+def rows_table(
+    rows: dict[str, dict[str, Any]], variant: str | None = None, constrained: bool = False
+) -> list[str]:
+    """Markdown lines: one column per row, one line per headline figure (``variant``: that subset only). The
+    treatment lines of a model row score its free generation, or with ``constrained`` the inference path's
+    constrained output (the only output of a ``gguf:`` row, which the free table leaves out)."""
+    names = [n for n in ROW_NAMES if n in rows]
+    if constrained:
+        names += [n for n in rows if n.startswith("gguf:")]
+
+    def treatment(row: dict[str, Any]) -> dict[str, Any]:
+        return (constrained and row.get("treatment_constrained")) or row.get("treatment", {})
+
     lines = ["| figure | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for label, part, path in TABLE:
         cells = []
         for n in names:
-            # A GGUF row has only the constrained output: it stands in for the treatment figures.
-            p = rows[n].get(part) or rows[n].get("treatment_constrained" if part == "treatment" else part, {})
+            p = treatment(rows[n]) if part == "treatment" else rows[n].get(part, {})
             if variant is not None and path[0] != "distractors_only":
                 p = p.get("by_variant", {}).get(variant, {})
             cells.append(_cell(p, path))
@@ -225,7 +234,7 @@ def rows_table(rows: dict[str, dict[str, Any]], variant: str | None = None) -> l
         ):
             cells = []
             for n in names:
-                p = rows[n].get("treatment") or rows[n].get("treatment_constrained", {})
+                p = treatment(rows[n])
                 if variant is not None:
                     p = p.get("by_variant", {}).get(variant, {})
                 cells.append(_cell(p, ("published", "section_rouge_l", section, key)))
