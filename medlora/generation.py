@@ -160,6 +160,20 @@ class Generated:
     token_probs: dict[str, float | None] = field(default_factory=dict)
 
 
+def tokenizer_info(tokenizer: Any, vocab_size: int, eos_id: int) -> Any:
+    """xgrammar's view of the vocabulary: the tokenizer's, less its special tokens (``<|im_start|>``, ``<s>``,
+    ``<file_sep>``...), which xgrammar's conversion takes for literal text a JSON string could hold; EOS is the
+    only stop token. The llama.cpp path sees the same (its control tokens render as nothing)."""
+    import xgrammar as xgr
+
+    base = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=[eos_id])
+    special = set(tokenizer.all_special_ids)
+    special |= {i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if t.special}
+    pieces = [b"" if i in special else piece for i, piece in enumerate(base.decoded_vocab)]
+    return xgr.TokenizerInfo(pieces, xgr.VocabType.RAW, vocab_size=vocab_size, stop_token_ids=[eos_id],
+                             add_prefix_space=base.add_prefix_space)  # fmt: skip
+
+
 class SectionsGenerator:
     """Compiles the grammar once for a model and tokenizer; ``generate`` runs batches of records."""
 
@@ -172,8 +186,7 @@ class SectionsGenerator:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
         # The mask must cover the model's output width, which can exceed the tokenizer's vocabulary.
         vocab = model.get_output_embeddings().weight.shape[0]
-        info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab, stop_token_ids=[self.eos_id])
-        self.compiler = xgr.GrammarCompiler(info)
+        self.compiler = xgr.GrammarCompiler(tokenizer_info(tokenizer, vocab, self.eos_id))
         # One grammar per passage count (citations range over 1..n), compiled on first use.
         self._grammars: dict[int, Any] = {}
 

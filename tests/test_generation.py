@@ -10,7 +10,7 @@ import torch
 import xgrammar as xgr
 from conftest import shared_path
 
-from medlora.generation import SectionsGenerator, close_partial, finish_row, sections_grammar
+from medlora.generation import SectionsGenerator, close_partial, finish_row, sections_grammar, tokenizer_info
 from medlora.modeling import build_tiny_random, byte_level_tokenizer, load_model, tinyllama_tokenizer
 from medlora.prompts import encode_prompt, treatment_messages
 from medlora.schemas import (
@@ -33,9 +33,7 @@ RECORDS = [
 
 def compiled(tokenizer) -> tuple[xgr.CompiledGrammar, int]:
     vocab = len(tokenizer)
-    info = xgr.TokenizerInfo.from_huggingface(
-        tokenizer, vocab_size=vocab, stop_token_ids=[tokenizer.eos_token_id]
-    )
+    info = tokenizer_info(tokenizer, vocab, tokenizer.eos_token_id)  # as SectionsGenerator compiles it
     return xgr.GrammarCompiler(info).compile_grammar(sections_grammar()), vocab
 
 
@@ -97,6 +95,24 @@ def test_strings_cannot_start_with_what_pydantic_strips_or_json_forbids(start):
     assert matcher.accept_string('{"immediate_actions":["')
     assert not matcher.accept_string(start)
     assert matcher.accept_string("Rest")
+
+
+@pytest.mark.parametrize(
+    "make", [byte_level_tokenizer, lambda: tinyllama_tokenizer(shared_path("tinyllama"))]
+)
+def test_a_string_never_holds_a_special_token(make):
+    """xgrammar's own conversion takes <s>, <|im_start|> and the like for literal text; inside a JSON string,
+    where any text may follow, the compiled grammar must refuse every special token (EOS included)."""
+    tokenizer = make()
+    grammar, vocab = compiled(tokenizer)
+    matcher = xgr.GrammarMatcher(grammar)
+    assert matcher.accept_string('{"immediate_actions":["Rest')
+    allowed = allowed_mask(matcher, vocab)
+    assert allowed.sum() > 50
+    special = set(tokenizer.all_special_ids) | {
+        i for i, t in tokenizer.added_tokens_decoder.items() if t.special
+    }
+    assert special and not any(allowed[i] for i in special)
 
 
 def test_a_string_cannot_hold_control_characters_or_exceed_its_length():

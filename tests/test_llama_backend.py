@@ -16,7 +16,7 @@ from conftest import ROOT, shared_path
 
 import inference
 from medlora.cli import UsageError, run_stage
-from medlora.generation import sections_grammar
+from medlora.generation import sections_grammar, tokenizer_info
 from medlora.llama_backend import GGUFTokenizer, GrammarMask, check_gguf, grammar_compiler, load_gguf
 from medlora.modeling import build_tiny_random, load_tokenizer
 from medlora.prompts import encode_prompt, render, treatment_messages
@@ -81,25 +81,43 @@ def mutations(text: str, rng: random.Random) -> list[str]:
     ]
 
 
-def test_the_grammar_over_the_gguf_vocabulary_accepts_exactly_what_the_transformers_paths_accepts(tiny):
-    """Random valid documents and near-misses of them: the verdict on the GGUF's tokens, through the compiler
-    built from the bytes llama.cpp renders, is the verdict on the transformers tokenizer's tokens."""
-    llm, gtok, tokenizer = tiny
-    vocab, eos = len(tokenizer), tokenizer.eos_token_id
-    pieces = [tokenizer.decode([i]) for i in range(vocab)]
-    info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab, stop_token_ids=[eos])
-    compiler, gguf_compiler = xgr.GrammarCompiler(info), grammar_compiler(gtok, llm.n_vocab())
+@pytest.fixture(scope="module")
+def tiny_spm(tmp_path_factory):
+    """A tiny model with TinyLlama's SentencePiece tokenizer (../shared), exported to F16: the same triple."""
+    import export_model
+
+    model = tmp_path_factory.mktemp("spm") / "tiny-spm"
+    build_tiny_random(model, tokenizer_source=shared_path("tinyllama", "tokenizer.model"))
+    cfg = export_model.ExportConfig(base_model=str(model), base_only=True, quants=["F16"])
+    cfg.validate()
+    out = export_model.main(cfg)
+    llm = load_gguf(out / "tiny-spm-F16.gguf", threads=1)
+    return llm, GGUFTokenizer(llm), load_tokenizer(model)
+
+
+@pytest.mark.parametrize("vocabulary", ["tiny", "tiny_spm"])  # byte-level BPE, and TinyLlama's SentencePiece
+def test_the_grammar_over_the_gguf_vocabulary_accepts_exactly_what_the_transformers_paths_accepts(
+    vocabulary, request
+):
+    """Random valid documents and near-misses of them, as the same token ids: the compilation over the bytes
+    llama.cpp renders gives the verdict of the transformers path's compilation (its tokenizer's own view)."""
+    llm, gtok, tokenizer = request.getfixturevalue(vocabulary)
+    eos, n = tokenizer.eos_token_id, llm.n_vocab()
+    pieces = [tokenizer.decode([i]) for i in range(len(tokenizer))]
+    compiler = xgr.GrammarCompiler(tokenizer_info(tokenizer, n, eos))  # what SectionsGenerator compiles with
+    gguf_compiler = grammar_compiler(gtok, n)
     rng, verdicts = random.Random(0), []
     for ebnf in GRAMMARS:
         compiled, on_gguf = compiler.compile_grammar(ebnf), gguf_compiler.compile_grammar(ebnf)
         for _ in range(6):
-            valid = tokenizer.decode(walk(compiled, pieces, eos, rng), clean_up_tokenization_spaces=False)
+            walked = walk(compiled, pieces, eos, rng)
+            assert xgrammar_accepts(on_gguf, walked, eos)
+            valid = tokenizer.decode(walked, clean_up_tokenization_spaces=False)
             for text in [valid, *mutations(valid, rng)]:
-                # Text, not markup: "<s>" written by the model is three characters on both sides.
-                hf_ids = tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-                verdict = xgrammar_accepts(compiled, hf_ids, eos)
-                gguf_ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-                assert xgrammar_accepts(on_gguf, gguf_ids, gtok.eos_token_id) == verdict, (ebnf[:30], text)
+                # Text, not markup: "<s>" written by the model is three characters.
+                ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+                verdict = xgrammar_accepts(compiled, ids, eos)
+                assert xgrammar_accepts(on_gguf, ids, eos) == verdict, (ebnf[:30], text)
                 verdicts.append(verdict)
     assert True in verdicts and verdicts.count(False) > len(verdicts) // 3  # both kinds were compared
 
@@ -136,15 +154,8 @@ def test_prompts_are_the_transformers_paths(tiny):
 
 
 @pytest.mark.integration
-def test_prompts_are_the_transformers_paths_with_tinyllamas_tokenizer(tmp_path):
-    import export_model
-
-    model = tmp_path / "tiny-spm"
-    build_tiny_random(model, tokenizer_source=shared_path("tinyllama", "tokenizer.model"))
-    cfg = export_model.ExportConfig(base_model=str(model), base_only=True, quants=["F16"])
-    cfg.validate()
-    out = export_model.main(cfg)
-    gtok, tokenizer = GGUFTokenizer(load_gguf(out / "tiny-spm-F16.gguf", threads=1)), load_tokenizer(model)
+def test_prompts_are_the_transformers_paths_with_tinyllamas_tokenizer(tiny_spm):
+    _, gtok, tokenizer = tiny_spm
     for record in RECORDS:
         messages = treatment_messages(record)
         assert encode_prompt(gtok, messages) == encode_prompt(tokenizer, messages)
@@ -508,7 +519,7 @@ def test_the_pick_and_its_probability_are_the_transformers_paths(tiny):
 
     llm, gtok, tokenizer = tiny
     ebnf, n, eos = GRAMMARS[-1], llm.n_vocab(), tokenizer.eos_token_id
-    info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=len(tokenizer), stop_token_ids=[eos])
+    info = tokenizer_info(tokenizer, len(tokenizer), eos)
     pieces = [tokenizer.decode([i]) for i in range(len(tokenizer))]
     ids = walk(xgr.GrammarCompiler(info).compile_grammar(ebnf), pieces, eos, random.Random(1))[:60]
     text = tokenizer.decode(ids, clean_up_tokenization_spaces=False)
