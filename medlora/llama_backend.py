@@ -219,9 +219,11 @@ def load_gguf(
     if probe:
         llama_cpu.probe(path, threads, extra_bufts)
     try:
+        # Repacking copies the weights out of the file mapping, whose pages then stay resident beside the copy
+        # (TinyLlama's Q4_K_M: 1.45 GiB peak instead of 1.0): with it on, read the file instead of mapping it.
         with llama_cpu.model_params(use_extra_bufts=extra_bufts):
             llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads or None, n_threads_batch=threads or None,
-                        verbose=False)  # fmt: skip
+                        use_mmap=not extra_bufts, verbose=False)  # fmt: skip
     except ValueError as e:
         raise UsageError(f"--gguf {path}: llama.cpp cannot load it ({e})") from None
     # Freed by llama-cpp-python's __del__ at interpreter teardown, its ctypes functions are already gone and
