@@ -288,11 +288,13 @@ def test_the_loaded_model_uses_the_setting_this_builds_report_calls_for(tiny_ggu
     llm = load_gguf(tiny_gguf / "tiny-adapter-Q4_K_M.gguf", threads=1)
     assert llm.model_params.use_extra_bufts is (" AMX_INT8 = 1 " not in f" {info} ")
     # repacked weights are copies: the file is read, not mapped, so its pages do not stay resident beside them
-    assert llm.model_params.use_mmap is not llm.model_params.use_extra_bufts
+    mapped = llm.model_params.load_mode == llama_cpp.LLAMA_LOAD_MODE_MMAP
+    assert mapped is not llm.model_params.use_extra_bufts
     llm.close()
     monkeypatch.setenv(llama_cpu.ENV, "off")
     llm = load_gguf(tiny_gguf / "tiny-adapter-Q4_K_M.gguf", threads=1)
-    assert llm.model_params.use_extra_bufts is False and llm.model_params.use_mmap is True
+    assert llm.model_params.use_extra_bufts is False
+    assert llm.model_params.load_mode == llama_cpp.LLAMA_LOAD_MODE_MMAP
     llm.eval([1, 2, 3])  # and it evaluates
     llm.close()
     # the patch that sets the field is gone again: Llama() elsewhere gets llama.cpp's defaults
