@@ -170,8 +170,18 @@ def tokenizer_info(tokenizer: Any, vocab_size: int, eos_id: int) -> Any:
     special = set(tokenizer.all_special_ids)
     special |= {i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if t.special}
     pieces = [b"" if i in special else piece for i, piece in enumerate(base.decoded_vocab)]
+    return bytes_tokenizer_info(pieces, vocab_size, eos_id, base.add_prefix_space)
+
+
+def bytes_tokenizer_info(
+    pieces: list[bytes], vocab_size: int, eos_id: int, add_prefix_space: bool = False
+) -> Any:
+    """xgrammar's tokenizer info from each token's bytes (empty: never allowed), EOS the only stop token; both
+    backends build theirs here."""
+    import xgrammar as xgr
+
     return xgr.TokenizerInfo(pieces, xgr.VocabType.RAW, vocab_size=vocab_size, stop_token_ids=[eos_id],
-                             add_prefix_space=base.add_prefix_space)  # fmt: skip
+                             add_prefix_space=add_prefix_space)  # fmt: skip
 
 
 class SectionsGenerator:

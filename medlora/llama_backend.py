@@ -29,7 +29,13 @@ from typing import Any
 
 from .cli import UsageError
 from .export import render_template, template_family
-from .generation import DEFAULT_MAX_NEW_TOKENS, Generated, finish_row, sections_grammar
+from .generation import (
+    DEFAULT_MAX_NEW_TOKENS,
+    Generated,
+    bytes_tokenizer_info,
+    finish_row,
+    sections_grammar,
+)
 from .prompt_lookup import PromptLookup
 from .prompts import encode_prompt, instructions_ids, treatment_messages
 from .schemas import PatientRecord
@@ -152,9 +158,7 @@ def grammar_compiler(tokenizer: GGUFTokenizer, n_vocab: int) -> Any:
     import xgrammar as xgr
 
     pieces = [tokenizer.piece(t) for t in range(n_vocab)]
-    info = xgr.TokenizerInfo(pieces, vocab_type=xgr.VocabType.RAW, vocab_size=n_vocab,
-                             stop_token_ids=[tokenizer.eos_token_id])  # fmt: skip
-    return xgr.GrammarCompiler(info)
+    return xgr.GrammarCompiler(bytes_tokenizer_info(pieces, n_vocab, tokenizer.eos_token_id))
 
 
 class GrammarMask:
