@@ -139,6 +139,12 @@ class EvalConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
         if missing := [g for g in self.gguf if not Path(g).is_file()]:
             raise UsageError(f"--gguf: no such file: {' '.join(missing)} (export one with export_model.py)")
+        if self.gguf:
+            from medlora.llama_backend import check_gguf, require_llama_cpp
+
+            require_llama_cpp()  # before minutes of model evaluation, not after them
+            for path in self.gguf:
+                check_gguf(path)
         if self.gguf and self.limit_treatment == 0:
             raise UsageError("--gguf rows score treatment items: give --limit-treatment above 0")
         if self.retrieval_only and self.limit_gen == 0:

@@ -198,6 +198,17 @@ class GrammarMask:
             raise RuntimeError(f"the grammar refuses token {token}")
 
 
+def require_llama_cpp() -> Any:
+    """The llama_cpp module, or ``UsageError`` naming the install command."""
+    try:
+        import llama_cpp
+    except ImportError:
+        raise UsageError(
+            "the llama.cpp backend needs llama-cpp-python: pip install -r requirements-llama.txt"
+        ) from None
+    return llama_cpp
+
+
 def load_gguf(
     path: str | Path, threads: int = 0, n_ctx: int = 0, extra_bufts: bool | None = None, probe: bool = False
 ) -> Any:
@@ -211,12 +222,7 @@ def load_gguf(
     from . import llama_cpu
 
     check_gguf(path)
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        raise UsageError(
-            "--backend llama-cpp needs llama-cpp-python: pip install -r requirements-llama.txt"
-        ) from None
+    Llama = require_llama_cpp().Llama
     if extra_bufts is None:
         setting = os.environ.get(llama_cpu.ENV, "auto")
         extra_bufts = llama_cpu.extra_bufts_for(llama_cpu.system_info(), setting)

@@ -201,9 +201,13 @@ def test_an_exported_gguf_gets_a_row_on_the_same_items(tiny_data, tiny_gguf, tmp
     assert not published.endswith("| - |")  # its constrained output fills the treatment figures
 
 
-def test_a_missing_gguf_is_exit_2_before_any_work(tmp_path, capsys):
+def test_a_missing_or_corrupt_gguf_is_exit_2_before_any_work(tmp_path, capsys):
     assert run(["--retrieval-only", "--gguf", str(tmp_path / "none.gguf")]) == 2
     assert "none.gguf" in _one_error_line(capsys)
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a model")
+    assert run(["--retrieval-only", "--data-dir", str(tmp_path / "no-data"), "--gguf", str(bad)]) == 2
+    assert "bad.gguf: not a GGUF file" in _one_error_line(capsys)  # refused before the data is even read
 
 
 def _one_error_line(capsys) -> str:
