@@ -27,11 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medlora import embedded_model, medquad, patients, retrieval, treatment_data
-from medlora.cli import UsageError, run_stage
-from medlora.conditions import EditRule, Lexicon
-from medlora.files import write_json, write_jsonl
-from medlora.modeling import (
+from medlora.clinical.conditions import EditRule, Lexicon
+from medlora.common.cli import UsageError, run_stage
+from medlora.common.files import write_json, write_jsonl
+from medlora.common.progress import step
+from medlora.data import medquad
+from medlora.data.prompts import count_tokens, render
+from medlora.datasets import patients
+from medlora.datasets import treatment as treatment_data
+from medlora.datasets.raft import DEFAULT_NO_RELEVANT_SHARE, make_grounder
+from medlora.model import embedded as embedded_model
+from medlora.model.loading import (
     DEFAULT_MODEL,
     build_tiny_random,
     copy_local_model,
@@ -39,10 +45,8 @@ from medlora.modeling import (
     load_tokenizer,
     tinyllama_tokenizer,
 )
-from medlora.progress import step
-from medlora.prompts import count_tokens, render
-from medlora.raft import DEFAULT_NO_RELEVANT_SHARE, make_grounder
-from medlora.retrieval_rules import choose_edit_rule, choose_evidence_rule, evidence_cases, no_evidence_topics
+from medlora.retrieval import index as retrieval
+from medlora.retrieval.rules import choose_edit_rule, choose_evidence_rule, evidence_cases, no_evidence_topics
 
 log = logging.getLogger("download_model")
 

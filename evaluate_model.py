@@ -21,11 +21,11 @@
 accuracy: 4-option multiple choice (true answer + 3 answers of the same question type from other foci, their
 disease names replaced by the question's), the option with the highest log-likelihood per character wins
 (acc_norm; chance 25%); the word-overlap shortcut is reported beside it. BLEU: sacrebleu corpus BLEU (0-100) of
-greedy answers. ROUGE-L: rouge-score F1 with stemming. Treatment and grounding (medlora/eval_rows.py): five rows
+greedy answers. ROUGE-L: rouge-score F1 with stemming. Treatment and grounding (medlora/evaluation/rows.py): five rows
 on the same items (no-model extractive rules, empty output, constant emergency action, base, fine-tuned), each
-with every figure of medlora/treatment_eval.py (medications, per-section ROUGE-L and filled-where-empty, red-flag
+with every figure of medlora/evaluation/treatment.py (medications, per-section ROUGE-L and filled-where-empty, red-flag
 recall and emergency false alarms, allergy violations, duplicates, answered on evidence, target items recovered)
-and medlora/grounding_eval.py (citations, abstention, answering), overall and per input variant, with bootstrap
+and medlora/evaluation/grounding.py (citations, abstention, answering), overall and per input variant, with bootstrap
 95% intervals. The adapter is evaluated unmerged, in the precision it was trained in (docs/evaluation.md).
 Writes <models-dir>/eval_results.json; with an adapter, adds the figures under "metrics" to
 <models-dir>/model_info.json and the adapter's model_info.json, and re-renders the adapter's model card.
@@ -45,11 +45,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from medlora import eval_rows, grounding_eval, metrics, multiple_choice, retrieval
-from medlora.cli import UsageError, config_dict, fmt, run_stage
-from medlora.files import read_jsonl, sha256_files, update_json, write_json
-from medlora.modeling import check_adapter_matches, load_model, missing_model_error, resolve_device
-from medlora.progress import Progress, step
+from medlora.common.cli import UsageError, config_dict, fmt, run_stage
+from medlora.common.files import read_jsonl, sha256_files, update_json, write_json
+from medlora.common.progress import Progress, step
+from medlora.evaluation import grounding as grounding_eval
+from medlora.evaluation import metrics, multiple_choice
+from medlora.evaluation import rows as eval_rows
+from medlora.model.loading import check_adapter_matches, load_model, missing_model_error, resolve_device
+from medlora.retrieval import index as retrieval
 
 log = logging.getLogger("evaluate_model")
 
@@ -140,7 +143,7 @@ class EvalConfig:
         if missing := [g for g in self.gguf if not Path(g).is_file()]:
             raise UsageError(f"--gguf: no such file: {' '.join(missing)} (export one with export_model.py)")
         if self.gguf:
-            from medlora.llama_backend import check_gguf, require_llama_cpp
+            from medlora.generation.llama_backend import check_gguf, require_llama_cpp
 
             require_llama_cpp()  # before minutes of model evaluation, not after them
             for path in self.gguf:
@@ -270,9 +273,9 @@ def record_metrics(cfg: EvalConfig, summary: dict[str, Any]) -> None:
         else:
             log.warning("%s does not exist; metrics not added there", path)
     try:
-        from medlora.modelcard import write_model_card
+        from medlora.export.modelcard import write_model_card
     except ImportError:
-        log.warning("medlora.modelcard is not available; the adapter's model card was not re-rendered")
+        log.warning("medlora.export.modelcard is not available; the adapter's model card was not re-rendered")
         return
     write_model_card(Path(cfg.adapter))
 

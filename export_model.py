@@ -32,11 +32,11 @@ from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from medlora import export
-from medlora.cli import UsageError, run_stage
-from medlora.files import make_temp_dir, replace_dir, sha256_files, write_json
-from medlora.modeling import load_model
-from medlora.prompts import TREATMENT_SYSTEM
+from medlora.common.cli import UsageError, run_stage
+from medlora.common.files import make_temp_dir, replace_dir, sha256_files, write_json
+from medlora.data.prompts import TREATMENT_SYSTEM
+from medlora.export import gguf as export
+from medlora.model.loading import load_model
 
 log = logging.getLogger("export_model")
 

@@ -29,9 +29,9 @@
     python inference.py --base-model models/tiny-random --base-only --max-new-tokens 64 \\
         --log-file /tmp/inference_log.json --patient examples/patients/chest_pain_low_spo2.json
 
-The model (adapter merged by default) and the passage index load once per process (medlora/recommender.py).
+The model (adapter merged by default) and the passage index load once per process (medlora/serving/recommender.py).
 Per record: MedQuAD passages are retrieved, decoding is greedy and constrained by the schema (items cite passage
-numbers), then the checks after generation (medlora/grounding.py) and the safety rules (medlora/safety.py)
+numbers), then the checks after generation (medlora/grounding/check.py) and the safety rules (medlora/safety/rules.py)
 run in code. One entry per record is appended to --log-file, without raw patient data unless --log-inputs.
 """
 
@@ -45,16 +45,9 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from medlora.cli import UsageError, run_stage
-from medlora.files import DEFAULT_LOG_MAX_BYTES, atomic_write
-from medlora.generation import DEFAULT_MAX_NEW_TOKENS
-from medlora.recommender import Recommender, log_entry, write_log  # noqa: F401 (re-exported)
-from medlora.retrieval import (
-    DEFAULT_K,
-    DEFAULT_MAX_CONTEXT_TOKENS,
-    MAX_PASSAGES,
-)
-from medlora.schemas import (
+from medlora.common.cli import UsageError, run_stage
+from medlora.common.files import DEFAULT_LOG_MAX_BYTES, atomic_write
+from medlora.common.schemas import (
     MAX_RECORD_BYTES,
     SECTION_NAMES,
     PatientRecord,
@@ -63,6 +56,13 @@ from medlora.schemas import (
     error_line,
     load_record,
 )
+from medlora.generation.hf import DEFAULT_MAX_NEW_TOKENS
+from medlora.retrieval.index import (
+    DEFAULT_K,
+    DEFAULT_MAX_CONTEXT_TOKENS,
+    MAX_PASSAGES,
+)
+from medlora.serving.recommender import Recommender, log_entry, write_log  # noqa: F401 (re-exported)
 
 log = logging.getLogger("inference")
 
@@ -153,7 +153,7 @@ class InferenceConfig:
         if (self.backend == "llama-cpp") != (self.gguf is not None):
             raise UsageError("--backend llama-cpp needs --gguf FILE; --gguf needs --backend llama-cpp")
         if self.gguf is not None:
-            from medlora.llama_backend import check_gguf
+            from medlora.generation.llama_backend import check_gguf
 
             check_gguf(self.gguf)  # exit 2 naming the file before any record is read
         for flag, path in (("--patient", self.patient), ("--batch", self.batch)):
@@ -178,7 +178,7 @@ class InferenceConfig:
         if self.max_queue < 1 or self.request_timeout <= 0 or self.log_max_bytes < 0:
             raise UsageError("--max-queue must be >= 1, --request-timeout > 0, --log-max-bytes >= 0")
         if self.serve:
-            from medlora.server import resolve_api_key
+            from medlora.serving.server import resolve_api_key
 
             resolve_api_key(self.host, self.api_key_file, self.no_auth)  # exit 2 before the model loads
 
@@ -271,7 +271,7 @@ def render(recs: list[Recommendation], cfg: InferenceConfig) -> str:
 
 def main(cfg: InferenceConfig) -> list[Recommendation] | None:
     if cfg.serve:
-        from medlora.server import resolve_api_key, serve
+        from medlora.serving.server import resolve_api_key, serve
 
         limits = {"max_queue": cfg.max_queue, "request_timeout": cfg.request_timeout}
         key = resolve_api_key(cfg.host, cfg.api_key_file, cfg.no_auth)  # never stored in cfg: cfg is logged
@@ -279,11 +279,11 @@ def main(cfg: InferenceConfig) -> list[Recommendation] | None:
         return None
     records = read_records(cfg)
     if cfg.check is not None:
-        from medlora.audit import check
+        from medlora.serving.audit import check
 
         hits = None
         if cfg.passages is not None:
-            from medlora.grounding import load_passages_file
+            from medlora.grounding.check import load_passages_file
 
             try:
                 hits = load_passages_file(cfg.passages)

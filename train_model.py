@@ -31,16 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from medlora import training
-from medlora.cli import UsageError, config_dict, run_stage
-from medlora.files import make_temp_dir, replace_dir, sha256_files, write_json
-from medlora.modelcard import write_model_card
-from medlora.modeling import (
+from medlora.common.cli import UsageError, config_dict, run_stage
+from medlora.common.files import make_temp_dir, replace_dir, sha256_files, write_json
+from medlora.export.modelcard import write_model_card
+from medlora.model.loading import (
     load_tokenizer,
     missing_model_error,
     read_model_source,
     resolve_device,
 )
+from medlora.training import run as training
 
 log = logging.getLogger("train_model")
 

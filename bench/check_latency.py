@@ -4,7 +4,7 @@
     python bench/check_latency.py --runs 10
 
 The command's time includes starting Python and importing the stage (the issue's target: under 3 s); the rules'
-time is apply_safety on the phrasing table's records (tests/data/safety_cases.jsonl). Nothing is written outside
+time is apply_safety on the phrasing table's records (tests/fixtures/safety_cases.jsonl). Nothing is written outside
 a temporary directory.
 """
 
@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from medlora.safety import apply_safety  # noqa: E402
-from medlora.schemas import PatientRecord, Sections  # noqa: E402
+from medlora.common.schemas import PatientRecord, Sections  # noqa: E402
+from medlora.safety.rules import apply_safety  # noqa: E402
 
 SECTIONS = {
     "immediate_actions": ["Give Zosyn 4.5 g IV now"],
@@ -50,7 +50,7 @@ def command_times(runs: int) -> list[float]:
 
 def rules_times(n: int) -> list[float]:
     meta = {"why", "expect", "recommend", "removed", "caution", "duplicates"}
-    cases = [json.loads(line) for line in (ROOT / "tests" / "data" / "safety_cases.jsonl").open()]
+    cases = [json.loads(line) for line in (ROOT / "tests" / "fixtures" / "safety_cases.jsonl").open()]
     times = []
     for case in (cases * (n // len(cases) + 1))[:n]:
         fields = {k: v for k, v in case.items() if k not in meta}

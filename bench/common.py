@@ -24,7 +24,7 @@ RESULTS_DIR = ROOT / "bench" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from medlora.cli import UsageError  # noqa: E402
+from medlora.common.cli import UsageError  # noqa: E402
 
 log = logging.getLogger("bench")
 
@@ -94,8 +94,8 @@ def model_config(config_file: Path, shape: str, layers: int = 0):
 
 
 def load_bench_tokenizer(tokenizer_dir: Path):
-    from medlora.modeling import tinyllama_tokenizer
-    from medlora.training import pad_token_id
+    from medlora.model.loading import tinyllama_tokenizer
+    from medlora.training.run import pad_token_id
 
     tok = tinyllama_tokenizer(tokenizer_dir)
     tok.pad_token_id = pad_token_id(tok)
@@ -198,7 +198,7 @@ def rotated(items: Sequence[Any], shift: int) -> list[Any]:
 
 
 def environment(device: str, threads: int) -> dict[str, Any]:
-    from medlora.training import library_versions
+    from medlora.training.run import library_versions
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -234,7 +234,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def write_results(path: Path, result: dict[str, Any]) -> None:
-    from medlora.files import write_json
+    from medlora.common.files import write_json
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, result)

@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from medlora.cli import UsageError, run_stage  # noqa: E402
-from medlora.files import write_json  # noqa: E402
+from medlora.common.cli import UsageError, run_stage  # noqa: E402
+from medlora.common.files import write_json  # noqa: E402
 
 MODES = ("fp32", "autocast", "bf16")
 
@@ -64,7 +64,7 @@ def cpu_flags() -> list[str]:
 def build(base: str, mode: str):
     import torch
 
-    from medlora.training import build_lora_model
+    from medlora.training.run import build_lora_model
     from train_model import LLAMA_PROJECTIONS
 
     dtype = torch.bfloat16 if mode == "bf16" else torch.float32

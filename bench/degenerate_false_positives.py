@@ -1,4 +1,4 @@
-"""How often the degenerate-text rule (medlora/publishable.py) flags text a person wrote: every MedQuAD answer
+"""How often the degenerate-text rule (medlora/grounding/publishable.py) flags text a person wrote: every MedQuAD answer
 sentence, and the answers packed into item-sized pieces (up to 600 characters, the schema's longest item).
 
     python bench/degenerate_false_positives.py --medquad ../shared/data/medquad
@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from medlora.medquad import ReadReport, read_source  # noqa: E402
-from medlora.publishable import degenerate  # noqa: E402
-from medlora.treatment_data import split_sentences  # noqa: E402
+from medlora.data.medquad import ReadReport, read_source  # noqa: E402
+from medlora.datasets.treatment import split_sentences  # noqa: E402
+from medlora.grounding.publishable import degenerate  # noqa: E402
 
 MAX_ITEM_CHARS = 600  # the schema's Text limit
 

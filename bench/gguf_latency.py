@@ -9,7 +9,7 @@ bandwidth limit, and how often the quantised files pick the fp32 model's next to
     python bench/gguf_latency.py --shape small --layers 1 --e2e-tokens 8 --agreement-tokens 8 \\
         --threads 1 --output /tmp/gguf.json
 
-One process builds the random-weight model, saves it, exports it with medlora.export (the code
+One process builds the random-weight model, saves it, exports it with medlora.export.gguf (the code
 export_model.py runs) and measures memory bandwidth (a large numpy copy, best of 3). Each contender then runs
 in a fresh process, so its peak RSS (VmHWM) is its own: the transformers path is SectionsGenerator on the fp32
 model, the llama.cpp path LlamaSectionsGenerator on the GGUF, each followed by the safety rules and the
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import ROOT, TINYLLAMA_DIR  # noqa: E402
 
-from medlora.cli import UsageError, run_stage  # noqa: E402
+from medlora.common.cli import UsageError, run_stage  # noqa: E402
 
 log = logging.getLogger("gguf_latency")
 
@@ -105,8 +105,8 @@ def transformers_worker(job: dict[str, Any]) -> dict[str, Any]:
     from inference_latency import Instrumented, TokenClock
     from transformers import AutoModelForCausalLM
 
-    from medlora.generation import SectionsGenerator
-    from medlora.modeling import load_tokenizer
+    from medlora.generation.hf import SectionsGenerator
+    from medlora.model.loading import load_tokenizer
 
     common.pin_threads(job["threads"])
     model = AutoModelForCausalLM.from_pretrained(job["hf_dir"], dtype=torch.float32).eval()
@@ -142,7 +142,7 @@ def llama_worker(job: dict[str, Any]) -> dict[str, Any]:
     import llama_cpp
     import numpy as np
 
-    from medlora.llama_backend import LlamaSectionsGenerator
+    from medlora.generation.llama_backend import LlamaSectionsGenerator
 
     gen = LlamaSectionsGenerator(job["gguf"], max_new_tokens=job["e2e_tokens"], threads=job["threads"],
                                  prompt_lookup=job.get("prompt_lookup", False), probe=False,
@@ -173,15 +173,15 @@ def llama_worker(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_record(path: str):
-    from medlora.schemas import load_record as parse
+    from medlora.common.schemas import load_record as parse
 
     return parse(Path(path).read_bytes())
 
 
 def recommend(gen: Any, record_path: str) -> Any:
     """What inference.py does for one record without retrieval: generate, safety rules, Recommendation."""
-    from medlora.safety import apply_safety
-    from medlora.schemas import ModelInfo, Recommendation
+    from medlora.common.schemas import ModelInfo, Recommendation
+    from medlora.safety.rules import apply_safety
 
     record = load_record(record_path)
     out = gen.generate([record], batch_size=1)[0]
@@ -203,7 +203,7 @@ def _child(worker, job, conn) -> None:
 def in_fresh_process(worker, job: dict[str, Any], timeout: float = 1800.0) -> dict[str, Any]:
     """``worker(job)`` in a fresh process; its death (EOF on the pipe, with its exit signal) or a run past
     ``timeout`` seconds is a RuntimeError naming the contender, raised as soon as it happens."""
-    from medlora.llama_cpu import describe_exit
+    from medlora.generation.llama_cpu import describe_exit
 
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
@@ -237,7 +237,7 @@ def build(cfg: GGUFLatencyConfig, work: Path) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from medlora import export
+    from medlora.export import gguf as export
 
     arch, desc = common.model_config(Path(cfg.model_config), cfg.shape, cfg.layers)
     tokenizer = common.load_bench_tokenizer(Path(cfg.tokenizer_dir))

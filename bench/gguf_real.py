@@ -33,7 +33,7 @@ import common  # noqa: E402
 from common import ROOT  # noqa: E402
 from gguf_latency import TARGET_RSS_GB, TARGET_SPEEDUP, in_fresh_process, peak_rss_mib  # noqa: E402
 
-from medlora.cli import UsageError, run_stage  # noqa: E402
+from medlora.common.cli import UsageError, run_stage  # noqa: E402
 
 log = logging.getLogger("gguf_real")
 QUANTS = ("F16", "Q8_0", "Q4_K_M")
@@ -65,8 +65,8 @@ class GGUFRealConfig:
 
 def cases(cfg: GGUFRealConfig) -> list[dict[str, Any]]:
     """The records, each with the passages inference.py would retrieve for it."""
-    from medlora.retrieval import load_index, retrieve_for_record
-    from medlora.schemas import load_record
+    from medlora.common.schemas import load_record
+    from medlora.retrieval.index import load_index, retrieve_for_record
 
     paths = sorted((ROOT / "examples" / "patients").glob("*.json"))
     index = None
@@ -84,8 +84,8 @@ def cases(cfg: GGUFRealConfig) -> list[dict[str, Any]]:
 
 def run_all(gen: Any, job: dict[str, Any]) -> dict[str, Any]:
     """Each case through generate, the safety rules and the Recommendation, as inference.py serves it."""
-    from medlora.safety import apply_safety
-    from medlora.schemas import ModelInfo, Recommendation
+    from medlora.common.schemas import ModelInfo, Recommendation
+    from medlora.safety.rules import apply_safety
 
     seconds, tokens, texts, passes = [], [], [], 0
     for case in job["cases"]:
@@ -105,8 +105,8 @@ def transformers_worker(job: dict[str, Any]) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from medlora.generation import SectionsGenerator
-    from medlora.modeling import load_tokenizer
+    from medlora.generation.hf import SectionsGenerator
+    from medlora.model.loading import load_tokenizer
 
     common.pin_threads(job["threads"])
     model = AutoModelForCausalLM.from_pretrained(job["model_dir"], dtype=torch.float32).eval()
@@ -126,7 +126,7 @@ def llama_worker(job: dict[str, Any]) -> dict[str, Any]:
     import llama_cpp
     import numpy as np
 
-    from medlora.llama_backend import LlamaSectionsGenerator
+    from medlora.generation.llama_backend import LlamaSectionsGenerator
 
     gen = LlamaSectionsGenerator(job["gguf"], max_new_tokens=job["e2e_tokens"], threads=job["threads"],
                                  prompt_lookup=job["prompt_lookup"], probe=False)  # fmt: skip
@@ -162,7 +162,7 @@ def main(cfg: GGUFRealConfig) -> dict[str, Any]:
 
     result: dict[str, Any] = {"benchmark": "gguf_real", "config": dict(cfg.__dict__)}
     result["environment"] = common.environment("cpu", 1)
-    from medlora import llama_cpu
+    from medlora.generation.hf import llama_cpu
 
     result["llama_cpp_system_info"] = llama_cpu.system_info()
     jobs_cases = cases(cfg)

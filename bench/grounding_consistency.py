@@ -21,14 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from medlora.drugs import resolve  # noqa: E402
-from medlora.grounded_targets import extractive_target  # noqa: E402
-from medlora.grounding import check_grounding  # noqa: E402
-from medlora.medquad import ReadReport, deduplicate, focus_key, read_source  # noqa: E402
-from medlora.retrieval import ApproxTokenizer, build_passages  # noqa: E402
-from medlora.schemas import MAX_PASSAGES, SECTION_NAMES, PatientRecord, to_published  # noqa: E402
-from medlora.support import giving, names_drug  # noqa: E402
-from medlora.treatment_data import SECTION_QTYPES, treatment_target  # noqa: E402
+from medlora.clinical.drugs import resolve  # noqa: E402
+from medlora.common.schemas import MAX_PASSAGES, SECTION_NAMES, PatientRecord, to_published  # noqa: E402
+from medlora.data.medquad import ReadReport, deduplicate, focus_key, read_source  # noqa: E402
+from medlora.datasets.treatment import SECTION_QTYPES, treatment_target  # noqa: E402
+from medlora.grounding.check import check_grounding  # noqa: E402
+from medlora.grounding.support import giving, names_drug  # noqa: E402
+from medlora.grounding.targets import extractive_target  # noqa: E402
+from medlora.retrieval.index import ApproxTokenizer, build_passages  # noqa: E402
 
 
 def main() -> None:

@@ -15,10 +15,10 @@ What is measured, each pair side by side in one process, repeats interleaved (or
 
 - prefill time and per-token decode time (greedy, batch 1, a real treatment prompt from examples/patients/)
   for the base model, base + unmerged LoRA adapter (r=16 on all seven projections, non-zero weights) and the
-  adapter merged into the weights (what medlora.modeling.load_model serves by default). Base vs unmerged and
+  adapter merged into the weights (what medlora.model.loading.load_model serves by default). Base vs unmerged and
   base vs merged are two interleaved phases (the merged model is the unmerged one after merge_and_unload, so
   only two 4.4 GB copies are in memory at once);
-- schema-constrained (medlora.generation.SectionsGenerator, xgrammar) vs the same generate() call without the
+- schema-constrained (medlora.generation.hf.SectionsGenerator, xgrammar) vs the same generate() call without the
   grammar: decode time per token;
 - --batch-records records generated as one batch vs one at a time (SectionsGenerator.generate batch_size 8
   vs 1), records per second, at --batch-tokens new tokens each;
@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import ROOT, TINYLLAMA_DIR  # noqa: E402
 
-from medlora.cli import UsageError, run_stage  # noqa: E402
+from medlora.common.cli import UsageError, run_stage  # noqa: E402
 
 log = logging.getLogger("inference_latency")
 
@@ -216,14 +216,14 @@ def main(cfg: LatencyConfig) -> dict[str, Any]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from medlora.generation import SectionsGenerator
-    from medlora.modeling import resolve_dtype
-    from medlora.prompts import encode_prompt, treatment_messages
-    from medlora.safety import apply_safety
-    from medlora.schemas import ModelInfo, Recommendation, load_record
+    from medlora.common.schemas import ModelInfo, Recommendation, load_record
+    from medlora.data.prompts import encode_prompt, treatment_messages
+    from medlora.generation.hf import SectionsGenerator
+    from medlora.model.loading import resolve_dtype
+    from medlora.safety.rules import apply_safety
 
     # The generator warns on every cut-off generation; here every generation is cut off on purpose.
-    logging.getLogger("medlora.generation").setLevel(logging.ERROR)
+    logging.getLogger("medlora.generation.hf").setLevel(logging.ERROR)
     dtype = resolve_dtype("auto", device)  # what inference.py serves: fp32 on CPU, bf16/fp16 on CUDA
     arch, shape_desc = common.model_config(Path(cfg.model_config), cfg.shape, cfg.layers)
     log.info("model: %s; %s, %s, %d torch thread(s)", shape_desc, device, dtype, threads)

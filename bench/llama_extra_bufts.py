@@ -3,7 +3,7 @@ decode speed of each GGUF, the two settings interleaved in one process, best of 
 
     python bench/llama_extra_bufts.py --gguf /tmp/smol-gguf/smollm2-Q4_K_M.gguf /tmp/smol-gguf/smollm2-Q8_0.gguf
 
-medlora/llama_cpu.py turns them off only where llama.cpp reports AMX (the crash of issue 20); this measures
+medlora/generation/llama_cpu.py turns them off only where llama.cpp reports AMX (the crash of issue 20); this measures
 what that costs on a CPU without AMX, where off loses the repacking alone.
 """
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import ROOT  # noqa: E402
 
-from medlora.cli import UsageError, run_stage  # noqa: E402
+from medlora.common.cli import UsageError, run_stage  # noqa: E402
 
 
 @dataclass
@@ -54,8 +54,8 @@ def measure(llm: Any, cfg: ExtraBuftsConfig) -> tuple[float, float]:
 
 
 def main(cfg: ExtraBuftsConfig) -> dict[str, Any]:
-    from medlora.llama_backend import load_gguf
-    from medlora.llama_cpu import system_info
+    from medlora.generation.llama_backend import load_gguf
+    from medlora.generation.llama_cpu import system_info
 
     result: dict[str, Any] = {"benchmark": "llama_extra_bufts", "config": dict(cfg.__dict__)}
     result["llama_cpp_system_info"] = system_info()

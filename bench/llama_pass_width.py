@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import ROOT  # noqa: E402
 
-from medlora.cli import UsageError, run_stage  # noqa: E402
+from medlora.common.cli import UsageError, run_stage  # noqa: E402
 
 
 @dataclass
@@ -122,8 +122,8 @@ def transformers_rows(cfg: PassWidthConfig) -> tuple[dict[int, Any], dict[int, f
 
 
 def main(cfg: PassWidthConfig) -> dict[str, Any]:
-    from medlora.llama_backend import load_gguf
-    from medlora.llama_cpu import system_info
+    from medlora.generation.llama_backend import load_gguf
+    from medlora.generation.llama_cpu import system_info
 
     result: dict[str, Any] = {"benchmark": "llama_pass_width", "config": dict(cfg.__dict__)}
     result["llama_cpp_system_info"] = system_info()

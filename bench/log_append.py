@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, check_output, rotated, table, write_results  # noqa: E402
 
-from medlora.cli import UsageError, run_stage  # noqa: E402
-from medlora.files import append_json_log, update_json  # noqa: E402
+from medlora.common.cli import UsageError, run_stage  # noqa: E402
+from medlora.common.files import append_json_log, update_json  # noqa: E402
 
 log = logging.getLogger("log_append")
 

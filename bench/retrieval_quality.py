@@ -28,11 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from medlora.cli import UsageError  # noqa: E402
-from medlora.files import write_json  # noqa: E402
-from medlora.medquad import focus_key  # noqa: E402
-from medlora.retrieval import load_index, retrieve_for_record  # noqa: E402
-from medlora.schemas import PatientRecord  # noqa: E402
+from medlora.common.cli import UsageError  # noqa: E402
+from medlora.common.files import write_json  # noqa: E402
+from medlora.common.schemas import PatientRecord  # noqa: E402
+from medlora.data.medquad import focus_key  # noqa: E402
+from medlora.retrieval.index import load_index, retrieve_for_record  # noqa: E402
 
 
 def raw_text(record: PatientRecord) -> str:
@@ -72,7 +72,9 @@ def length_rates(index, rows: list[dict], split: str, source: Path) -> dict:
     """TPR/FPR per condition length, computed as on val (``retrieval_rules``) for this split's foci."""
     import random
 
-    from medlora import medquad, patients, retrieval_rules
+    from medlora.data import medquad
+    from medlora.datasets import patients
+    from medlora.retrieval.index import rules as retrieval_rules
 
     foci = sorted({r["focus"] for r in rows if r["variant"] != "no_evidence"})
     rng = random.Random(f"bench-{split}-rates")

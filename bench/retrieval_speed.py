@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 from common import SHARED, check_output, environment, median, table, write_results  # noqa: E402
 
 from medlora import medquad, retrieval  # noqa: E402
-from medlora.cli import UsageError, run_stage  # noqa: E402
-from medlora.grounding_eval import recall_at_k  # noqa: E402
-from medlora.schemas import PatientRecord  # noqa: E402
+from medlora.common.cli import UsageError, run_stage  # noqa: E402
+from medlora.common.schemas import PatientRecord  # noqa: E402
+from medlora.evaluation.grounding import recall_at_k  # noqa: E402
 
 log = logging.getLogger("bench.retrieval")
 
@@ -59,7 +59,7 @@ class RetrievalBenchConfig:
 
 
 def main(cfg: RetrievalBenchConfig) -> dict:
-    from medlora.modeling import tinyllama_tokenizer
+    from medlora.model.loading import tinyllama_tokenizer
 
     out_path = check_output(cfg.output)
     tok = tinyllama_tokenizer(cfg.tokenizer)

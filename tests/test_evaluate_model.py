@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import evaluate_model
-from medlora.cli import build_parser, run_stage
+from medlora.common.cli import build_parser, run_stage
 
 FIELDS = ("accuracy", "accuracy_ci", "bleu", "bleu_ci", "rouge_l", "rouge_l_ci", "eos_rate", "n_mc", "n_gen")
 TINY = [
@@ -173,7 +173,7 @@ def test_retrieval_only_needs_no_model(tiny_data, tmp_path):
 
 
 def test_an_exported_gguf_gets_a_row_on_the_same_items(tiny_data, tiny_gguf, tmp_path):
-    from medlora.eval_rows import rows_table
+    from medlora.evaluation.rows import rows_table
 
     out, gguf = tmp_path / "rows.json", tiny_gguf / "tiny-adapter-Q8_0.gguf"
     argv = ["--retrieval-only", "--base-model", str(tmp_path / "absent"), "--data-dir", str(tiny_data)]
@@ -308,8 +308,8 @@ def test_the_evaluated_model_computes_what_the_trained_one_does(tiny_model, tiny
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    from medlora.modeling import load_model
-    from medlora.training import build_lora_model
+    from medlora.model.loading import load_model
+    from medlora.training.run import build_lora_model
 
     adapter = _adapter_trained_in(tiny_adapter, tmp_path, "bfloat16")
     trained, _ = build_lora_model(tiny_model, torch.bfloat16, 4, 8, 0.0, ["q_proj", "v_proj"])

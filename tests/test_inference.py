@@ -15,12 +15,19 @@ import pytest
 from conftest import ROOT
 
 import inference
-from medlora.cli import UsageError, run_stage
-from medlora.drugs import allergy_match, resolve
-from medlora.generation import Generated
-from medlora.logs import hash_id, id_key
-from medlora.safety import apply_safety
-from medlora.schemas import DISCLAIMER, MAX_RECORD_BYTES, Medication, PatientRecord, Recommendation, Sections
+from medlora.clinical.drugs import allergy_match, resolve
+from medlora.common.cli import UsageError, run_stage
+from medlora.common.schemas import (
+    DISCLAIMER,
+    MAX_RECORD_BYTES,
+    Medication,
+    PatientRecord,
+    Recommendation,
+    Sections,
+)
+from medlora.generation.hf import Generated
+from medlora.safety.rules import apply_safety
+from medlora.serving.logs import hash_id, id_key
 
 EXAMPLES = sorted((ROOT / "examples" / "patients").glob("*.json"))
 VALID = {"age": 40, "sex": "female", "symptoms": ["cough"], "patient_id": "MRN-123456"}
@@ -124,7 +131,7 @@ def test_a_missing_adapter_is_named_before_any_model_loads(env, tmp_path, capsys
     flags = [f for f in flags]
     flags[flags.index("--adapter") + 1] = str(tmp_path / "no-such-adapter")
     for slow in ("load_model", "load_index"):  # neither the model nor the passage index is touched
-        monkeypatch.setattr(f"medlora.recommender.{slow}", lambda *a, **k: pytest.fail("loaded"))
+        monkeypatch.setattr(f"medlora.serving.recommender.{slow}", lambda *a, **k: pytest.fail("loaded"))
     assert run([*flags, *(["--serve"] if serve else ["--patient", str(EXAMPLES[0])])]) == 2
     assert "no adapter at" in capsys.readouterr().err
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import MEDQUAD_FIXTURE, ROOT
 
-from medlora.schemas import DISCLAIMER, Recommendation
+from medlora.common.schemas import DISCLAIMER, Recommendation
 
 pytestmark = pytest.mark.slow
 

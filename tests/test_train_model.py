@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 import train_model
-from medlora.cli import UsageError, parse_config, run_stage
-from medlora.schemas import DISCLAIMER
+from medlora.common.cli import UsageError, parse_config, run_stage
+from medlora.common.schemas import DISCLAIMER
 
 
 def error_lines(err: str) -> list[str]:
@@ -112,7 +112,7 @@ def test_adapter_loads_for_inference_and_merged_model_matches(trained, tiny_mode
     import torch
     from transformers import AutoModelForCausalLM
 
-    from medlora.modeling import load_model
+    from medlora.model.loading import load_model
 
     model, _, info = load_model(tiny_model, trained, device="cpu", precision="fp32")
     assert info["adapter"] == str(trained)

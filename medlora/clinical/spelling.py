@@ -1,0 +1,121 @@
+"""Spelling: edit distance, a fuzzy index of names, the edit rule chosen on val, and typing slips for tests.
+
+A misspelled condition ("antiphosoholipid", "alzhiemers") is matched to a known name within a few edits
+(``FuzzyIndex`` under ``EditRule``); ``misspell`` makes such slips, seeded, for the reworded val/test patients.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+GENERIC = ("disease", "diseases", "disorder", "disorders", "syndrome", "syndromes")
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance (a transposition counts as one edit); ``limit + 1`` once it exceeds it."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > limit:
+            return limit + 1
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+class FuzzyIndex:
+    """Strings found within a few edits of a query: trigram overlap picks candidates, the edit distance decides."""
+
+    def __init__(self, strings: Iterable[str]):
+        self.strings = sorted(set(strings))
+        self._grams: dict[str, list[int]] = defaultdict(list)
+        for i, s in enumerate(self.strings):
+            for g in set(self._trigrams(s)):
+                self._grams[g].append(i)
+
+    @staticmethod
+    def _trigrams(s: str) -> list[str]:
+        s = f"  {s} "
+        return [s[i : i + 3] for i in range(len(s) - 2)]
+
+    def lookup(self, query: str, max_edits: int) -> list[tuple[int, str]]:
+        """``(distance, string)`` for strings within ``max_edits`` of ``query``, nearest first; exact included."""
+        if max_edits <= 0:
+            return [(0, query)] if query in set(self.strings) else []
+        grams = self._trigrams(query)
+        counts: Counter = Counter()
+        for g in set(grams):
+            counts.update(self._grams.get(g, ()))
+        # Each edit destroys at most three trigrams (a transposition four): a string sharing fewer is out of reach.
+        need = len(set(grams)) - 4 * max_edits
+        out = []
+        for i, shared in counts.most_common(200):
+            if shared < need:
+                break
+            s = self.strings[i]
+            d = edit_distance(query, s, max_edits)
+            if d <= max_edits:
+                out.append((d, s))
+        return sorted(out)
+
+
+@dataclass(frozen=True)
+class EditRule:
+    """How many edits a name of a given length may differ by and still match: none below ``min_one`` letters
+    (short names and abbreviations differ from other real names by one letter: "gout"/"gut", "MS"/"MD"), one
+    below ``min_two``, two from there on. Chosen on val (``medlora.retrieval.rules.choose_edit_rule``)."""
+
+    min_one: int = 6
+    min_two: int = 11
+
+    def max_edits(self, text: str) -> int:
+        n = len(text.replace(" ", ""))
+        return 0 if n < self.min_one else 1 if n < self.min_two else 2
+
+
+_KEYS_NEAR = "qwertyuiop asdfghjkl zxcvbnm"
+
+
+def misspell(text: str, rng: random.Random, edits: int = 1) -> str:
+    """``text`` with ``edits`` typing slips in its longest word (a letter dropped, doubled, swapped with its
+    neighbour, or replaced by a key beside it), as people misspell; the text itself when no word is long enough."""
+    words = text.split(" ")
+    # The hard word of the name, not "disease" or "syndrome", is the one people get wrong.
+    i = max(range(len(words)), key=lambda j: (words[j].lower() not in GENERIC, len(words[j]), -j))
+    w = words[i]
+    if len(w) < 5:
+        return text
+    rows = _KEYS_NEAR.split()
+    for _ in range(edits):
+        pos = rng.randrange(1, len(w) - 1)  # the first letter is rarely the one people get wrong
+        op = rng.choice(("drop", "double", "swap", "near"))
+        c = w[pos].lower()
+        if op == "drop":
+            w = w[:pos] + w[pos + 1 :]
+        elif op == "double":
+            w = w[:pos] + w[pos] + w[pos:]
+        elif op == "swap" and w[pos] != w[pos + 1 : pos + 2]:
+            w = w[:pos] + w[pos + 1 : pos + 2] + w[pos] + w[pos + 2 :]
+        else:
+            row = next((r for r in rows if c in r), None)
+            if row is None:
+                w = w[:pos] + w[pos + 1 :]
+                continue
+            j = row.index(c)
+            w = (
+                w[:pos]
+                + row[j - 1 if j > 0 and rng.random() < 0.5 or j == len(row) - 1 else j + 1]
+                + w[pos + 1 :]
+            )
+    words[i] = w
+    return " ".join(words)

@@ -1,0 +1,308 @@
+"""Evaluation of grounding (evaluate_model.py calls these): retrieval recall of the gold focus, abstention on
+records without evidence, citation precision and recall, the share of grounded medications, and the
+extractive baseline, each with bootstrap intervals over items.
+
+Definitions (deterministic, ``medlora.grounding.check.support``):
+- citation recall: share of output items whose cited passages together hold at least 60% of the item's content
+  words (medications: a cited passage names the drug);
+- citation precision: share of citations whose passage alone supports its item the same way;
+- grounded medications: share of output medications named in a passage they cite;
+- abstention: on examples whose passages hold nothing about the focus, the share of outputs with every cited
+  section empty (only the uncited safety actions may remain);
+- answered on evidence: on examples whose target has an item the passages support, the share of outputs with
+  any cited section filled (an output that never answers scores a perfect citation precision over nothing; this says so).
+
+Every figure over all rows and per ``variant`` ("exact", "reworded", "no_evidence"; absent means "exact").
+The no-model rows (``no_model_outputs``): the extractive rules on each row's passages, an empty output, and a
+constant emergency action.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..common.progress import Progress
+from ..common.schemas import SECTION_NAMES, Citations, PatientRecord, Sections, to_published
+from ..data.medquad import focus_key
+from ..grounding.check import UNCITED_SECTIONS, citation_scores, extractive_target
+from ..retrieval.index import (
+    BM25Index,
+    Passage,
+    condition_query,
+    retrieve_for_record,
+)
+from .metrics import bootstrap_indices, ratio_ci
+
+
+def retrieval_metrics(
+    index: BM25Index, foci: Sequence[str], ks: Sequence[int] = (1, 4, 10)
+) -> dict[str, Any]:
+    """Plain BM25 recall@k of the gold focus for "<focus> treatment" (the focus-name match is not used: with
+    it, recall is 1 by construction for a condition spelled as its MedQuAD focus)."""
+    return {f"recall@{k}": recall_at_k(index, foci, k)["recall"] for k in ks} | {"queries": len(foci)}
+
+
+def recall_at_k(index: BM25Index, foci: Sequence[str], k: int = 4) -> dict[str, Any]:
+    """Share of foci whose condition query (plain BM25, no focus match) returns a passage of the focus in the top k."""
+    found = 0
+    for f in foci:
+        hits = index.search(condition_query(f), k)
+        found += any(focus_key(h.passage.focus) == focus_key(f) for h in hits)
+    return {"k": k, "queries": len(foci), "recall": round(found / len(foci), 4) if foci else None}
+
+
+def nonsense_conditions(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [
+        "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(6, 11))) + " syndrome"
+        for _ in range(n)
+    ]
+
+
+def abstention_metrics(
+    index: BM25Index, held_out_foci: Sequence[str], seed: int, n_nonsense: int = 100
+) -> dict:
+    """Share of no-evidence records that retrieval abstains on: invented condition names, and held-out foci
+    searched among training passages only (where, by the focus split, nothing is about them)."""
+    nonsense = [PatientRecord(conditions=[c]) for c in nonsense_conditions(n_nonsense, seed)]
+    held = [PatientRecord(conditions=[f]) for f in held_out_foci]
+    a = [not retrieve_for_record(r, index) for r in nonsense]
+    b = [not retrieve_for_record(r, index, splits=("train",)) for r in held]
+    return {
+        "invented_conditions": {"n": len(a), "abstained": float(np.mean(a)) if a else None},
+        "held_out_foci_vs_train_passages": {"n": len(b), "abstained": float(np.mean(b)) if b else None},
+        "evidence_rule": index.evidence_rule,
+    }
+
+
+def row_passages(row: dict[str, Any], index: BM25Index) -> list[Passage]:
+    return [index.passages[i] for i in row.get("passages", [])]
+
+
+def _target_has_content(row: dict[str, Any]) -> bool:
+    """Whether the row's passages support some target item (as ``treatment_eval`` counts "answered on
+    evidence"); a row without a stored target: whether its passages are about its focus."""
+    if "messages" not in row:
+        return not row.get("abstain")
+    from .treatment import target_sections
+
+    return not _cited_empty(target_sections(row))
+
+
+def _cited_empty(sections: Sections) -> bool:
+    return not any(getattr(sections, n) for n in SECTION_NAMES if n not in UNCITED_SECTIONS)
+
+
+def grounded_scores(
+    rows: Sequence[dict[str, Any]],
+    outputs: Sequence[tuple[Sections, Citations]],
+    index: BM25Index,
+    seed: int,
+    n_boot: int = 1000,
+) -> dict[str, Any]:
+    """Citation precision/recall, grounded medications, abstention and answering over ``rows`` (test treatment
+    examples with their passages) and one output per row, with bootstrap 95% intervals over rows."""
+    counts = [citation_scores(s, c, row_passages(r, index)) for r, (s, c) in zip(rows, outputs, strict=True)]
+    arr = {k: np.array([c[k] for c in counts], dtype=np.float64) for k in (counts[0] if counts else {})}
+    idx = bootstrap_indices(len(rows), n_boot, seed)
+    out: dict[str, Any] = {"n": len(rows)}
+    if not counts:
+        return out
+    for name, (num, den) in {
+        "citation_recall": ("items_supported", "items"),
+        "citation_precision": ("citations_precise", "citations"),
+        "grounded_medications": ("meds_grounded", "meds"),
+    }.items():
+        out[name], out[f"{name}_ci"] = ratio_ci(arr[num], arr[den], idx)
+    out["cited_items"] = int(arr["items"].sum())
+    abstain = np.array([bool(r.get("abstain")) for r in rows], dtype=np.float64)
+    empty = np.array([_cited_empty(s) for s, _ in outputs], dtype=np.float64)
+    out["abstention_n"] = int(abstain.sum())
+    out["abstention"], out["abstention_ci"] = ratio_ci(empty * abstain, abstain, idx)
+    evidence = np.array([_target_has_content(r) for r in rows], dtype=np.float64)
+    out["answered_on_evidence_n"] = int(evidence.sum())
+    out["answered_on_evidence"], out["answered_on_evidence_ci"] = ratio_ci(
+        (1 - empty) * evidence, evidence, idx
+    )
+    return out
+
+
+def grounded_report(
+    rows: Sequence[dict[str, Any]],
+    outputs: Sequence[tuple[Sections, Citations]],
+    index: BM25Index,
+    seed: int,
+    n_boot: int = 1000,
+) -> dict[str, Any]:
+    """``grounded_scores`` over all rows and per variant of the rows."""
+    from .treatment import variant_of
+
+    out = grounded_scores(rows, outputs, index, seed, n_boot)
+    variants = [variant_of(r) for r in rows]
+    out["by_variant"] = {}
+    for v in sorted(set(variants)):
+        keep = [i for i, w in enumerate(variants) if w == v]
+        out["by_variant"][v] = grounded_scores(
+            [rows[i] for i in keep], [outputs[i] for i in keep], index, seed, n_boot
+        )
+    return out
+
+
+def extractive_outputs(rows: Sequence[dict[str, Any]], index: BM25Index) -> list[tuple[Sections, Citations]]:
+    """The baseline: the training-target rules applied to each row's passages, citing them."""
+    return [to_published(extractive_target(row_passages(r, index))) for r in rows]
+
+
+def empty_outputs(rows: Sequence[dict[str, Any]]) -> list[tuple[Sections, Citations]]:
+    """The silent baseline: every section empty (no allergy violation, no duplicate, no citation is wrong)."""
+    return [(Sections(), {}) for _ in rows]
+
+
+# Written as a model would write it (the safety rules drop lines that start with "EMERGENCY", their own form).
+CONSTANT_EMERGENCY = "Call 911 or go to the nearest emergency department now."
+
+
+def emergency_outputs(rows: Sequence[dict[str, Any]]) -> list[tuple[Sections, Citations]]:
+    """The alarmist baseline: one constant emergency action and nothing else, for every patient."""
+    return [(Sections(immediate_actions=[CONSTANT_EMERGENCY]), {}) for _ in rows]
+
+
+def no_model_outputs(
+    rows: Sequence[dict[str, Any]], index: BM25Index
+) -> dict[str, list[tuple[Sections, Citations]]]:
+    """The rows every model is compared with, on the same items: extractive rules, silence, a constant alarm."""
+    return {
+        "extractive": extractive_outputs(rows, index),
+        "empty": empty_outputs(rows),
+        "emergency_constant": emergency_outputs(rows),
+    }
+
+
+def gold_outputs(rows: Sequence[dict[str, Any]]) -> list[tuple[Sections, Citations]]:
+    """The targets themselves (a sanity line: their citations are supported by construction)."""
+    from ..common.schemas import GroundedSections
+
+    return [to_published(GroundedSections.model_validate_json(r["messages"][-1]["content"])) for r in rows]
+
+
+def model_outputs(
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[dict[str, Any]],
+    index: BM25Index,
+    max_new_tokens: int,
+    batch_size: int,
+    desc: str = "grounded generation",
+) -> list[Any]:
+    """Constrained grounded generation for each row's record and passages (the inference path's generator).
+    ``tokenizer`` None: ``model`` is a ready generator (``llama_backend.LlamaSectionsGenerator``)."""
+    from ..generation.hf import SectionsGenerator
+
+    gen = model if tokenizer is None else SectionsGenerator(model, tokenizer, max_new_tokens=max_new_tokens)
+    records = [PatientRecord.model_validate(r["record"]) if "record" in r else _record_of(r) for r in rows]
+    passages = [row_passages(r, index) for r in rows]
+    out: list[Any] = []
+    with Progress(len(rows), desc) as bar:
+        for start in range(0, len(rows), batch_size):
+            part = slice(start, start + batch_size)
+            out.extend(gen.generate(records[part], batch_size=batch_size, passages=passages[part]))
+            bar.update(len(records[part]))
+    return out
+
+
+def _record_of(row: dict[str, Any]) -> PatientRecord:
+    # Rows written before records were stored: the prompt holds the record as JSON after "Patient record: ".
+    import json
+
+    user = row["messages"][1]["content"]
+    return PatientRecord.model_validate(json.loads(user.split("\n", 1)[0].removeprefix("Patient record: ")))
+
+
+def calibration(
+    generated: Sequence[Any], rows: Sequence[dict[str, Any]], index: BM25Index, bins: int = 10
+) -> dict[str, Any]:
+    """Expected calibration error of the per-section mean token probability against section correctness: a
+    section is correct when it is empty exactly when the target's is, and every item it has is supported by the
+    passages it cites."""
+    from ..common.schemas import GroundedSections
+    from ..grounding.check import supports
+
+    conf, correct = [], []
+    for g, row in zip(generated, rows, strict=True):
+        target, _ = to_published(GroundedSections.model_validate_json(row["messages"][-1]["content"]))
+        passages = row_passages(row, index)
+        for name in SECTION_NAMES:
+            p = g.token_probs.get(name)
+            if p is None:
+                continue
+            items, cites = getattr(g.sections, name), g.citations.get(name, [])
+            ok = bool(items) == bool(getattr(target, name)) and all(
+                name in UNCITED_SECTIONS
+                or supports(it, " ".join(passages[n - 1].shown for n in c if 1 <= n <= len(passages)), name)
+                for it, c in zip(items, cites, strict=False)
+            )
+            conf.append(p)
+            correct.append(float(ok))
+    if not conf:
+        return {"n_sections": 0, "ece": None}
+    c, y = np.array(conf), np.array(correct)
+    which = np.minimum((c * bins).astype(int), bins - 1)
+    ece = sum(
+        abs(c[which == b].mean() - y[which == b].mean()) * (which == b).mean()
+        for b in range(bins)
+        if (which == b).any()
+    )
+    return {
+        "n_sections": len(conf),
+        "ece": round(float(ece), 4),
+        "accuracy": float(y.mean()),
+        "mean_confidence": float(c.mean()),
+    }
+
+
+def no_evidence_rows(rows: Sequence[dict[str, Any]], index: BM25Index, k: int = 4) -> list[dict[str, Any]]:
+    """Each row again with only passages about other foci (its condition query's best BM25 hits elsewhere):
+    a model that uses its evidence abstains on these (RAFT's distractor-only case, on held-out foci)."""
+    from ..retrieval.index import condition_query
+
+    out = []
+    for r in rows:
+        hits = index.search(condition_query(r["focus"]), k, exclude_focus=r["focus"])
+        out.append({**r, "passages": [h.passage.pid for h in hits], "abstain": True})
+    return out
+
+
+def baselines(index: BM25Index, test_rows: Sequence[dict[str, Any]], seed: int) -> dict[str, Any]:
+    """What needs no model and no output: retrieval recall and abstention by retrieval. The no-model output rows
+    (extractive, empty, constant emergency) are scored beside the models in ``medlora.evaluation.rows``."""
+    foci = sorted({r["focus"] for r in test_rows})
+    return {
+        "retrieval": retrieval_metrics(index, foci),
+        "abstention_by_retrieval": abstention_metrics(index, foci, seed),
+    }
+
+
+def generated_outputs(
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[dict[str, Any]],
+    index: BM25Index,
+    max_new_tokens: int,
+    batch_size: int,
+    desc: str = "grounded generation",
+) -> tuple[list[tuple[Sections, Citations]], dict[str, Any]]:
+    """Constrained grounded generation (the inference path) on the rows, and its calibration. A row without
+    passages gets what inference publishes when retrieval finds nothing: no model call, every section empty
+    (the safety rules add their actions afterwards)."""
+    with_passages = [i for i, r in enumerate(rows) if r.get("passages")]
+    picked = [rows[i] for i in with_passages]
+    gens = model_outputs(model, tokenizer, picked, index, max_new_tokens, batch_size, desc)
+    out: list[tuple[Sections, Citations]] = [(Sections(), {}) for _ in rows]
+    for i, g in zip(with_passages, gens, strict=True):
+        out[i] = (g.sections, g.citations)
+    return out, calibration(gens, picked, index)

@@ -1,0 +1,266 @@
+"""Deterministic safety rules, applied in plain code after generation and never left to the model.
+
+``apply_safety(record, sections)`` returns the sections to publish and the ``Safety`` block:
+
+- red flags (``red_flags``: vitals by age band, findings with negation scope, combinations) put one emergency
+  action first in ``immediate_actions`` and are listed with their codes in ``safety.red_flags``; an emergency
+  line the model wrote itself is dropped, so only code decides whether there is an emergency;
+- every field of every item is scanned for drugs (``drugs``: brand names, abbreviations, combination products,
+  misspellings); the record's allergies come from every field with their reactions (``allergies``). A true
+  allergy removes an item naming the drug or its class; an intolerance or side effect ("statin - myalgia") only
+  cautions; a low-risk cross-reactivity (penicillin and cephalosporins) cautions, unless the reaction was severe
+  and the two share a beta-lactam side chain; each finding says which reaction decided it. Advice to avoid a
+  drug ("your NSAID allergy: avoid ibuprofen") is not a prescription and is never removed;
+- a recommended drug that duplicates a current one (same drug or class, or dual renin-angiotensin blockade), or
+  another recommended one, is flagged in ``safety.duplicate_medications``;
+- pairs that must never pass silently (``interactions``: dual renin-angiotensin blockade, the Phansalkar 2012
+  high-priority list) are reported with a stable code in ``safety.interactions``; nothing is removed for them;
+- the disclaimer is part of ``Safety`` and cannot be left out.
+
+Text can add allergies and flags, never remove either.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..clinical.drugs import DrugMention, find_drugs, resolve, same_therapy
+from ..common.schemas import (
+    MAX_ITEMS,
+    SECTION_NAMES,
+    AllergyConflict,
+    DuplicateTherapy,
+    InteractionFinding,
+    PatientRecord,
+    RedFlagItem,
+    Safety,
+    Sections,
+)
+from .allergies import match, record_allergies
+from .interactions import interactions
+from .red_flags import RedFlag, red_flags
+
+EMERGENCY_HEAD = "EMERGENCY: call the local emergency number or go to the nearest emergency department now"
+_EMERGENCY_LINE = re.compile(r"^\s*EMERGENCY\b", re.I)
+
+
+def emergency_action(flags: list[RedFlag]) -> str:
+    tail = (
+        " Do not leave the person alone; contact a crisis line."
+        if any(f.code in ("suicidal_ideation", "overdose_or_poisoning") for f in flags)
+        else ""
+    )
+    # The action must fit the 600-character item limit whatever fires; safety.red_flags keeps the full list.
+    for k in range(len(flags), 0, -1):
+        more = f"; {len(flags) - k} more in safety.red_flags" if k < len(flags) else ""
+        action = f"{EMERGENCY_HEAD} (red flags: {'; '.join(f.message for f in flags[:k])}{more}).{tail}"
+        if len(action) <= 600:
+            return action
+    return f"{EMERGENCY_HEAD} (see safety.red_flags).{tail}"
+
+
+# "Avoid ibuprofen", "do not take aspirin", "instead of codeine": the drug is being ruled out, not prescribed;
+# a later "take" starts a prescription again ("avoid heavy lifting and take ibuprofen").
+_AVOIDED = re.compile(
+    r"\b(?:avoid(?:ing)?|do not (?:take|use|give|start|prescribe)|don't (?:take|use|give|start)|never (?:take|use|"
+    r"give)|not (?:to )?(?:take|use|be given)|stop(?:ping)?|discontinu\w*|hold(?:ing)?|withh[oe]ld\w*|"
+    r"instead of|rather than|in place of|allergic to|allergy to|allergies to|reaction to|reacted to|anaphylaxis to|"
+    r"intoleran\w* (?:of|to)|sensitive to|contraindicated|without|alternatives? to|other than|substitutes? for|"
+    r"stay away from|steer clear of|keep away from|should not (?:take|use|be given)|shouldn'?t (?:take|use)|must not "
+    r"(?:take|use)|no more|not safe)\b(?:\s+(?:taking|using|giving|starting|any|the|all))*(?:(?!\b(?:take|taking|use|using|start|starting|give|try|begin|prescribe|switch to|then)\b)[^.;:]){0,80}$",
+    re.I,
+)
+# "your NSAID allergy", "ibuprofen is contraindicated", "aspirin should be avoided": named to be ruled out.
+_AVOIDED_AFTER = re.compile(
+    r"^[\s,]*(?:(?:\w+\s+){0,2}(?:allerg\w*|intoleran\w*|sensitivity|hypersensitivity|reaction|rxn)\b|(?:is|are|"
+    r"was|were|should be|must be|has been|have been)\s+(?:\w+\s+)?(?:avoided|contraindicated|not recommended|not safe|"
+    r"unsafe|stopped|discontinued|held)\b|-?\s*free\b)",
+    re.I,
+)
+# "Continue metformin", "increase lisinopril to 20 mg": the current drug itself, not a second prescription of it.
+_CONTINUED = re.compile(
+    r"\b(?:continue|continuing|keep taking|keep on|remain on|stay on|maintain|current|currently|already "
+    r"(?:taking|on)|adjust|titrate|increase|decrease|reduce|lower|raise|taper|review|monitor|check|switch from|"
+    r"dose of|levels? of)\b[^.;:]{0,50}$",
+    re.I,
+)
+
+
+def stated_allergies(record: PatientRecord) -> list[str]:
+    """The record's allergy list, then allergens stated in any other field ("allergic to sulfa", "PCN allergy",
+    "throat swelled up after Bactrim"), as written."""
+    out = list(record.allergies)
+    for a in record_allergies(record):
+        if a.written not in out and not any(a.written in entry for entry in record.allergies):
+            out.append(a.written)
+    return out
+
+
+def _texts(item) -> list[tuple[str, str]]:
+    """(field, text) of every string in an item: the item itself, or each str and list-of-str field."""
+    if isinstance(item, str):
+        return [("", item)]
+    out = []
+    for name, value in item.model_dump().items():
+        values = value if isinstance(value, list) else [value]
+        out.extend((name, v) for v in values if isinstance(v, str))
+    return out
+
+
+def prescribed(text: str) -> list[DrugMention]:
+    """Drugs a free-text item recommends: "avoid NSAIDs" or "stop aspirin" names a drug without prescribing it."""
+    return _prescribed(text, "")
+
+
+def _prescribed(text: str, field_name: str) -> list[DrugMention]:
+    """The drugs a text recommends: every mention except those it says to avoid; a medication name is whole."""
+    if field_name == "name":
+        found = resolve(text)
+        return [found] if found is not None else []
+    return [
+        m for m in find_drugs(text)
+        if not _AVOIDED.search(text[: m.start]) and not _AVOIDED_AFTER.match(text[m.end :])
+    ]  # fmt: skip
+
+
+@dataclass
+class SafetyResult:
+    sections: Sections
+    safety: Safety
+    flag_codes: list[str] = field(default_factory=list)
+    duplicates: list[DuplicateTherapy] = field(default_factory=list)
+
+
+def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
+    """The published sections and the safety block for one record; a pure function of its inputs."""
+    out = sections.model_copy(deep=True)
+    allergies = record_allergies(record)
+    conflicts: list[AllergyConflict] = []
+    cautions: list[AllergyConflict] = []
+
+    def check(item, section: str) -> bool:
+        """Record the item's allergy findings; True when it must be removed."""
+        remove = False
+        for field_name, text in _texts(item):
+            for drug in _prescribed(text, field_name):
+                found = [(a, m) for a in allergies if (m := match(drug, a)) is not None]
+                removed = [(a, m) for a, m in found if m.action == "removed"]
+                seen = set()
+                for allergy, m in removed or found:  # a removal says enough; cautions only when none
+                    if (allergy.written, m.rule) in seen:
+                        continue
+                    seen.add((allergy.written, m.rule))
+                    entry = AllergyConflict(
+                        medication=drug.text.strip(), ingredient=drug.label, allergy=allergy.written, rule=m.rule,
+                        action=m.action, section=section, reaction=allergy.reaction, reaction_kind=allergy.kind,
+                        reason=f"{m.rule.replace('_', ' ')} ({m.detail})"
+                        + ("; item removed" if m.action == "removed" else "; kept, review before use"),
+                    )  # fmt: skip
+                    (conflicts if m.action == "removed" else cautions).append(entry)
+                remove = remove or bool(removed)
+        return remove
+
+    for section in SECTION_NAMES:
+        items = getattr(out, section)
+        if section == "immediate_actions":
+            items = [i for i in items if not _EMERGENCY_LINE.match(i)]
+        setattr(out, section, [item for item in items if not check(item, section)])
+
+    duplicates = duplicate_therapy(record, out)
+    found = [
+        InteractionFinding(**vars(f))
+        for f in interactions(_current(record, out), [d for d, _ in _recommended(out)])
+    ]
+    flags = red_flags(record)
+    if flags:
+        out.immediate_actions = [emergency_action(flags), *out.immediate_actions][:MAX_ITEMS]
+    safety = Safety(
+        red_flags=[RedFlagItem(code=f.code, message=f.message) for f in flags],
+        allergy_conflicts=conflicts,
+        cautions=cautions,
+        duplicate_medications=duplicates,
+        interactions=found,
+    )
+    return SafetyResult(out, safety, [f.code for f in flags], duplicates)
+
+
+# "Stop lisinopril", "switch from lisinopril to losartan": the current drug is on its way out.
+_STOPPED = re.compile(
+    r"\b(?:stop(?:ping)?|discontinu\w*|switch\w* (?:\w+ )?from|chang\w* (?:\w+ )?from|replac\w*|instead of|in place of|"
+    r"rather than|taper\w* (?:off )?|wean\w* (?:off )?|come off|cease|hold(?:ing)?)\b[^.;:]{0,60}$",
+    re.I,
+)
+
+
+def _stopped(sections: Sections) -> set[str]:
+    """Ingredients the recommendation stops or replaces anywhere."""
+    return {
+        i for s in SECTION_NAMES for item in getattr(sections, s) for _, text in _texts(item)
+        for m in find_drugs(text) if _STOPPED.search(text[: m.start]) for i in m.ingredients
+    }  # fmt: skip
+
+
+def _current(record: PatientRecord, sections: Sections | None = None) -> list[DrugMention]:
+    """Current medications, less those the recommendation stops."""
+    stopped = _stopped(sections) if sections is not None else set()
+    return [
+        m for c in record.medications
+        if (m := resolve(c)) is not None and not (m.ingredients and set(m.ingredients) <= stopped)
+    ]  # fmt: skip
+
+
+def _recommended(sections: Sections) -> list[tuple[DrugMention, bool]]:
+    """(drug, named in ``medications``) for every drug the sections start; continuing a current one is not."""
+    named = [
+        m for med in sections.medications
+        if (m := resolve(med.name)) is not None and not re.search(r"\b(?:continue|current)", med.name, re.I)
+    ]  # fmt: skip
+    in_text = [
+        d for s in SECTION_NAMES if s != "medications" for item in getattr(sections, s)
+        for _, text in _texts(item) for d in _prescribed(text, "") if not _CONTINUED.search(text[: d.start])
+    ]  # fmt: skip
+    return [(d, True) for d in named] + [(d, False) for d in in_text]
+
+
+_RAAS = frozenset({"ace_inhibitors", "arbs", "renin_inhibitors"})
+
+
+def _dual_raas(a: DrugMention, b: DrugMention) -> str | None:
+    """Two different renin-angiotensin blockers (KDIGO 2021: never combine ACEi, ARB, aliskiren)."""
+    ca, cb = a.lineage & _RAAS, b.lineage & _RAAS
+    if ca and cb and ca != cb and not (ca & cb):
+        return f"dual renin-angiotensin blockade ({sorted(ca)[0]} with {sorted(cb)[0]})"
+    return None
+
+
+def duplicate_therapy(record: PatientRecord, sections: Sections) -> list[DuplicateTherapy]:
+    """Recommended drugs that repeat a current medication, or each other, by ingredient or class, or that add a
+    second renin-angiotensin blocker."""
+    kept = {id(m) for m in _current(record, sections)}
+    current = [(c, m) for c in record.medications if (m := resolve(c)) is not None and id(m) in kept]
+    recommended = _recommended(sections)
+    named = [d for d, is_named in recommended if is_named]
+    out, seen = [], set()
+    for i, drug in enumerate(d for d, _ in recommended):
+        # Against current medications always; against another recommended one only within `medications`.
+        others = [(c, m, "already taking") for c, m in current]
+        if i < len(named):
+            others += [(o.text, o, "also recommended") for o in named[:i]]
+        for written, other, where in others:
+            why = same_therapy(drug, other) or _dual_raas(drug, other)
+            key = (drug.label, written.lower())
+            if why is None or key in seen:
+                continue
+            seen.add(key)
+            rule = (
+                "same_drug"
+                if why.startswith("same drug")
+                else "same_class"
+                if why.startswith("same")
+                else ("dual_raas_blockade")
+            )
+            out.append(DuplicateTherapy(
+                medication=drug.text.strip(), current=written, rule=rule, reason=f"{why}: {where} {written}"
+            ))  # fmt: skip
+    return out

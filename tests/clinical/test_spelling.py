@@ -1,0 +1,23 @@
+"""Spelling: the edit distance, the fuzzy name index, and the seeded typing slips of reworded patients."""
+
+from __future__ import annotations
+
+import random
+
+from medlora.clinical.spelling import FuzzyIndex, edit_distance, misspell
+
+
+def test_edit_distance_counts_a_transposition_as_one_edit_and_stops_at_the_limit():
+    assert edit_distance("uveitis", "uvietis", 2) == 1
+    assert edit_distance("gout", "gut", 2) == 1
+    assert edit_distance("asthma", "psoriasis", 2) == 3  # limit + 1, not the full distance
+    idx = FuzzyIndex(["antiphospholipid", "antithrombin", "gout"])
+    assert idx.lookup("antiphosoholipid", 2)[0] == (1, "antiphospholipid")
+    assert idx.lookup("gut", 0) == []
+
+
+def test_misspell_is_seeded_and_changes_the_longest_word():
+    a = misspell("granulomatosis with polyangiitis", random.Random(3))
+    b = misspell("granulomatosis with polyangiitis", random.Random(3))
+    assert a == b and a != "granulomatosis with polyangiitis" and a.endswith("with polyangiitis")
+    assert misspell("gout", random.Random(0)) == "gout"  # too short to misspell safely

@@ -1,0 +1,75 @@
+import pytest
+from pydantic import ValidationError
+
+from medlora.common.schemas import (
+    DISCLAIMER,
+    SECTION_NAMES,
+    PatientRecord,
+    Recommendation,
+    Sections,
+    parse_sections,
+    sections_json,
+)
+
+
+def test_seven_sections_in_order():
+    assert SECTION_NAMES == (
+        "immediate_actions",
+        "medications",
+        "lifestyle",
+        "follow_up",
+        "specialist_referrals",
+        "monitoring",
+        "patient_education",
+    )
+
+
+def test_round_trip_and_disclaimer():
+    s = Sections(lifestyle=["Walk daily."], medications=[{"name": "metformin"}])
+    assert parse_sections(sections_json(s)) == s
+    rec = Recommendation(**s.model_dump())
+    assert rec.safety.disclaimer == DISCLAIMER
+    with pytest.raises(ValidationError):
+        Recommendation(safety={"disclaimer": "whatever"})
+
+
+@pytest.mark.parametrize(
+    "record, field",
+    [
+        ({"age": 130, "conditions": ["x"]}, "age"),
+        ({"conditions": ["x"], "vitals": {"spo2": 120}}, "vitals.spo2"),
+        ({"conditions": ["x"], "height": 3}, "height"),
+        ({"age": 40}, "a record needs at least one condition"),
+        ({"conditions": ["x\x00y"]}, "control characters"),
+        ({"conditions": ["x"], "notes": "n" * 2001}, "notes"),
+        ({"conditions": "asthma"}, "conditions"),
+        ({"conditions": ["x"], "sex": "f"}, "sex"),
+        ({"conditions": ["x"], "vitals": {"systolic_bp": 70, "diastolic_bp": 130}}, "were they swapped"),
+        ({"conditions": ["x"], "vitals": {"systolic_bp": 90, "diastolic_bp": 90}}, "must be below systolic"),
+    ],
+)
+def test_invalid_records_name_the_field(record, field):
+    with pytest.raises(ValidationError) as e:
+        PatientRecord.model_validate(record)
+    text = str(e.value)
+    assert field.split(".")[0] in text or field in text
+
+
+def test_diastolic_below_systolic_is_accepted_and_either_alone_too():
+    for vitals in ({"systolic_bp": 130, "diastolic_bp": 70}, {"diastolic_bp": 130}, {"systolic_bp": 70}):
+        assert PatientRecord.model_validate({"conditions": ["x"], "vitals": vitals}).vitals
+
+
+def test_valid_record():
+    r = PatientRecord.model_validate(
+        {
+            "patient_id": "p1",
+            "age": 54,
+            "sex": "female",
+            "conditions": ["Hypertension"],
+            "allergies": ["penicillin"],
+            "vitals": {"systolic_bp": 150, "spo2": 97},
+            "notes": "line one\nline two",
+        }
+    )
+    assert r.vitals.systolic_bp == 150 and r.notes == "line one\nline two"
