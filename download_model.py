@@ -27,11 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medlora.clinical.conditions import EditRule, Lexicon
+from medlora.clinical.conditions import Lexicon
+from medlora.clinical.spelling import EditRule
 from medlora.common.cli import UsageError, run_stage
 from medlora.common.files import write_json, write_jsonl
 from medlora.common.progress import step
 from medlora.data import medquad
+from medlora.data.passages import ApproxTokenizer, build_passages
 from medlora.data.prompts import count_tokens, render
 from medlora.datasets import patients
 from medlora.datasets import treatment as treatment_data
@@ -244,7 +246,7 @@ def build_index(
     test no-evidence topics."""
     import random
 
-    passages = retrieval.build_passages(split_pairs, tokenizer or retrieval.ApproxTokenizer())
+    passages = build_passages(split_pairs, tokenizer or ApproxTokenizer())
     infos = infos or []
     lexicon = Lexicon.build(
         sorted({p.focus for p in passages}),
@@ -278,7 +280,7 @@ def build_index(
     }
     index.meta["no_evidence_topics_available"] = {s: len(t) for s, t in topics.items()}
     index.meta["tokenizer"] = (
-        getattr(tokenizer, "name_or_path", "") if tokenizer else retrieval.ApproxTokenizer.name_or_path
+        getattr(tokenizer, "name_or_path", "") if tokenizer else ApproxTokenizer.name_or_path
     )
     log.info(
         "passage index: %d passages in %.1f s, evidence thresholds %s, edit rule %s",

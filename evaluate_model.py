@@ -49,7 +49,7 @@ from medlora.common.cli import UsageError, config_dict, fmt, run_stage
 from medlora.common.files import read_jsonl, sha256_files, update_json, write_json
 from medlora.common.progress import Progress, step
 from medlora.evaluation import grounding as grounding_eval
-from medlora.evaluation import metrics, multiple_choice
+from medlora.evaluation import metrics, multiple_choice, stats
 from medlora.evaluation import rows as eval_rows
 from medlora.model.loading import check_adapter_matches, load_model, missing_model_error, resolve_device
 from medlora.retrieval import index as retrieval
@@ -230,7 +230,7 @@ def evaluate_one(
         )
     correct = [int(p == it.answer_index) for p, it in zip(picks, mc_items, strict=True)]
     res.update(_correct=correct, accuracy=float(np.mean(correct)) if correct else None)
-    res["accuracy_ci"] = metrics.mean_ci(correct, idx["mc"])
+    res["accuracy_ci"] = stats.mean_ci(correct, idx["mc"])
     prompts = [r["messages"][:-1] for r in gen_rows]
     answers, ended = metrics.greedy_generate(
         model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size, f"{name}: answers"
@@ -315,8 +315,8 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
     limits["treatment"] = capped("treatment", cfg.limit_treatment, len(treatment))
     treat_rows = metrics.seeded_order(treatment, cfg.seed, "treatment")[: limits["treatment"]["used"]]
     idx = {
-        "mc": metrics.bootstrap_indices(len(mc_items), cfg.bootstrap, cfg.seed),
-        "gen": metrics.bootstrap_indices(len(gen_rows), cfg.bootstrap, cfg.seed + 1),
+        "mc": stats.bootstrap_indices(len(mc_items), cfg.bootstrap, cfg.seed),
+        "gen": stats.bootstrap_indices(len(gen_rows), cfg.bootstrap, cfg.seed + 1),
     }
     started = time.time()
     with step("baselines (retrieval, word overlap, grounding, no-model rows)"):

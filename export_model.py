@@ -33,8 +33,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from medlora.common.cli import UsageError, run_stage
-from medlora.common.files import make_temp_dir, replace_dir, sha256_files, write_json
+from medlora.common.files import make_temp_dir, replace_dir, sha256_file, sha256_files, write_json
 from medlora.data.prompts import TREATMENT_SYSTEM
+from medlora.data.templates import template_family
 from medlora.export import gguf as export
 from medlora.model.loading import load_model
 
@@ -113,7 +114,7 @@ def main(cfg: ExportConfig) -> Path:
         else Path(cfg.base_model)
     )
 
-    family = export.template_family(tokenizer.chat_template)
+    family = template_family(tokenizer.chat_template)
     if family is None:
         raise UsageError(
             f"the chat template in {tok_dir} is neither TinyLlama's nor ChatML: llama.cpp serving and the "
@@ -139,7 +140,7 @@ def main(cfg: ExportConfig) -> Path:
                 "file": path.name,
                 "quantisation": quant,
                 "bytes": path.stat().st_size,
-                "sha256": export.sha256(path),
+                "sha256": sha256_file(path),
                 "source_adapter": info["adapter"],
                 "source_adapter_sha256": adapter_hash,
                 "base_model": info["base"],

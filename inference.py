@@ -56,7 +56,7 @@ from medlora.common.schemas import (
     error_line,
     load_record,
 )
-from medlora.generation.hf import DEFAULT_MAX_NEW_TOKENS
+from medlora.generation.base import DEFAULT_MAX_NEW_TOKENS
 from medlora.retrieval.index import (
     DEFAULT_K,
     DEFAULT_MAX_CONTEXT_TOKENS,

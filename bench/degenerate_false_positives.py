@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from medlora.common.text import split_sentences  # noqa: E402
 from medlora.data.medquad import ReadReport, read_source  # noqa: E402
-from medlora.datasets.treatment import split_sentences  # noqa: E402
 from medlora.grounding.publishable import degenerate  # noqa: E402
 
 MAX_ITEM_CHARS = 600  # the schema's Text limit

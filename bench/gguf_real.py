@@ -162,7 +162,7 @@ def main(cfg: GGUFRealConfig) -> dict[str, Any]:
 
     result: dict[str, Any] = {"benchmark": "gguf_real", "config": dict(cfg.__dict__)}
     result["environment"] = common.environment("cpu", 1)
-    from medlora.generation.hf import llama_cpu
+    from medlora.generation import llama_cpu
 
     result["llama_cpp_system_info"] = llama_cpu.system_info()
     jobs_cases = cases(cfg)

@@ -24,11 +24,11 @@ sys.path.insert(0, str(ROOT))
 from medlora.clinical.drugs import resolve  # noqa: E402
 from medlora.common.schemas import MAX_PASSAGES, SECTION_NAMES, PatientRecord, to_published  # noqa: E402
 from medlora.data.medquad import ReadReport, deduplicate, focus_key, read_source  # noqa: E402
+from medlora.data.passages import ApproxTokenizer, build_passages  # noqa: E402
+from medlora.datasets.targets import extractive_target  # noqa: E402
 from medlora.datasets.treatment import SECTION_QTYPES, treatment_target  # noqa: E402
 from medlora.grounding.check import check_grounding  # noqa: E402
 from medlora.grounding.support import giving, names_drug  # noqa: E402
-from medlora.grounding.targets import extractive_target  # noqa: E402
-from medlora.retrieval.index import ApproxTokenizer, build_passages  # noqa: E402
 
 
 def main() -> None:

@@ -74,7 +74,7 @@ def length_rates(index, rows: list[dict], split: str, source: Path) -> dict:
 
     from medlora.data import medquad
     from medlora.datasets import patients
-    from medlora.retrieval.index import rules as retrieval_rules
+    from medlora.retrieval import rules as retrieval_rules
 
     foci = sorted({r["focus"] for r in rows if r["variant"] != "no_evidence"})
     rng = random.Random(f"bench-{split}-rates")

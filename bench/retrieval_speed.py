@@ -28,10 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 from common import SHARED, check_output, environment, median, table, write_results  # noqa: E402
 
-from medlora import medquad, retrieval  # noqa: E402
 from medlora.common.cli import UsageError, run_stage  # noqa: E402
 from medlora.common.schemas import PatientRecord  # noqa: E402
+from medlora.data import medquad  # noqa: E402
+from medlora.data.passages import build_passages, pair_id  # noqa: E402
 from medlora.evaluation.grounding import recall_at_k  # noqa: E402
+from medlora.retrieval import index as retrieval  # noqa: E402
 
 log = logging.getLogger("bench.retrieval")
 
@@ -67,7 +69,7 @@ def main(cfg: RetrievalBenchConfig) -> dict:
     split_pairs = medquad.split_by_focus(pairs, 0.05, 0.10, cfg.seed)
 
     t0 = time.perf_counter()
-    passages = retrieval.build_passages(split_pairs, tok)
+    passages = build_passages(split_pairs, tok)
     t1 = time.perf_counter()
     index = retrieval.BM25Index.build(passages)
     t2 = time.perf_counter()
@@ -98,9 +100,7 @@ def main(cfg: RetrievalBenchConfig) -> dict:
         : cfg.qa_sample
     ]
     own = sum(
-        any(
-            h.passage.pair_id == retrieval.pair_id(p) for h in loaded.search(p.question, 4, splits=("train",))
-        )
+        any(h.passage.pair_id == pair_id(p) for h in loaded.search(p.question, 4, splits=("train",)))
         for p in train_qa
     )
     lengths = sorted(p.n_tokens for p in passages)

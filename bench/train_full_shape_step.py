@@ -26,10 +26,10 @@ from typing import Literal
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from medlora import training  # noqa: E402
 from medlora.common.cli import UsageError, run_stage  # noqa: E402
 from medlora.common.files import write_json  # noqa: E402
 from medlora.model.loading import resolve_device  # noqa: E402
+from medlora.training import run as training  # noqa: E402
 
 log = logging.getLogger("train_full_shape_step")
 

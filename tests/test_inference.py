@@ -25,7 +25,7 @@ from medlora.common.schemas import (
     Recommendation,
     Sections,
 )
-from medlora.generation.hf import Generated
+from medlora.generation.base import Generated
 from medlora.safety.rules import apply_safety
 from medlora.serving.logs import hash_id, id_key
 

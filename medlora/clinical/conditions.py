@@ -19,9 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..data.medquad import focus_key
-from .spelling import GENERIC, EditRule, FuzzyIndex, edit_distance, misspell
-
-__all__ = ["EditRule", "FuzzyIndex", "edit_distance", "misspell"]
+from .spelling import GENERIC, EditRule, FuzzyIndex, edit_distance
 
 # Words that qualify a condition without changing which topic answers it ("chronic" is kept where it is part of
 # a name: it is dropped only when what is left is a known name, see ``Lexicon.lookup``).

@@ -100,6 +100,15 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 of one file's bytes, read in chunks (GGUF files and wheels run to gigabytes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def sha256_files(paths: Iterable[str | Path]) -> str:
     """One hash over several files (name and content), so a model can name the exact data it saw."""
     h = hashlib.sha256()

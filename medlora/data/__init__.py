@@ -1,0 +1,1 @@
+"""MedQuAD and the prompt format: reading and splitting the collection, passages, prompts, chat templates."""

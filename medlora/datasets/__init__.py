@@ -1,0 +1,1 @@
+"""The training examples: synthetic patients, treatment targets, grounded (RAFT) examples."""

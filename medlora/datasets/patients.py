@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..common.schemas import PatientRecord, Vitals
+from ..common.text import plain_words
 
 # ------------------------------------------------------------------------------------------------------- age
 
@@ -321,8 +322,8 @@ def descriptive_text(answers: dict) -> str:
 
 
 def _same_condition(a: str, b: str) -> bool:
-    words = lambda s: set(re.findall(r"[a-z0-9]+", s.lower())) - {"disease", "disorder", "syndrome"}  # noqa: E731
-    return bool(words(a) & words(b))
+    generic = {"disease", "disorder", "syndrome"}
+    return bool((set(plain_words(a)) - generic) & (set(plain_words(b)) - generic))
 
 
 def make_patient(
@@ -411,7 +412,7 @@ def reworded_condition(focus: str, lexicon: Any, rng: random.Random) -> tuple[st
     a lay name, or a misspelling (one or two typing slips); ``(text, kind)``, or None when none differs from it.
 
     ``lexicon`` is a ``medlora.clinical.conditions.Lexicon``: its names for the focus are the aliases to draw from."""
-    from ..clinical.conditions import misspell
+    from ..clinical.spelling import misspell
     from ..data.medquad import focus_key
 
     key = focus_key(focus)

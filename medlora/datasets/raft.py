@@ -14,18 +14,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..common.schemas import SECTION_NAMES, Sections
+from ..common.schemas import SECTION_NAMES, UNCITED_SECTIONS, Sections
 from ..data.medquad import focus_key
+from ..data.passages import Passage
 from ..data.prompts import treatment_messages
-from ..grounding.check import UNCITED_SECTIONS, ground_target, supports
+from ..grounding.support import supports
 from ..retrieval.index import (
     DEFAULT_K,
     DEFAULT_MAX_CONTEXT_TOKENS,
     BM25Index,
-    Passage,
     condition_query,
     retrieve_for_record,
 )
+from .targets import ground_target
 
 DEFAULT_NO_RELEVANT_SHARE = 0.2
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..clinical import drugs
+from ..clinical.claims import not_a_treatment
 from ..common.progress import progress
 from ..common.schemas import (
     SECTION_NAMES,
@@ -29,6 +30,7 @@ from ..common.schemas import (
     Referral,
     Sections,
 )
+from ..common.text import split_sentences
 from ..data.medquad import QAPair, example_id, focus_key, qa_example
 from ..data.prompts import treatment_messages
 from ..safety.rules import apply_safety, duplicate_therapy
@@ -48,7 +50,6 @@ TREATMENT_QTYPES = ("treatment",)
 ITEMS_PER_SECTION = 3
 MAX_SENTENCE_CHARS = 280
 
-_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])|\s+-\s+")
 _DRUGS = re.compile(
     r"\b(?:drugs?|medicines?|medications?)\s+(?:called|such as|including|like)\s+([^.;:()]+)", re.I
 )
@@ -85,11 +86,6 @@ def follow_up_item(sentence: str) -> FollowUp | None:
         return None
     word = _TIMING_WORDS.search(sentence)
     return FollowUp(timing=word.group(1).lower() if word else FOLLOW_UP_TIMING_UNSTATED, purpose=sentence)
-
-
-def split_sentences(text: str) -> list[str]:
-    """Every sentence and list item of ``text``, unfiltered: the project's one sentence splitter."""
-    return [s for part in _SENT.split(text) if (s := part.strip(" -"))]
 
 
 def sentences(text: str) -> list[str]:
@@ -138,18 +134,6 @@ _TREATMENT_CUE = re.compile(
     r"manage\w*|control\w*|help\w*)\b",
     re.I,
 )
-_NOT_A_TREATMENT = re.compile(
-    r"\b(avoid\w*|should not|do not|don't|never|not recommended|contraindicated|caus\w+|induced|side effects?|"
-    r"interact\w*|levels? of|deficien\w*|neurotransmitters?|toxicity|overdose|allerg\w*|rather than|"
-    r"instead of|without success|resistan\w*|not effective|ineffective)\b",
-    re.I,
-)
-
-
-def not_a_treatment(sentence: str) -> bool:
-    """Does the sentence forbid, warn against or only mention a drug (harms, interactions, levels) rather than
-    give it? Such a sentence never yields a target medication, nor supports one (medlora/grounding/support.py)."""
-    return bool(_NOT_A_TREATMENT.search(sentence))
 
 
 def sentence_medications(sentence: str) -> list[str]:

@@ -27,16 +27,13 @@ from typing import Any
 import numpy as np
 
 from ..common.progress import Progress
-from ..common.schemas import SECTION_NAMES, Citations, PatientRecord, Sections, to_published
+from ..common.schemas import SECTION_NAMES, UNCITED_SECTIONS, Citations, PatientRecord, Sections, to_published
 from ..data.medquad import focus_key
-from ..grounding.check import UNCITED_SECTIONS, citation_scores, extractive_target
-from ..retrieval.index import (
-    BM25Index,
-    Passage,
-    condition_query,
-    retrieve_for_record,
-)
-from .metrics import bootstrap_indices, ratio_ci
+from ..data.passages import Passage
+from ..datasets.targets import extractive_target
+from ..retrieval.index import BM25Index, condition_query, retrieve_for_record
+from .citations import citation_scores
+from .stats import bootstrap_indices, ratio_ci
 
 
 def retrieval_metrics(
@@ -230,7 +227,7 @@ def calibration(
     section is correct when it is empty exactly when the target's is, and every item it has is supported by the
     passages it cites."""
     from ..common.schemas import GroundedSections
-    from ..grounding.check import supports
+    from ..grounding.support import supports
 
     conf, correct = [], []
     for g, row in zip(generated, rows, strict=True):

@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import random
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -24,7 +23,9 @@ import numpy as np
 
 from ..common.progress import Progress
 from ..common.schemas import SECTION_NAMES, parse_any_sections
+from ..common.text import plain_words
 from ..data.prompts import Message, encode_prompt
+from .stats import mean_ci, percentile_ci
 
 log = logging.getLogger(__name__)
 
@@ -80,39 +81,6 @@ def rouge_l_scores(hypotheses: Sequence[str], references: Sequence[str]) -> list
         if bar is not None:
             bar.update()
     return out
-
-
-# ------------------------------------------------------------------------------------------------- bootstrap
-
-
-def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """Resampled item indices, shape (n_boot, n); reuse one draw for paired comparisons on the same items."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, n, size=(n_boot, n)) if n else np.zeros((n_boot, 0), dtype=np.int64)
-
-
-def percentile_ci(samples: np.ndarray) -> list[float]:
-    lo, hi = np.percentile(samples, [2.5, 97.5])
-    return [float(lo), float(hi)]
-
-
-def ratio_ci(num: Any, den: Any, idx: np.ndarray) -> tuple[float | None, list[float] | None]:
-    """sum(num) / sum(den) over items and its bootstrap 95% interval, ``idx`` from ``bootstrap_indices``.
-
-    The project's one bootstrap of a rate: a mean is ``ratio_ci(values, ones)``, a rate over a subset of items is
-    ``ratio_ci(hits * in_subset, in_subset)``. Resamples that hold no item of the subset are left out; no item
-    at all gives (None, None)."""
-    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
-    if not len(den) or den.sum() == 0:
-        return None, None
-    sums_n, sums_d = num[idx].sum(axis=1), den[idx].sum(axis=1)
-    ok = sums_d > 0
-    return float(num.sum() / den.sum()), percentile_ci(sums_n[ok] / sums_d[ok])
-
-
-def mean_ci(values: Sequence[float], idx: np.ndarray) -> list[float] | None:
-    v = np.asarray(values, dtype=np.float64)
-    return ratio_ci(v, np.ones(len(v)), idx)[1]
 
 
 def bleu_ci(stats: np.ndarray, idx: np.ndarray) -> list[float] | None:
@@ -238,18 +206,12 @@ def treatment_scores(texts: Sequence[str]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------- retrieval
 
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def _terms(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
 
 class TfidfRetriever:
     """Cosine similarity of TF-IDF vectors (smoothed idf, l2-normalised), with numpy and an inverted index."""
 
     def __init__(self, documents: Sequence[str]):
-        docs = [Counter(_terms(d)) for d in documents]
+        docs = [Counter(plain_words(d)) for d in documents]
         df = Counter(t for d in docs for t in d)
         n = len(docs)
         self.idf = {t: math.log((1 + n) / (1 + c)) + 1 for t, c in df.items()}
@@ -265,7 +227,7 @@ class TfidfRetriever:
 
     def nearest(self, query: str) -> int:
         """Index of the most similar document (ties and no overlap: the lowest index)."""
-        q = {t: c * self.idf[t] for t, c in Counter(_terms(query)).items() if t in self.idf}
+        q = {t: c * self.idf[t] for t, c in Counter(plain_words(query)).items() if t in self.idf}
         scores = np.zeros(self.n)
         for t, w in q.items():
             js, ws = self.postings[t]

@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from ..common.text import plain_words
 from ..data.medquad import focus_key
 from ..data.prompts import IGNORE_INDEX, Message, encode_example
-from .metrics import mean_ci, seeded_order
+from .metrics import seeded_order
+from .stats import mean_ci
 
 
 @dataclass
@@ -194,11 +196,9 @@ def build_mc_items(
 
 # ---------------------------------------------------------------------------------------------- shortcut
 
-_WORD = re.compile(r"[a-z0-9]+")
 
-
-def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
+def _word_set(text: str) -> set[str]:
+    return set(plain_words(text))
 
 
 def shortcut_scores(items: Sequence[MCItem]) -> list[float]:
@@ -206,8 +206,8 @@ def shortcut_scores(items: Sequence[MCItem]) -> list[float]:
     the true answer alone, 1/k when the true answer ties with k-1 others (a fair coin among the tied), else 0."""
     out = []
     for it in items:
-        question = _words(it.prompt[-1]["content"])
-        overlap = [len(question & _words(o)) for o in it.options]
+        question = _word_set(it.prompt[-1]["content"])
+        overlap = [len(question & _word_set(o)) for o in it.options]
         best = [i for i, n in enumerate(overlap) if n == max(overlap)]
         out.append(1 / len(best) if it.answer_index in best else 0.0)
     return out

@@ -42,11 +42,21 @@ from typing import Any
 import numpy as np
 
 from ..clinical import drugs
-from ..common.schemas import SECTION_NAMES, Citations, PatientRecord, Sections, parse_any_sections
-from ..grounding.check import UNCITED_SECTIONS, check_output, item_text, supports
-from ..retrieval.index import Passage
+from ..common.schemas import (
+    SECTION_NAMES,
+    UNCITED_SECTIONS,
+    Citations,
+    PatientRecord,
+    Sections,
+    item_text,
+    parse_any_sections,
+)
+from ..data.passages import Passage
+from ..grounding.check import check_output
+from ..grounding.support import supports
 from ..safety.rules import apply_safety
-from .metrics import bootstrap_indices, percentile_ci, ratio_ci, rouge_l_scores
+from .metrics import rouge_l_scores
+from .stats import bootstrap_indices, percentile_ci, ratio_ci
 
 EMERGENCY = re.compile(r"\bemergency\b|\b(?:911|999|112)\b|\bambulance\b", re.I)
 

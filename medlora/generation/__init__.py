@@ -1,0 +1,1 @@
+"""Schema-constrained decoding on two backends (transformers and llama.cpp) over one grammar."""

@@ -29,15 +29,9 @@ from typing import Any
 
 from ..common.cli import UsageError
 from ..common.schemas import PatientRecord
-from ..data.prompts import encode_prompt, instructions_ids, treatment_messages
-from ..export.gguf import render_template, template_family
-from .hf import (
-    DEFAULT_MAX_NEW_TOKENS,
-    Generated,
-    bytes_tokenizer_info,
-    finish_row,
-    sections_grammar,
-)
+from ..data.prompts import instructions_ids
+from ..data.templates import render_template, template_family
+from .base import DEFAULT_MAX_NEW_TOKENS, Generated, GrammarGenerator, bytes_tokenizer_info, finish_row
 from .prompt_lookup import PromptLookup
 
 log = logging.getLogger(__name__)
@@ -255,7 +249,7 @@ def gguf_model_info(path: str | Path, llm: Any) -> dict[str, Any]:
     return {"base": llm.metadata.get("general.name") or str(path), "revision": None, "adapter": None}
 
 
-class LlamaSectionsGenerator:
+class LlamaSectionsGenerator(GrammarGenerator):
     """``SectionsGenerator``'s interface on llama.cpp: ``prompt_ids`` and ``generate`` with the same arguments,
     ``Generated`` results with the same citations and per-section token probabilities."""
 
@@ -284,19 +278,9 @@ class LlamaSectionsGenerator:
         # EOS is the only end of turn, as on the transformers path.
         self._other_eog = np.array([t for t in range(self.n_vocab) if t != self.eos_id
                                     and llama_cpp.llama_vocab_is_eog(self.tokenizer._vocab, t)], dtype=np.int32)  # fmt: skip
-        self.compiler = grammar_compiler(self.tokenizer, self.n_vocab)
-        self._grammars: dict[int, Any] = {}
+        super().__init__(grammar_compiler(self.tokenizer, self.n_vocab), self.tokenizer)
         self.grammar(0)  # fail now, not mid-request
         self._instructions = instructions_ids(self.tokenizer)
-
-    def grammar(self, n_passages: int) -> Any:
-        """``generation.sections_grammar`` for this passage count, compiled once per count."""
-        if n_passages not in self._grammars:
-            self._grammars[n_passages] = self.compiler.compile_grammar(sections_grammar(n_passages))
-        return self._grammars[n_passages]
-
-    def prompt_ids(self, record: PatientRecord, passages: Sequence[Any] = ()) -> list[int]:
-        return encode_prompt(self.tokenizer, treatment_messages(record, passages=passages))
 
     def generate(
         self,

@@ -15,8 +15,7 @@ no evidence), then, given the passages that were in the prompt, ``check_groundin
 - a medication's dose or frequency appears, as whole tokens, in a cited sentence giving the drug (or in the
   patient's own line for it), else null.
 
-docs/grounding.md says exactly what this guarantees and what it does not. The training-target rules live in
-``medlora.grounding.targets`` and the evaluation counts in ``medlora.grounding.citations`` (both re-exported here).
+docs/grounding.md says exactly what this guarantees and what it does not.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from typing import Any
 
 from ..clinical.drugs import resolve
 from ..common.schemas import (
+    EMERGENCY_LINE,
     SECTION_NAMES,
     Citations,
     Grounding,
@@ -34,29 +34,21 @@ from ..common.schemas import (
     SectionConfidence,
     Sections,
     UnsupportedItem,
+    item_fields,
+    item_text,
 )
-from ..retrieval.index import Hit, Passage
-from ..safety.rules import _EMERGENCY_LINE
-from .citations import citation_scores
+from ..data.passages import Passage
+from ..retrieval.index import Hit
 from .publishable import own_medication, publishable
 from .support import (
     SUPPORT_THRESHOLD,
     drug_claims,
     giving,
-    item_text,
     names_drug,
     reverses,
     states,
     support,
-    supports,
 )
-from .targets import UNCITED_SECTIONS, extractive_target, ground_target
-
-__all__ = [  # the training-target and evaluation names stay importable from here for their callers
-    "SUPPORT_THRESHOLD", "UNCITED_SECTIONS", "GroundingResult", "check_grounding", "check_output",
-    "citation_scores", "extractive_target", "ground_target", "grounding_fields", "item_text",
-    "load_passages_file", "names_drug", "realign", "section_confidence", "sources_for", "support", "supports",
-]  # fmt: skip
 
 
 @dataclass
@@ -73,15 +65,6 @@ def _drugs(section: str, field_name: str, text: str) -> list[tuple[str, Any, boo
     if section == "medications" and field_name == "name":
         return [(text, resolve(text), True)]
     return [(m.text, m, given) for m, given in drug_claims(text)]
-
-
-def _fields(item: Any) -> list[tuple[str, str]]:
-    if isinstance(item, str):
-        return [("", item)]
-    out = []
-    for name, value in item.model_dump().items():
-        out.extend((name, v) for v in (value if isinstance(value, list) else [value]) if isinstance(v, str))
-    return out
 
 
 def _own_lines(drug: Any, record: PatientRecord) -> list[str]:
@@ -101,7 +84,7 @@ def _check_item(section: str, it: Any, cited: list[Passage], record: PatientReco
     label = it.name if section == "medications" else item_text(it)[:60]
     update: dict[str, Any] = {}
     dropped: list[str] = []
-    for field_name, text in _fields(it):
+    for field_name, text in item_fields(it):
         if field_name != "name" and any(states(text, t) for t in texts):
             continue  # a cited passage says it word for word: it names its drugs as the source does
         for written, drug, prescribed in _drugs(section, field_name, text):
@@ -162,7 +145,7 @@ def check_grounding(
         kept, kept_cites = [], []
         for i, it in enumerate(items):
             cited = sorted({n for n in (cites[i] if i < len(cites) else []) if 1 <= n <= len(passages)})
-            if name == "immediate_actions" and _EMERGENCY_LINE.match(it):
+            if name == "immediate_actions" and EMERGENCY_LINE.match(it):
                 out = it  # the safety rules drop it and decide the emergency themselves
             else:
                 out = _check_item(name, it, [passages[n - 1] for n in cited], record, report)

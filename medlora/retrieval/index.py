@@ -35,10 +35,9 @@ from ..clinical.conditions import Lexicon, Match
 from ..common.cli import UsageError
 from ..common.files import make_temp_dir, replace_dir, sha256_files, write_json
 from ..common.schemas import MAX_PASSAGES
+from ..common.text import words
 from ..data.medquad import SPLITS, focus_key
-from ..data.passages import PASSAGE_TOKENS, ApproxTokenizer, Passage, build_passages, pair_id
-
-__all__ = ["ApproxTokenizer", "Passage", "build_passages", "pair_id", "PASSAGE_TOKENS"]
+from ..data.passages import Passage
 
 log = logging.getLogger(__name__)
 
@@ -53,26 +52,6 @@ REBUILD_COMMAND = "python download_model.py --skip-model --medquad <your MedQuAD
 FALLBACK_EVIDENCE = {f"{route}:{band}": 0.5 for route in ("focus", "bm25") for band in ("1", "2", "3+")}
 # A passage names a condition "more than in passing" when its text holds the name at least this many times.
 MENTIONS_ABOUT = 2
-
-# A short English stop list: BM25 weighs common words down anyway, this only keeps queries and indexes small.
-_STOP_WORDS = (
-    "a an and are as at be by can do does for from has have how i in is it its may of on or that the their "
-    "there these they this to was what when which who will with you your"
-)
-_STOP = frozenset(_STOP_WORDS.split())
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def words(text: str) -> list[str]:
-    """Lower-case word tokens without stop words; a plural ``s`` is dropped so "treatments" finds "treatment"."""
-    out = []
-    for w in _WORD.findall(text.lower()):
-        if w in _STOP:
-            continue
-        if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
-            w = w[:-1]
-        out.append(w)
-    return out
 
 
 @dataclass(frozen=True)
@@ -212,7 +191,7 @@ class BM25Index:
     def _tokens(self, query: str) -> list[str]:
         """The query's words the index knows; an unknown word is replaced by the nearest known word within the
         val-chosen edit distance ("antiphosoholipid" -> "antiphospholipid")."""
-        from ..clinical.conditions import FuzzyIndex
+        from ..clinical.spelling import FuzzyIndex
 
         out = []
         for w in words(query):

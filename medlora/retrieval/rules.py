@@ -14,9 +14,11 @@ import random
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..clinical.conditions import EditRule, Lexicon, misspell, normal, strip_modifiers
+from ..clinical.conditions import Lexicon, normal, strip_modifiers
+from ..clinical.spelling import EditRule, misspell
+from ..common.text import words
 from ..data.medquad import FocusInfo, focus_key
-from .index import DEFAULT_K, BM25Index, Hit, condition_hits, search_hits, words
+from .index import DEFAULT_K, BM25Index, Hit, condition_hits, search_hits
 
 BANDS = ("1", "2", "3+")
 RULE_KEYS = tuple(f"{route}:{band}" for route in ("focus", "bm25") for band in BANDS)

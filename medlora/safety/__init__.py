@@ -1,0 +1,1 @@
+"""The deterministic rules after generation: red flags, allergies, interactions, duplicate therapy."""

@@ -25,8 +25,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..clinical.claims import prescribed_in_field
 from ..clinical.drugs import DrugMention, find_drugs, resolve, same_therapy
 from ..common.schemas import (
+    EMERGENCY_HEAD,
+    EMERGENCY_LINE,
     MAX_ITEMS,
     SECTION_NAMES,
     AllergyConflict,
@@ -36,13 +39,11 @@ from ..common.schemas import (
     RedFlagItem,
     Safety,
     Sections,
+    item_fields,
 )
 from .allergies import match, record_allergies
 from .interactions import interactions
 from .red_flags import RedFlag, red_flags
-
-EMERGENCY_HEAD = "EMERGENCY: call the local emergency number or go to the nearest emergency department now"
-_EMERGENCY_LINE = re.compile(r"^\s*EMERGENCY\b", re.I)
 
 
 def emergency_action(flags: list[RedFlag]) -> str:
@@ -60,24 +61,6 @@ def emergency_action(flags: list[RedFlag]) -> str:
     return f"{EMERGENCY_HEAD} (see safety.red_flags).{tail}"
 
 
-# "Avoid ibuprofen", "do not take aspirin", "instead of codeine": the drug is being ruled out, not prescribed;
-# a later "take" starts a prescription again ("avoid heavy lifting and take ibuprofen").
-_AVOIDED = re.compile(
-    r"\b(?:avoid(?:ing)?|do not (?:take|use|give|start|prescribe)|don't (?:take|use|give|start)|never (?:take|use|"
-    r"give)|not (?:to )?(?:take|use|be given)|stop(?:ping)?|discontinu\w*|hold(?:ing)?|withh[oe]ld\w*|"
-    r"instead of|rather than|in place of|allergic to|allergy to|allergies to|reaction to|reacted to|anaphylaxis to|"
-    r"intoleran\w* (?:of|to)|sensitive to|contraindicated|without|alternatives? to|other than|substitutes? for|"
-    r"stay away from|steer clear of|keep away from|should not (?:take|use|be given)|shouldn'?t (?:take|use)|must not "
-    r"(?:take|use)|no more|not safe)\b(?:\s+(?:taking|using|giving|starting|any|the|all))*(?:(?!\b(?:take|taking|use|using|start|starting|give|try|begin|prescribe|switch to|then)\b)[^.;:]){0,80}$",
-    re.I,
-)
-# "your NSAID allergy", "ibuprofen is contraindicated", "aspirin should be avoided": named to be ruled out.
-_AVOIDED_AFTER = re.compile(
-    r"^[\s,]*(?:(?:\w+\s+){0,2}(?:allerg\w*|intoleran\w*|sensitivity|hypersensitivity|reaction|rxn)\b|(?:is|are|"
-    r"was|were|should be|must be|has been|have been)\s+(?:\w+\s+)?(?:avoided|contraindicated|not recommended|not safe|"
-    r"unsafe|stopped|discontinued|held)\b|-?\s*free\b)",
-    re.I,
-)
 # "Continue metformin", "increase lisinopril to 20 mg": the current drug itself, not a second prescription of it.
 _CONTINUED = re.compile(
     r"\b(?:continue|continuing|keep taking|keep on|remain on|stay on|maintain|current|currently|already "
@@ -95,33 +78,6 @@ def stated_allergies(record: PatientRecord) -> list[str]:
         if a.written not in out and not any(a.written in entry for entry in record.allergies):
             out.append(a.written)
     return out
-
-
-def _texts(item) -> list[tuple[str, str]]:
-    """(field, text) of every string in an item: the item itself, or each str and list-of-str field."""
-    if isinstance(item, str):
-        return [("", item)]
-    out = []
-    for name, value in item.model_dump().items():
-        values = value if isinstance(value, list) else [value]
-        out.extend((name, v) for v in values if isinstance(v, str))
-    return out
-
-
-def prescribed(text: str) -> list[DrugMention]:
-    """Drugs a free-text item recommends: "avoid NSAIDs" or "stop aspirin" names a drug without prescribing it."""
-    return _prescribed(text, "")
-
-
-def _prescribed(text: str, field_name: str) -> list[DrugMention]:
-    """The drugs a text recommends: every mention except those it says to avoid; a medication name is whole."""
-    if field_name == "name":
-        found = resolve(text)
-        return [found] if found is not None else []
-    return [
-        m for m in find_drugs(text)
-        if not _AVOIDED.search(text[: m.start]) and not _AVOIDED_AFTER.match(text[m.end :])
-    ]  # fmt: skip
 
 
 @dataclass
@@ -142,8 +98,8 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
     def check(item, section: str) -> bool:
         """Record the item's allergy findings; True when it must be removed."""
         remove = False
-        for field_name, text in _texts(item):
-            for drug in _prescribed(text, field_name):
+        for field_name, text in item_fields(item):
+            for drug in prescribed_in_field(text, field_name):
                 found = [(a, m) for a in allergies if (m := match(drug, a)) is not None]
                 removed = [(a, m) for a, m in found if m.action == "removed"]
                 seen = set()
@@ -164,7 +120,7 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
     for section in SECTION_NAMES:
         items = getattr(out, section)
         if section == "immediate_actions":
-            items = [i for i in items if not _EMERGENCY_LINE.match(i)]
+            items = [i for i in items if not EMERGENCY_LINE.match(i)]
         setattr(out, section, [item for item in items if not check(item, section)])
 
     duplicates = duplicate_therapy(record, out)
@@ -196,7 +152,7 @@ _STOPPED = re.compile(
 def _stopped(sections: Sections) -> set[str]:
     """Ingredients the recommendation stops or replaces anywhere."""
     return {
-        i for s in SECTION_NAMES for item in getattr(sections, s) for _, text in _texts(item)
+        i for s in SECTION_NAMES for item in getattr(sections, s) for _, text in item_fields(item)
         for m in find_drugs(text) if _STOPPED.search(text[: m.start]) for i in m.ingredients
     }  # fmt: skip
 
@@ -218,7 +174,7 @@ def _recommended(sections: Sections) -> list[tuple[DrugMention, bool]]:
     ]  # fmt: skip
     in_text = [
         d for s in SECTION_NAMES if s != "medications" for item in getattr(sections, s)
-        for _, text in _texts(item) for d in _prescribed(text, "") if not _CONTINUED.search(text[: d.start])
+        for _, text in item_fields(item) for d in prescribed_in_field(text, "") if not _CONTINUED.search(text[: d.start])
     ]  # fmt: skip
     return [(d, True) for d in named] + [(d, False) for d in in_text]
 

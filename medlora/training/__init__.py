@@ -1,0 +1,1 @@
+"""LoRA training: tokenised splits and their cache, the Trainer run, checkpoints."""

@@ -102,8 +102,15 @@ def sample_rows(rows: list[dict[str, Any]], limit: int, seed: int = 0) -> list[d
     return [rows[i] for i in keep]
 
 
+def prompt_code() -> bytes:
+    """The bytes of the prompt format's module without its import lines: what shapes the tokens. Moving a module
+    the prompt format imports from changes no prompt, so it must not throw the tokenised cache away."""
+    lines = Path(prompts.__file__).read_bytes().splitlines(keepends=True)
+    return b"".join(line for line in lines if not line.startswith((b"from ", b"import ")))
+
+
 def cache_key(split_file: Path, tokenizer_fp: str, max_length: int, limit: int) -> str:
-    code = hashlib.sha256(Path(prompts.__file__).read_bytes()).hexdigest()
+    code = hashlib.sha256(prompt_code()).hexdigest()
     parts = {
         "format": CACHE_FORMAT,
         "code": code,

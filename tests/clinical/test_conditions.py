@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from conftest import FIXTURES
 
-from medlora.clinical.conditions import EditRule, Lexicon, defined_abbreviations
+from medlora.clinical.conditions import Lexicon, defined_abbreviations
+from medlora.clinical.spelling import EditRule
 from medlora.data import medquad
 
 CONDITIONS = FIXTURES / "medquad_conditions"

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import pytest
 
 from medlora.common.schemas import GroundedSections, Medication, PatientRecord, Sections, to_published
+from medlora.data.passages import Passage
 from medlora.datasets.raft import make_grounder, raft_example
-from medlora.grounding.check import support
-from medlora.retrieval.index import BM25Index, Passage
+from medlora.grounding.support import support
+from medlora.retrieval.index import BM25Index
 
 
 def passage(pid, text, focus, split="train"):

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from medlora.common.schemas import Medication, Sections
+from medlora.data.passages import Passage
 from medlora.evaluation import grounding as grounding_eval
-from medlora.retrieval.index import Passage
 
 
 class FakeIndex:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from medlora.common.schemas import Medication, Sections, sections_json
-from medlora.evaluation import metrics
+from medlora.evaluation import metrics, stats
 
 # ------------------------------------------------------------------------------------------------ BLEU, ROUGE
 
@@ -49,32 +49,32 @@ def test_rouge_l_hand_computed_with_stemming():
 
 
 def test_bootstrap_is_seeded_and_brackets_the_mean():
-    a = metrics.bootstrap_indices(50, 200, seed=1)
-    assert (a == metrics.bootstrap_indices(50, 200, seed=1)).all()
-    assert not (a == metrics.bootstrap_indices(50, 200, seed=2)).all()
+    a = stats.bootstrap_indices(50, 200, seed=1)
+    assert (a == stats.bootstrap_indices(50, 200, seed=1)).all()
+    assert not (a == stats.bootstrap_indices(50, 200, seed=2)).all()
     values = np.random.default_rng(0).random(50)
-    lo, hi = metrics.mean_ci(values, a)
+    lo, hi = stats.mean_ci(values, a)
     assert lo < values.mean() < hi
-    assert metrics.mean_ci([0.5] * 50, a) == pytest.approx([0.5, 0.5])
-    assert metrics.mean_ci([], metrics.bootstrap_indices(0, 10, 0)) is None
+    assert stats.mean_ci([0.5] * 50, a) == pytest.approx([0.5, 0.5])
+    assert stats.mean_ci([], stats.bootstrap_indices(0, 10, 0)) is None
 
 
 def test_ratio_ci_is_a_rate_over_a_subset_with_its_interval():
-    idx = metrics.bootstrap_indices(4, 300, seed=0)
+    idx = stats.bootstrap_indices(4, 300, seed=0)
     hits, subset = np.array([1, 0, 1, 1]), np.array([1, 1, 0, 0])
-    value, ci = metrics.ratio_ci(hits * subset, subset, idx)
+    value, ci = stats.ratio_ci(hits * subset, subset, idx)
     assert value == 0.5 and 0.0 <= ci[0] < 0.5 < ci[1] <= 1.0
-    assert metrics.ratio_ci(hits, np.zeros(4), idx) == (None, None)  # nobody in the subset: no figure
-    assert metrics.ratio_ci([], [], metrics.bootstrap_indices(0, 10, 0)) == (None, None)
+    assert stats.ratio_ci(hits, np.zeros(4), idx) == (None, None)  # nobody in the subset: no figure
+    assert stats.ratio_ci([], [], stats.bootstrap_indices(0, 10, 0)) == (None, None)
     # resamples that draw nobody of the subset are left out, not counted as 0
-    value, ci = metrics.ratio_ci([1, 0, 0, 0], [1, 0, 0, 0], idx)
+    value, ci = stats.ratio_ci([1, 0, 0, 0], [1, 0, 0, 0], idx)
     assert value == 1.0 and ci == [1.0, 1.0]
 
 
 def test_text_scores_and_paired_difference():
     # every item has 4-grams, so every resample of the perfect corpus scores 100
     hyps = ["the cat sat on the mat", "a dog barked at night", "zebra crossing is here today"]
-    idx = metrics.bootstrap_indices(3, 100, 0)
+    idx = stats.bootstrap_indices(3, 100, 0)
     perfect = metrics.text_scores(hyps, hyps, idx)
     assert perfect["bleu"] == pytest.approx(100) and perfect["bleu_ci"] == pytest.approx([100, 100])
     assert perfect["rouge_l"] == pytest.approx(1.0) and perfect["rouge_l_ci"] == pytest.approx([1, 1])
@@ -84,7 +84,7 @@ def test_text_scores_and_paired_difference():
     assert diff["accuracy"] == pytest.approx(1 / 3)
     assert diff["rouge_l"] == pytest.approx(1 - worse["rouge_l"])
     assert diff["bleu_ci"][0] <= diff["bleu"] <= diff["bleu_ci"][1]
-    assert metrics.text_scores([], [], metrics.bootstrap_indices(0, 10, 0))["bleu"] is None
+    assert metrics.text_scores([], [], stats.bootstrap_indices(0, 10, 0))["bleu"] is None
 
 
 # ------------------------------------------------------------------------------------------------- the model

@@ -8,7 +8,7 @@ import pytest
 
 from medlora.common.files import read_jsonl
 from medlora.common.schemas import Medication, Sections, sections_json
-from medlora.evaluation import metrics
+from medlora.evaluation import stats
 from medlora.evaluation import treatment as treatment_eval
 
 
@@ -34,7 +34,7 @@ TARGET = Sections(
 
 
 def _summary(rows, texts, n_boot=50):
-    return treatment_eval.evaluate_outputs(rows, texts, metrics.bootstrap_indices(len(rows), n_boot, 0))
+    return treatment_eval.evaluate_outputs(rows, texts, stats.bootstrap_indices(len(rows), n_boot, 0))
 
 
 def test_medication_matching_normalises_brands_and_classes():
@@ -223,7 +223,7 @@ def test_paired_difference_of_two_rows_on_the_same_items():
 def test_published_is_what_the_grounding_check_lets_through():
     """Given the row's passages, a medication its cited passage does not name is counted raw but not published
     (what inference would publish), and one it names survives in both."""
-    from medlora.retrieval.index import Passage
+    from medlora.data.passages import Passage
 
     p = Passage(0, "Strep throat is treated with antibiotics such as clindamycin or amoxicillin.", "Strep Throat",
                 "What are the treatments for Strep Throat ?", "treatment", "https://ex.org/st", "qa-st", "test", 20)  # fmt: skip

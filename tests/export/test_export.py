@@ -14,6 +14,7 @@ from transformers import GPT2Config, LlamaConfig
 
 import export_model
 from medlora.common.cli import UsageError, run_stage
+from medlora.common.files import sha256_file
 from medlora.common.schemas import PatientRecord
 from medlora.data.prompts import TREATMENT_SYSTEM, encode_prompt, render, treatment_messages
 from medlora.export import gguf as export
@@ -81,7 +82,7 @@ def test_export_writes_each_file_with_its_hash_and_a_modelfile(tiny_gguf, tiny_a
     assert set(files) == {"F16", "Q8_0", "Q4_K_M"}
     for e in files.values():
         path = tiny_gguf / e["file"]
-        assert path.stat().st_size == e["bytes"] and export.sha256(path) == e["sha256"]
+        assert path.stat().st_size == e["bytes"] and sha256_file(path) == e["sha256"]
         assert e["source_adapter"] == str(tiny_adapter) and e["base_model"] == "tiny-random"
     assert files["Q8_0"]["bytes"] < files["F16"]["bytes"]
     modelfile = (tiny_gguf / "Modelfile").read_text()

@@ -20,13 +20,8 @@ from medlora.common.schemas import (
     sections_json,
 )
 from medlora.data.prompts import encode_prompt, treatment_messages
-from medlora.generation.hf import (
-    SectionsGenerator,
-    close_partial,
-    finish_row,
-    sections_grammar,
-    tokenizer_info,
-)
+from medlora.generation.base import close_partial, finish_row, sections_grammar
+from medlora.generation.hf import SectionsGenerator, tokenizer_info
 from medlora.model.loading import build_tiny_random, byte_level_tokenizer, load_model, tinyllama_tokenizer
 
 RECORDS = [

@@ -18,7 +18,8 @@ import inference
 from medlora.common.cli import UsageError, run_stage
 from medlora.common.schemas import DISCLAIMER, PatientRecord, Recommendation
 from medlora.data.prompts import encode_prompt, render, treatment_messages
-from medlora.generation.hf import sections_grammar, tokenizer_info
+from medlora.generation.base import sections_grammar
+from medlora.generation.hf import tokenizer_info
 from medlora.generation.llama_backend import (
     GGUFTokenizer,
     GrammarMask,
@@ -273,7 +274,7 @@ AMX_INFO = "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | AVX512 = 1 | AVX512_VNNI = 1 |
 
 
 def test_extra_buffer_types_are_off_exactly_where_llama_cpp_reports_amx(monkeypatch):
-    from medlora.generation.hf import llama_cpu
+    from medlora.generation import llama_cpu
 
     assert llama_cpu.extra_bufts_for(AMX_INFO) is False
     assert llama_cpu.extra_bufts_for(AMX_INFO.replace("AMX_INT8 = 1 | ", "")) is True
@@ -287,7 +288,7 @@ def test_the_loaded_model_uses_the_setting_this_builds_report_calls_for(tiny_ggu
     AMX build it must be off (the crash of issue 20), elsewhere on (repacking kept)."""
     import llama_cpp
 
-    from medlora.generation.hf import llama_cpu
+    from medlora.generation import llama_cpu
 
     info = llama_cpp.llama_print_system_info().decode()
     monkeypatch.delenv(llama_cpu.ENV, raising=False)
@@ -313,7 +314,7 @@ def test_a_crash_in_the_one_token_check_is_exit_2_with_its_signal_within_seconds
     import sys
     import time
 
-    from medlora.generation.hf import llama_cpu
+    from medlora.generation import llama_cpu
 
     # The child llama.cpp would be: killed by SIGSEGV, as on an AMX CPU with the AMX buffer type in use.
     crash = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
@@ -336,7 +337,7 @@ def test_a_crash_in_the_one_token_check_is_exit_2_with_its_signal_within_seconds
 
 
 def test_the_one_token_check_passes_on_a_good_file(tiny_gguf):
-    from medlora.generation.hf import llama_cpu
+    from medlora.generation import llama_cpu
 
     llama_cpu.probe(
         tiny_gguf / "tiny-adapter-Q8_0.gguf", 1, llama_cpu.extra_bufts_for(llama_cpu.system_info())

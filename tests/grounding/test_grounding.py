@@ -17,10 +17,11 @@ from medlora.common.schemas import (
     to_grounded,
     to_published,
 )
+from medlora.data.passages import Passage
+from medlora.datasets.targets import extractive_target, ground_target
+from medlora.evaluation.citations import citation_scores
 from medlora.grounding.check import check_grounding, section_confidence, sources_for
-from medlora.grounding.citations import citation_scores
-from medlora.grounding.targets import extractive_target, ground_target
-from medlora.retrieval.index import Hit, Passage
+from medlora.retrieval.index import Hit
 
 
 def passage(pid, text, focus="Gout", qtype="treatment", url=None, split="train"):
@@ -196,7 +197,7 @@ def test_citation_scores_count_precise_and_supported_items():
 
 def test_the_grammar_admits_only_citations_of_passages_in_the_prompt():
     xgr = pytest.importorskip("xgrammar")
-    from medlora.generation.hf import sections_grammar
+    from medlora.generation.base import sections_grammar
 
     def accepts(n, text):
         return xgr.testing._is_grammar_accept_string(sections_grammar(n), text)
@@ -235,7 +236,7 @@ class CitesFirstPassage:
         return self.real.prompt_ids(record, passages)
 
     def generate(self, records, batch_size=8, passages=None):
-        from medlora.generation.hf import Generated
+        from medlora.generation.base import Generated
 
         self.calls.append(passages)
         out = []

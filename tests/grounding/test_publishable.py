@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from medlora.clinical.drugs import resolve
-from medlora.common.schemas import Medication, PatientRecord, Sections
+from medlora.common.schemas import EMERGENCY_HEAD, Medication, PatientRecord, Sections
+from medlora.data.passages import Passage
 from medlora.grounding.check import check_output
 from medlora.grounding.publishable import degenerate, own_medication, publishable, repetition_loop
 from medlora.grounding.support import supports
-from medlora.retrieval.index import Passage
-from medlora.safety.rules import EMERGENCY_HEAD, apply_safety
+from medlora.safety.rules import apply_safety
 
 ASTHMA = PatientRecord(age=9, conditions=["asthma"], medications=["my blue inhaler"])
 JSON_ACTION = (

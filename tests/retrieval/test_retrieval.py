@@ -11,16 +11,10 @@ from conftest import MEDQUAD_FIXTURE, shared_path
 from medlora.common.cli import UsageError
 from medlora.common.schemas import PatientRecord
 from medlora.data import medquad
+from medlora.data.passages import build_passages
 from medlora.evaluation.grounding import recall_at_k
 from medlora.model.loading import byte_level_tokenizer
-from medlora.retrieval.index import (
-    BM25Index,
-    build_passages,
-    load_index,
-    note_conditions,
-    retrieve_for_record,
-    words,
-)
+from medlora.retrieval.index import BM25Index, load_index, note_conditions, retrieve_for_record, words
 
 
 @pytest.fixture(scope="module")

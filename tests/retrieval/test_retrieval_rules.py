@@ -10,10 +10,11 @@ from conftest import FIXTURES
 
 from medlora.clinical.conditions import Lexicon
 from medlora.data import medquad
+from medlora.data.passages import build_passages
 from medlora.datasets import patients
 from medlora.datasets import treatment as treatment_data
 from medlora.model.loading import byte_level_tokenizer
-from medlora.retrieval.index import BM25Index, build_passages
+from medlora.retrieval.index import BM25Index
 from medlora.retrieval.rules import (
     RULE_KEYS,
     choose_edit_rule,

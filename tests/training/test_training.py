@@ -79,6 +79,19 @@ def test_tokenised_split_is_cached_and_keyed(tokenizer, tiny_model, tmp_path, mo
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")], "no temp dir left"
 
 
+def test_the_cache_key_follows_the_prompt_code_not_its_imports(tmp_path, monkeypatch):
+    split = tmp_path / "train.jsonl"
+    write_jsonl(split, [{"id": "a", "messages": qa_messages("q", "a")}])
+    key = training.cache_key(split, "fp", 400, 0)
+    src = Path(training.prompts.__file__).read_text()
+    moved = tmp_path / "prompts.py"
+    moved.write_text(src.replace("from ..common.schemas import", "from ..elsewhere.schemas import"))
+    monkeypatch.setattr(training.prompts, "__file__", str(moved))
+    assert training.cache_key(split, "fp", 400, 0) == key, "an import path is no prompt change"
+    moved.write_text(src.replace("<|assistant|>", "<|helper|>", 1) if "<|assistant|>" in src else src + "X = 1\n")
+    assert training.cache_key(split, "fp", 400, 0) != key, "a change to the prompt code is"
+
+
 def test_padding_never_uses_eos_and_is_masked(tokenizer):
     pad = training.pad_token_id(tokenizer)
     assert pad != tokenizer.eos_token_id

@@ -8,17 +8,16 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from ..common.schemas import MAX_CITATIONS, SECTION_NAMES, GroundedSections, Sections
-from ..retrieval.index import Passage
-from .support import SUPPORT_THRESHOLD, support
-
-# immediate_actions in targets come from the safety rules (MedQuAD has no urgent-care answers), not from
-# passages: they stay, uncited, in every target, abstentions included.
-UNCITED_SECTIONS = ("immediate_actions",)
+from ..common.schemas import MAX_CITATIONS, SECTION_NAMES, UNCITED_SECTIONS, GroundedSections, Sections
+from ..data.medquad import QAPair
+from ..data.passages import Passage
+from ..grounding.support import SUPPORT_THRESHOLD, support
+from .treatment import treatment_target
 
 
 def ground_target(sections: Sections, passages: Sequence[Passage]) -> BaseModel:
@@ -42,11 +41,6 @@ def ground_target(sections: Sections, passages: Sequence[Passage]) -> BaseModel:
 
 def extractive_target(passages: Sequence[Passage]) -> BaseModel:
     """The rules that build training targets, applied to the retrieved passages, citing them."""
-    from collections import defaultdict
-
-    from ..data.medquad import QAPair
-    from ..datasets.treatment import treatment_target
-
     by_qtype: dict[str, list[QAPair]] = defaultdict(list)
     for p in passages:
         by_qtype[p.qtype].append(QAPair(p.question, p.text, p.qtype, p.focus, "", p.url))

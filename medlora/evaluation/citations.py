@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..common.schemas import SECTION_NAMES, Citations, Sections
-from ..retrieval.index import Passage
-from .support import supports
-from .targets import UNCITED_SECTIONS
+from ..common.schemas import SECTION_NAMES, UNCITED_SECTIONS, Citations, Sections
+from ..data.passages import Passage
+from ..grounding.support import supports
 
 
 def citation_scores(sections: Sections, citations: Citations, passages: Sequence[Passage]) -> dict[str, int]:
