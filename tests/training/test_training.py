@@ -88,7 +88,9 @@ def test_the_cache_key_follows_the_prompt_code_not_its_imports(tmp_path, monkeyp
     moved.write_text(src.replace("from ..common.schemas import", "from ..elsewhere.schemas import"))
     monkeypatch.setattr(training.prompts, "__file__", str(moved))
     assert training.cache_key(split, "fp", 400, 0) == key, "an import path is no prompt change"
-    moved.write_text(src.replace("<|assistant|>", "<|helper|>", 1) if "<|assistant|>" in src else src + "X = 1\n")
+    moved.write_text(
+        src.replace("<|assistant|>", "<|helper|>", 1) if "<|assistant|>" in src else src + "X = 1\n"
+    )
     assert training.cache_key(split, "fp", 400, 0) != key, "a change to the prompt code is"
 
 
