@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import random
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 from .progress import Progress
 from .prompts import Message, encode_prompt
 from .schemas import SECTION_NAMES, parse_any_sections
+from .text import words
 
 log = logging.getLogger(__name__)
 
@@ -238,11 +238,9 @@ def treatment_scores(texts: Sequence[str]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------- retrieval
 
-_WORD = re.compile(r"[a-z0-9]+")
-
 
 def _terms(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+    return words(text)
 
 
 class TfidfRetriever:

@@ -24,6 +24,7 @@ import numpy as np
 from .medquad import focus_key
 from .metrics import mean_ci, seeded_order
 from .prompts import IGNORE_INDEX, Message, encode_example
+from .text import word_set
 
 
 @dataclass
@@ -194,11 +195,9 @@ def build_mc_items(
 
 # ---------------------------------------------------------------------------------------------- shortcut
 
-_WORD = re.compile(r"[a-z0-9]+")
-
 
 def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
+    return word_set(text)
 
 
 def shortcut_scores(items: Sequence[MCItem]) -> list[float]:

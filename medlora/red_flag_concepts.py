@@ -23,7 +23,7 @@ C = {
         r"chest (?:pain|pressure|discomfort|heaviness|ache)|(?:pain|pressure|heaviness) in "
         r"(?:the |my |his |her |their )?chest|chest (?:hurts|feels heavy)|crushing (?:chest )?pain|"
         r"heart attack|myocardial infarction|acute coronary syndrome|stemi|nstemi|unstable angina|"
-        r"(?:c/o|complains of|complaining of|reports|with|having|has) cp|cp (?:radiating|x ?\d|for \d|since)|"
+        r"(?:c/o|complains of|complaining of|reports|with|having|has) cp|cp(?= (?:radiating|x ?\d|for \d|since))|"
         r"angina at rest|(?<!neck )(?<!back )(?<!shoulder )(?<!hip )(?<!knee )(?<!elbow )(?<!wrist )(?<!lumbar )"
         r"(?:pain|pressure|heaviness|tightness|discomfort|squeezing) (?:radiating|radiates|spreading|"
         r"going|that radiates|which radiates|that goes|moving) (?:up |down )?(?:to|into|down|through) (?:the |his |her |my "

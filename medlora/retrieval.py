@@ -37,6 +37,7 @@ from .files import make_temp_dir, replace_dir, sha256_files, write_json
 from .medquad import SPLITS, focus_key
 from .passages import PASSAGE_TOKENS, ApproxTokenizer, Passage, build_passages, pair_id
 from .schemas import MAX_PASSAGES
+from .text import words as tokens
 
 __all__ = ["ApproxTokenizer", "Passage", "build_passages", "pair_id", "PASSAGE_TOKENS"]
 
@@ -60,13 +61,12 @@ _STOP_WORDS = (
     "there these they this to was what when which who will with you your"
 )
 _STOP = frozenset(_STOP_WORDS.split())
-_WORD = re.compile(r"[a-z0-9]+")
 
 
 def words(text: str) -> list[str]:
     """Lower-case word tokens without stop words; a plural ``s`` is dropped so "treatments" finds "treatment"."""
     out = []
-    for w in _WORD.findall(text.lower()):
+    for w in tokens(text):
         if w in _STOP:
             continue
         if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
