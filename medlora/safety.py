@@ -26,13 +26,16 @@ import re
 from dataclasses import dataclass, field
 
 from .allergies import match, record_allergies
+from .contraindications import contraindications, honey_for_infant
 from .drugs import DrugMention, find_drugs, resolve, same_therapy
 from .interactions import interactions
+from .patient_state import patient_state
 from .red_flags import RedFlag, red_flags
 from .schemas import (
     MAX_ITEMS,
     SECTION_NAMES,
     AllergyConflict,
+    ContraindicationFinding,
     DuplicateTherapy,
     InteractionFinding,
     PatientRecord,
@@ -136,13 +139,22 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
     """The published sections and the safety block for one record; a pure function of its inputs."""
     out = sections.model_copy(deep=True)
     allergies = record_allergies(record)
+    state = patient_state(record)
     conflicts: list[AllergyConflict] = []
     cautions: list[AllergyConflict] = []
+    contra: list[ContraindicationFinding] = []
 
     def check(item, section: str) -> bool:
-        """Record the item's allergy findings; True when it must be removed."""
-        remove = False
-        for field_name, text in _texts(item):
+        """Record the item's allergy and contraindication findings; True when it must be removed."""
+        texts = _texts(item)
+        whole = " ".join(t for _, t in texts)  # a medication's dose and frequency are its own fields
+        drugs = [d for f, t in texts for d in _prescribed(t, f)]
+        found = contraindications(state, drugs, whole, section)
+        if (honey := honey_for_infant(state, whole, section)) is not None:
+            found.append(honey)
+        contra.extend(ContraindicationFinding(**vars(f)) for f in found)
+        remove = any(f.action == "removed" for f in found)
+        for field_name, text in texts:
             for drug in _prescribed(text, field_name):
                 found = [(a, m) for a in allergies if (m := match(drug, a)) is not None]
                 removed = [(a, m) for a, m in found if m.action == "removed"]
@@ -172,6 +184,15 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
         InteractionFinding(**vars(f))
         for f in interactions(_current(record, out), [d for d, _ in _recommended(out)])
     ]
+    recommended = {f.medication.lower() for f in contra}
+    for med in record.medications:  # a current drug the state rules out: reported, not removed
+        if (drug := resolve(med)) is not None:
+            contra.extend(
+                ContraindicationFinding(**vars(f))
+                for f in contraindications(state, [drug], med, "current_medications", current=True)
+                if (f.code, f.medication.lower()) not in {(c.code, c.medication.lower()) for c in contra}
+                and f.medication.lower() not in recommended
+            )
     flags = red_flags(record)
     if flags:
         out.immediate_actions = [emergency_action(flags), *out.immediate_actions][:MAX_ITEMS]
@@ -181,6 +202,7 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
         cautions=cautions,
         duplicate_medications=duplicates,
         interactions=found,
+        contraindications=contra,
     )
     return SafetyResult(out, safety, [f.code for f in flags], duplicates)
 
