@@ -182,7 +182,7 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
     duplicates = duplicate_therapy(record, out)
     found = [
         InteractionFinding(**vars(f))
-        for f in interactions(_current(record, out), [d for d, _ in _recommended(out)])
+        for f in interactions(_current(record, out), [d for d, _ in _recommended(out)], state)
     ]
     recommended = {f.medication.lower() for f in contra}
     for med in record.medications:  # a current drug the state rules out: reported, not removed
