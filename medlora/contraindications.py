@@ -311,6 +311,11 @@ RULES: tuple[Rule, ...] = (
          "labels: avoid from 30 weeks"),
     Rule("breastfeeding_codeine_tramadol", _set("codeine, tramadol"), _breastfeeding,
          "ultra-rapid metabolisers pass morphine into breast milk (infant sedation, breathing problems)", _FDA_2017),
+    Rule("angioedema_acei", _set("ace_inhibitors, sacubitril"),
+         lambda s, _t: ("angioedema now", "removed") if s.angioedema else None,
+         "an ACE inhibitor (or sacubitril) with angioedema: stop it and do not restart",
+         "ACE inhibitor US labels (e.g. Zestril) and Entresto US label, contraindications: angioedema, history "
+         "of ACE-inhibitor angioedema, hereditary or idiopathic angioedema"),
     # --- age
     Rule("child_codeine_tramadol", _set("codeine, tramadol"), _codeine_child,
          "codeine and tramadol: life-threatening respiratory depression in children (ultra-rapid metabolism)",

@@ -216,7 +216,6 @@ COMBINATIONS: dict[str, tuple[str, ...]] = {
     # dictionary lacks or maps to another product (DailyMed labels).
     "excedrin pm": ("acetaminophen", "diphenhydramine"),
     "motrin pm": ("ibuprofen", "diphenhydramine"),
-    "advil pm": ("ibuprofen", "diphenhydramine"),
     "goody s pm": ("acetaminophen", "diphenhydramine"),
     "bayer pm": ("aspirin", "diphenhydramine"),
     "tylenol simply sleep": ("diphenhydramine",),

@@ -30,7 +30,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .allergies import allergy_history_spans
 from .negation import Scope, affirmed, scopes
+from .red_flag_more import MORE
 from .schemas import PatientRecord
 
 
@@ -179,6 +181,7 @@ class PatientState:
     hyperkalaemia: bool = False
     viral_illness: bool = False
     mechanical_valve: bool = False
+    angioedema: bool = False  # lip, tongue, face or throat swelling now (not an allergy list's past reaction)
     evidence: dict[str, str] = field(default_factory=dict, compare=False)  # state -> how it was read
 
     @property
@@ -333,6 +336,7 @@ def patient_state(record: PatientRecord) -> PatientState:
         child_pugh = max(child_pugh or "A", m.group("c").upper())
         cirrhosis = True
     liver = cirrhosis or bool(_hits(text, _LIVER, found))
+    listed = allergy_history_spans(text)
     potassium = max((float(m.group("v")) for m in _hits(text, _POTASSIUM, found) if 2.0 <= float(m.group("v")) <= 9.5),
                     default=None)  # fmt: skip
     return PatientState(
@@ -354,5 +358,9 @@ def patient_state(record: PatientRecord) -> PatientState:
         hyperkalaemia=bool(_hits(text, _HYPERKALAEMIA, found)) or (potassium or 0) > 5.0,
         viral_illness=bool(_hits(text, _VIRAL, found)),
         mechanical_valve=bool(_hits(text, _MECHANICAL_VALVE, found)),
+        angioedema=any(
+            not any(a <= m.start() and m.end() <= b for a, b in listed)
+            for m in _hits(text, MORE["face_tongue_swelling"], found)
+        ),
         evidence=ev,
     )

@@ -361,3 +361,10 @@ SOURCES: dict[str, str] = {
     "postpartum_recent": "CDC Hear Her; ACOG Practice Bulletin 222 (postpartum pre-eclampsia)",
     "pregnant": "ACOG Practice Bulletin 222 (2020); CDC Hear Her",
 }
+
+# Round four: emergencies written off the usual pattern (indirect suicidal intent, SAH at exertion, ACE-inhibitor
+# angioedema, ectopic pregnancy, neutropenic sepsis ...), kept in their own module.
+from .red_flag_more import MORE, MORE_SOURCES  # noqa: E402
+
+C.update(MORE)
+SOURCES.update(MORE_SOURCES)
