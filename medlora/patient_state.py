@@ -34,6 +34,7 @@ from .allergies import allergy_history_spans
 from .negation import Scope, affirmed, scopes
 from .red_flag_more import MORE
 from .schemas import PatientRecord
+from .text import record_sentences
 
 
 def _re(pattern: str) -> re.Pattern[str]:
@@ -43,20 +44,34 @@ def _re(pattern: str) -> re.Pattern[str]:
 # ------------------------------------------------------------------------------------------------ pregnancy
 _WEEKS = [  # (pattern with the weeks in group "w"): gestational age as written
     _re(r"(?P<w>\d{1,2})(?:\+\d)?/40"),
-    _re(r"(?:at|@|ega|ga|gestational age(?: of)?|iup(?: at)?|pregnant(?: at)?|pregnancy(?: at)?)\s*:?\s*~?"
+    _re(r"(?P<lead>at|@|ega|ga|gestational age(?: of)?|iup(?: at)?|pregnant(?: at)?|pregnancy(?: at)?)\s*:?\s*~?"
         r"(?P<w>\d{1,2})(?:\.\d)?\s*(?:\+\d\s*)?(?:w(?:ee)?ks?|w|weeks?)(?:\s*\d\s*d(?:ays?)?)?"),
     _re(r"(?P<w>\d{1,2})\s*(?:\+\d\s*)?(?:w(?:ee)?ks?|w|weeks?)(?:\s*\d\s*d(?:ays?)?)?(?:'|s)?\s*(?:of\s+)?"
         r"(?:pregnant|pregnancy|gestation(?:al age)?|ga|gest|iup|by lmp|by dates|by us)"),
     _re(r"(?P<w>\d{1,2})w\d?d"),
 ]  # fmt: skip
+_VISION = re.compile(r"\b(?:va|vision|visual|acuity|snellen|eyes?|od|os|ou|corrected|glasses|cc|sc)\b", re.I)
+_GRAVIDA_NEAR = re.compile(
+    r"g\d{1,2}\s*p\d|pregnan|gravid|iup|gestation|\bega?\b|\bga\b|\bob\b|fundal|fetal|fhr", re.I
+)
+
+
+def _pregnancy_words_near(text: str, at: int) -> bool:
+    """Whether the sentence holding ``text[at]`` speaks of a pregnancy."""
+    for a, b in record_sentences(text):
+        if a <= at < b or at == b:
+            return bool(_GRAVIDA_NEAR.search(text[a:b]))
+    return False
+
+
 _TRIMESTER = _re(r"(?P<t>first|second|third|1st|2nd|3rd)[- ]trimester|(?P<t2>t[123])\s+pregnan\w*")
 _PREGNANT = _re(
-    r"pregnan(?:t|cy)|gravid|expecting(?: a baby)?|with child|intrauterine pregnancy|iup|"
+    r"pregnan(?:t|cy)|gravid|expecting (?:a baby|twins)|intrauterine pregnancy|iup|"
     r"(?:\+|positive)\s*(?:upt|hcg|b-?hcg|beta[- ]?hcg|pregnancy test|urine pregnancy test|serum hcg)|"
     r"(?:upt|hcg|b-?hcg|beta[- ]?hcg|pregnancy test|urine pregnancy test|serum hcg)\s*(?:is |was |came back )?"
     r"(?:\+|positive|pos)|"
-    r"pre-?eclampsia|gestational (?:diabetes|hypertension)|gdm|hyperemesis(?: gravidarum)?|antenatal|prenatal|"
-    r"obstetric (?:patient|pt)|ob (?:patient|pt)"
+    r"pre-?eclampsia|gestational (?:diabetes|hypertension)|gdm|hyperemesis(?: gravidarum)?|"
+    r"(?:antenatal|prenatal) (?:visit|clinic|care|booking|appointment|check)|obstetric (?:patient|pt)|ob (?:patient|pt)"
 )
 _NEGATIVE_TEST = _re(
     r"(?:upt|hcg|b-?hcg|beta[- ]?hcg|pregnancy test|urine pregnancy test|serum hcg)\s*(?:is |was |came back )?"
@@ -69,7 +84,7 @@ _NOT_THIS_PREGNANCY = re.compile(
     r"test(?!\s*(?:is |was |came back )?(?:\+|pos)))|(?:trying|plans?|planning|wants?|hoping|desires?)\s+(?:to\s+)?"
     r"(?:get |become |be )?pregnan\w*|pregnancy (?:prevention|category|planning|intention)|avoid pregnancy|"
     r"(?:not|never) pregnant|no (?:chance|possibility|risk) of pregnancy|pregnan\w* (?:ruled out|excluded|unlikely)|"
-    r"(?:rule out|r/o|\?) pregnan\w*|pregnancy (?:test )?pending",
+    r"(?:rule out|r/o|\?) pregnan\w*|pregnancy (?:test )?pending|pregnan\w*\s*[:?-]\s*(?:no|n|neg\w*|denies|none)\b",
     re.I,
 )
 _POSSIBLE = _re(
@@ -77,7 +92,10 @@ _POSSIBLE = _re(
     r"(?:missed|late) (?:her )?(?:period|menses)|lmp (?:[5-9]|1\d|five|six|seven|eight|nine|ten) (?:wks?|weeks?) ago|"
     r"(?:rule out|r/o|\?) pregnan\w*|pregnancy (?:test )?pending"
 )
-_GRAVIDA = re.compile(r"(?<![\w])g(\d{1,2})\s*p(\d{1,2})(?:\d{3})?(?![\w])", re.I)
+_GRAVIDA = re.compile(r"(?<![\w])g(\d{1,2})\s*p(?:(\d)(\d{3})|(\d{1,2}))(?![\w])", re.I)
+_LOSS = re.compile(
+    r"^\W{0,3}(?:\w+\W+){0,2}?(?:\d\s*)?(?:sab|tab|eab|miscarr\w*|abortion|ectopic|iufd|stillbirth)", re.I
+)
 _BREASTFEEDING = _re(
     r"breast-?feeding|breast feeding|breastfeeds|nursing (?:mother|mom|her|an? infant|a baby)|is nursing|"
     r"lactating|lactation|bf(?:ing)? (?:her |a |an )?(?:\d|infant|baby|newborn)|ebf(?:ing)? (?:her |a |an )?(?:\d|"
@@ -96,7 +114,8 @@ _AGE_TEXT = re.compile(
     r"|(?<![\w.])(?P<n2>\d{1,3})\s?(?P<sex>[MF])(?![\w])",
 )
 _NOT_AGE_BEFORE = re.compile(
-    r"(?:temp\w*|t|tmax|fever(?: of)?|febrile to|bp|hr|rr|wt|weight|gauge|size|for|x|since|past|last|over)\s*:?\s*$|"
+    r"(?:temp\w*|t|tmax|fever(?: of| to)?|febrile to|spiked to|to|bp|hr|rr|wt|weight|gauge|size|for|x|since|past|last|"
+    r"over)\s*:?\s*$|"
     r"\b(?:her|his|my|their|your|whose)\s+(?:\w+\s+)?$",  # "breastfeeding her 4 mo old": the baby's age
     re.I,
 )
@@ -119,7 +138,7 @@ _CRCL = _re(
 _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iiia": 3, "iiib": 3, "iv": 4, "v": 5}
 _CKD = _re(
     r"(?:ckd|chronic kidney disease|chronic renal (?:failure|insufficiency|disease)|crf|cri)\s*,?\s*(?:stage|st\.?|g)?\s*"
-    r"(?P<s>[1-5][ab]?|iii[ab]|iv|v|iii|ii|i)(?![\w])"
+    r"(?P<s>[1-5][ab]?|iii[ab]|iv|v|iii|ii|i)(?![\w])(?!\s*(?:years?|yrs?|months?|mos?|wks?|weeks?|days?)\b)"
 )
 _CKD_ANY = _re(r"ckd|chronic kidney disease|chronic renal (?:failure|insufficiency|disease)|renal insufficiency|"
                r"kidney disease|renal impairment|impaired renal function|renal failure")  # fmt: skip
@@ -138,7 +157,7 @@ _CIRRHOSIS = _re(
     r"child[- ]?pugh|ctp (?:class )?[abc]|meld"
 )
 _CHILD_PUGH = _re(
-    r"(?:child[- ]?pugh|child[- ]turcotte[- ]pugh|ctp|child)\s*(?:class|score|grade)?\s*:?\s*(?P<c>[abc])"
+    r"(?:child[- ]?pugh|child[- ]turcotte[- ]pugh|ctp|child class)\s*(?:class|score|grade)?\s*:?\s*(?P<c>[abc])"
 )
 _LIVER = _re(
     r"liver disease|hepatic impairment|hepatitis|fatty liver|nafld|masld|nash|transaminitis|elevated lfts"
@@ -151,7 +170,7 @@ _POTASSIUM = _re(
 _HYPERKALAEMIA = _re(r"hyperkala?emi\w*|high (?:potassium|k\+?)|elevated (?:potassium|k\+?)")
 _VIRAL = _re(
     r"influenza|flu|flu-like|flu like|ili|chicken ?pox|varicella|viral (?:illness|infection|syndrome|uri|"
-    r"gastroenteritis)|covid(?:-19)?|sars-cov-2|rsv|(?:cold|flu) symptoms|common cold|a cold|head cold|"
+    r"gastroenteritis)|covid(?:-19)?|sars-cov-2|rsv|(?:cold|flu) symptoms|common cold|(?:has|with|caught|got) a cold|head cold|"
     r"(?:recovering from|getting over) (?:the |a )?(?:flu|cold|virus|chicken ?pox)"
 )
 _MECHANICAL_VALVE = _re(
@@ -250,9 +269,19 @@ def _pregnancy(record: PatientRecord, text: str, found: list[Scope], ev: dict[st
     for pattern in _WEEKS:
         for m in pattern.finditer(text):
             w = float(m.group("w"))
-            if 3 <= w <= 43 and affirmed(text, m.span(), found) and not _NOT_THIS_PREGNANCY.search(m.group()):
-                weeks = w if weeks is None else max(weeks, w)
-                ev.setdefault("pregnant", m.group())
+            if (
+                not (3 <= w <= 43)
+                or not affirmed(text, m.span(), found)
+                or _NOT_THIS_PREGNANCY.search(m.group())
+            ):
+                continue
+            if "/" in m.group() and _VISION.search(text[max(0, m.start() - 30) : m.end() + 12]):
+                continue  # "VA 20/40 OU" is visual acuity
+            lead = (m.groupdict().get("lead") or "").lower()
+            if lead in ("at", "@") and not _pregnancy_words_near(text, m.start()):
+                continue  # "follow up at 6 weeks" is a date, "G2P1 at 30 wks" a gestation
+            weeks = w if weeks is None else max(weeks, w)
+            ev.setdefault("pregnant", m.group())
     for m in _TRIMESTER.finditer(text):
         if affirmed(text, m.span(), found):
             t = (m.group("t") or m.group("t2") or "").lower()
@@ -265,8 +294,16 @@ def _pregnancy(record: PatientRecord, text: str, found: list[Scope], ev: dict[st
         if not any(a <= m.start() < b for a, b in negative_spans + other)
     ]  # fmt: skip
     for m in _GRAVIDA.finditer(text):
-        # "G2P1" with gravida above para is a pregnancy now; "G3P3" is obstetric history.
-        if int(m.group(1)) > int(m.group(2)) and affirmed(text, m.span(), found):
+        # "G2P1" with gravida above para is a pregnancy now; "G3P3" is obstetric history; with TPAL
+        # ("G2P1011") the pregnancy is current only when gravida exceeds term + preterm + abortions.
+        g = int(m.group(1))
+        tpal = m.group(2) + m.group(3) if m.group(3) else None
+        done = int(tpal[0]) + int(tpal[1]) + int(tpal[2]) if tpal else int(m.group(4))
+        if (
+            g > done
+            and affirmed(text, m.span(), found)
+            and not (tpal is None and _LOSS.match(text[m.end() :]))
+        ):
             affirmed_words.append(m)
     if affirmed_words:
         ev.setdefault("pregnant", affirmed_words[0].group())
