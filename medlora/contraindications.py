@@ -129,18 +129,13 @@ def _younger(limit: float, action: str = "removed", caution_below: float | None 
     return when
 
 
-_TONSILS = re.compile(r"tonsillectom\w*|adenoidectom\w*|\bt\s*&\s*a\b|\bt&a\b|\bta\b post-?op", re.I)
-
-
-def _codeine_child(s: PatientState, text: str) -> tuple[str, str] | None:
+def _codeine_child(s: PatientState, _text: str) -> tuple[str, str] | None:
     if s.age is None:
         return None
     if s.age < 12:
         return _age(s), "removed"
     if s.age < 18:
-        return (
-            (_age(s) + ", after tonsillectomy", "removed") if _TONSILS.search(text) else (_age(s), "caution")
-        )
+        return (_age(s) + ", after tonsillectomy", "removed") if s.tonsillectomy else (_age(s), "caution")
     return None
 
 

@@ -84,7 +84,8 @@ _NOT_THIS_PREGNANCY = re.compile(
     r"test(?!\s*(?:is |was |came back )?(?:\+|pos)))|(?:trying|plans?|planning|wants?|hoping|desires?)\s+(?:to\s+)?"
     r"(?:get |become |be )?pregnan\w*|pregnancy (?:prevention|category|planning|intention)|avoid pregnancy|"
     r"(?:not|never) pregnant|no (?:chance|possibility|risk) of pregnancy|pregnan\w* (?:ruled out|excluded|unlikely)|"
-    r"(?:rule out|r/o|\?) pregnan\w*|pregnancy (?:test )?pending|pregnan\w*\s*[:?-]\s*(?:no|n|neg\w*|denies|none)\b",
+    r"(?:rule out|r/o|\?) pregnan\w*|possibl[ey] pregnan\w*|(?:may|might|could) be pregnant|"
+    r"pregnancy (?:test )?pending|pregnan\w*\s*[:?-]\s*(?:no|n|neg\w*|denies|none)\b",
     re.I,
 )
 _POSSIBLE = _re(
@@ -173,6 +174,8 @@ _VIRAL = _re(
     r"gastroenteritis)|covid(?:-19)?|sars-cov-2|rsv|(?:cold|flu) symptoms|common cold|(?:has|with|caught|got) a cold|head cold|"
     r"(?:recovering from|getting over) (?:the |a )?(?:flu|cold|virus|chicken ?pox)"
 )
+# Read even after "s/p" (history): the surgery is what the codeine label's limit is about.
+_TONSILS = re.compile(r"tonsillectom\w*|adenoidectom\w*|adenotonsillectom\w*|\bt\s*&\s*a\b", re.I)
 _MECHANICAL_VALVE = _re(
     r"mechanical (?:heart |mitral |aortic )?valves?|(?:mvr|avr) \(?mechanical|on-?x valve|st\.? jude valve"
 )
@@ -200,6 +203,7 @@ class PatientState:
     hyperkalaemia: bool = False
     viral_illness: bool = False
     mechanical_valve: bool = False
+    tonsillectomy: bool = False  # after tonsillectomy or adenoidectomy (FDA 2017 codeine and tramadol limits)
     angioedema: bool = False  # lip, tongue, face or throat swelling now (not an allergy list's past reaction)
     evidence: dict[str, str] = field(default_factory=dict, compare=False)  # state -> how it was read
 
@@ -395,6 +399,7 @@ def patient_state(record: PatientRecord) -> PatientState:
         hyperkalaemia=bool(_hits(text, _HYPERKALAEMIA, found)) or (potassium or 0) > 5.0,
         viral_illness=bool(_hits(text, _VIRAL, found)),
         mechanical_valve=bool(_hits(text, _MECHANICAL_VALVE, found)),
+        tonsillectomy=bool(_TONSILS.search(text)),
         angioedema=any(
             not any(a <= m.start() and m.end() <= b for a, b in listed)
             for m in _hits(text, MORE["face_tongue_swelling"], found)
