@@ -261,7 +261,7 @@ _SALICYLATES = _set(
     "aspirin, bismuth subsalicylate, salsalate, choline magnesium trisalicylate, magnesium salicylate, diflunisal"
 )
 _TERATOGENS = _set(
-    "mycophenolate, mycophenolic acid, leflunomide, teriflunomide, ribavirin, thalidomide, lenalidomide, "
+    "mycophenolate, mycophenolate mofetil, mycophenolic acid, leflunomide, teriflunomide, ribavirin, thalidomide, lenalidomide, "
     "pomalidomide, acitretin, bosentan, ambrisentan, macitentan, riociguat, finasteride, dutasteride"
 )
 

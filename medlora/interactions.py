@@ -104,6 +104,7 @@ _QT_SOURCE = (
 _NSAIDS = _set("nsaids")
 _WARFARIN_LABEL = "Coumadin (warfarin) US label, 7 Drug Interactions"
 _LITHIUM_LABEL = "Lithium US label (Lithobid), 7 Drug Interactions: raised serum lithium, toxicity"
+_LITHIUM = _set("lithium, lithium carbonate, lithium citrate")
 _THIAZIDES = _set(
     "hydrochlorothiazide, chlorthalidone, chlorothiazide, indapamide, metolazone, bendroflumethiazide"
 )
@@ -228,11 +229,11 @@ PAIRS: tuple[Pair, ...] = (
          "warfarin with metronidazole (INR rise, bleeding)",
          _WARFARIN_LABEL + "; Flagyl US label: potentiates the anticoagulant effect of warfarin"),
     # --- lithium
-    Pair("lithium_nsaid", _set("lithium"), _NSAIDS, "lithium with an NSAID (lithium toxicity)", _LITHIUM_LABEL,
+    Pair("lithium_nsaid", _LITHIUM, _NSAIDS, "lithium with an NSAID (lithium toxicity)", _LITHIUM_LABEL,
          exclude=_set("aspirin")),
-    Pair("lithium_thiazide", _set("lithium"), _THIAZIDES, "lithium with a thiazide diuretic (lithium toxicity)",
+    Pair("lithium_thiazide", _LITHIUM, _THIAZIDES, "lithium with a thiazide diuretic (lithium toxicity)",
          _LITHIUM_LABEL),
-    Pair("lithium_raas", _set("lithium"), _set("ace_inhibitors, arbs"),
+    Pair("lithium_raas", _LITHIUM, _set("ace_inhibitors, arbs"),
          "lithium with an ACE inhibitor or ARB (lithium toxicity)", _LITHIUM_LABEL),
     # --- potassium
     Pair("mra_raas_hyperkalaemia", _set("spironolactone, eplerenone, finerenone"), _set("ace_inhibitors, arbs"),

@@ -116,7 +116,10 @@ def scopes(text: str) -> list[Scope]:
             for m in pattern.finditer(sentence):
                 if is_pseudo(m):
                     continue
-                before = [w for w in words if w[1] <= m.start()][-MAX_SCOPE:]
+                # "seizure free", "pain-free": "free" negates the word or two before it, not the whole clause
+                # ("22 weeks gestation, seizure free" is still a pregnancy).
+                reach = 2 if m.group().lower() == "free" else MAX_SCOPE
+                before = [w for w in words if w[1] <= m.start()][-reach:]
                 start = before[0][0] if before else m.start()
                 stop = [t for t in terminators if start <= t < m.start()]
                 start = max(stop) if stop else start

@@ -52,7 +52,7 @@ _WEEKS = [  # (pattern with the weeks in group "w"): gestational age as written
 ]  # fmt: skip
 _VISION = re.compile(r"\b(?:va|vision|visual|acuity|snellen|eyes?|od|os|ou|corrected|glasses|cc|sc)\b", re.I)
 _GRAVIDA_NEAR = re.compile(
-    r"g\d{1,2}\s*p\d|pregnan|gravid|iup|gestation|\bega?\b|\bga\b|\bob\b|fundal|fetal|fhr", re.I
+    r"\bg\d{1,2}(?:\s*p\d)?\b|pregnan|gravid|iup|gestation|\bega?\b|\bga\b|\bob\b|fundal|fetal|fhr", re.I
 )
 
 

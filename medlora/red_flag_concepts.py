@@ -170,7 +170,7 @@ C = {
     ),
     "unconscious": _re(
         r"unconscious|unresponsive|loss of consciousness|lost consciousness|passed out|pass(?:es|ing) out|"
-        r"fainted|fainting|syncope|syncopal|collapsed|collapse|seizur\w*|seizing|having a fit|gcs (?:of )?(?:[3-9]|1[0-2])|convuls\w*|fitting|status epilepticus|"
+        r"fainted|fainting|syncope|syncopal|collapsed|collapse|seizur\w*(?! (?:disorder|free|medications?|meds|precautions|threshold|prophylaxis|diary|action plan))|seizing|having a fit|gcs (?:of )?(?:[3-9]|1[0-2])|convuls\w*|fitting|status epilepticus|"
         r"(?:difficult|hard|unable|impossible) to (?:wake|rouse|arouse)|(?:won'?t|will not|doesn'?t) wake up|"
         r"obtunded|altered mental status|(?:sudden|new|acute) confusion|acutely confused|delirium|"
         r"limp and unresponsive"
