@@ -31,7 +31,10 @@ def test_the_table_is_large_and_half_negative():
     negative = [
         c
         for c in CASES
-        if not any(c.get(k) for k in ("expect", "removed", "caution", "duplicates", "interactions", "contraindications"))
+        if not any(
+            c.get(k)
+            for k in ("expect", "removed", "caution", "duplicates", "interactions", "contraindications")
+        )
     ]
     assert len(CASES) >= 450 and len(negative) >= len(CASES) / 3
 
