@@ -354,31 +354,51 @@ def _kidneys(text: str, found: list[Scope], ev: dict[str, str]):
     return egfr, crcl, stage, dialysis, aki
 
 
+_CLAUSE_END = re.compile(r"[,;]|\band\b|\bnow\b", re.I)
+_PROCEDURE_CUE = re.compile(r"(?:s/p|status post)\s*$", re.I)
+
+
+def _clip(text: str, sc: Scope) -> Scope:
+    """A procedure's history scope ("s/p cerclage") cut at the end of its clause; a history list ("PMH: GDM,
+    preeclampsia") keeps its whole scope."""
+    if not _PROCEDURE_CUE.search(text[max(0, sc.start - 14) : sc.start]):
+        return sc
+    m = _CLAUSE_END.search(text, sc.start, sc.end)
+    return Scope(sc.kind, sc.start, m.start()) if m else sc
+
+
 def patient_state(record: PatientRecord) -> PatientState:
     """The state every rule reads (see the module docstring)."""
     text = _text(record)
     found = scopes(text)
+    # "PMH: CKD 4, cirrhosis", "h/o ESRD on HD": a chronic state written as history is still the state now.
+    chronic = [sc for sc in found if sc.kind != "historical"]
+    # "s/p cerclage, 24 weeks pregnant": a history cue reaches only to the end of its clause for pregnancy, so
+    # "hx of preeclampsia 2019" stays history and the pregnancy after the comma is read.
+    clause = [sc if sc.kind != "historical" else _clip(text, sc) for sc in found]
     ev: dict[str, str] = {}
     age = record.age if record.age is not None else _first_age(text)
     if record.age is None and age is not None:
         ev["age"] = "from text"
-    pregnant, possible, weeks, trimester = _pregnancy(record, text, found, ev)
+    pregnant, possible, weeks, trimester = _pregnancy(record, text, clause, ev)
     breastfeeding = (
-        record.sex != "male" and (age is None or age >= 12) and bool(b := _hits(text, _BREASTFEEDING, found))
+        record.sex != "male"
+        and (age is None or age >= 12)
+        and bool(b := _hits(text, _BREASTFEEDING, chronic))
     )
     if breastfeeding:
         ev["breastfeeding"] = b[0].group()
-    egfr, crcl, stage, dialysis, aki = _kidneys(text, found, ev)
-    cirrhosis = bool(c := _hits(text, _CIRRHOSIS, found))
+    egfr, crcl, stage, dialysis, aki = _kidneys(text, chronic, ev)
+    cirrhosis = bool(c := _hits(text, _CIRRHOSIS, chronic))
     if cirrhosis:
         ev["cirrhosis"] = c[0].group()
     child_pugh = None
-    for m in _hits(text, _CHILD_PUGH, found):
+    for m in _hits(text, _CHILD_PUGH, chronic):
         child_pugh = max(child_pugh or "A", m.group("c").upper())
         cirrhosis = True
-    liver = cirrhosis or bool(_hits(text, _LIVER, found))
+    liver = cirrhosis or bool(_hits(text, _LIVER, chronic))
     listed = allergy_history_spans(text)
-    potassium = max((float(m.group("v")) for m in _hits(text, _POTASSIUM, found) if 2.0 <= float(m.group("v")) <= 9.5),
+    potassium = max((float(m.group("v")) for m in _hits(text, _POTASSIUM, chronic) if 2.0 <= float(m.group("v")) <= 9.5),
                     default=None)  # fmt: skip
     return PatientState(
         pregnant=pregnant,
@@ -396,9 +416,9 @@ def patient_state(record: PatientRecord) -> PatientState:
         child_pugh=child_pugh,
         liver_disease=liver,
         potassium=potassium,
-        hyperkalaemia=bool(_hits(text, _HYPERKALAEMIA, found)) or (potassium or 0) > 5.0,
+        hyperkalaemia=bool(_hits(text, _HYPERKALAEMIA, chronic)) or (potassium or 0) > 5.0,
         viral_illness=bool(_hits(text, _VIRAL, found)),
-        mechanical_valve=bool(_hits(text, _MECHANICAL_VALVE, found)),
+        mechanical_valve=bool(_hits(text, _MECHANICAL_VALVE, chronic)),
         tonsillectomy=bool(_TONSILS.search(text)),
         angioedema=any(
             not any(a <= m.start() and m.end() <= b for a, b in listed)

@@ -232,11 +232,17 @@ def _current(record: PatientRecord, sections: Sections | None = None) -> list[Dr
     ]  # fmt: skip
 
 
+# "Continue metformin", "increase sertraline to 150 mg": the current drug at another dose, not a second one.
+_DOSE_CHANGE = re.compile(
+    r"\b(?:continue|current|increase|decrease|reduce|titrate|adjust|uptitrate|downtitrate|taper)", re.I
+)
+
+
 def _recommended(sections: Sections) -> list[tuple[DrugMention, bool]]:
     """(drug, named in ``medications``) for every drug the sections start; continuing a current one is not."""
     named = [
         m for med in sections.medications
-        if (m := resolve(med.name)) is not None and not re.search(r"\b(?:continue|current)", med.name, re.I)
+        if (m := resolve(med.name)) is not None and not _DOSE_CHANGE.search(med.name)
     ]  # fmt: skip
     in_text = [
         d for s in SECTION_NAMES if s != "medications" for item in getattr(sections, s)

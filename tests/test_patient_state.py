@@ -124,3 +124,22 @@ def test_liver_potassium_and_viral_illness():
     assert s.cirrhosis and s.child_pugh == "B" and s.potassium == 5.8 and s.hyperkalaemia and s.viral_illness
     quiet = state("no cirrhosis; gave the child a dose of Tylenol; apply a cold compress; flu shot given")
     assert not quiet.cirrhosis and quiet.child_pugh is None and not quiet.viral_illness
+
+
+@pytest.mark.parametrize(
+    ("notes", "what"),
+    [("PMH: HTN, DM2, CKD 4, cirrhosis", "ckd4 cirrhosis"), ("h/o ESRD on HD", "dialysis"),
+     ("PMH significant for cirrhosis (Child-Pugh B)", "cirrhosis"), ("PPD#2 s/p SVD, breastfeeding.", "breastfeeding"),
+     ("s/p cerclage, 24 weeks pregnant", "pregnant"), ("status post IVF transfer, IUP at 7 wks", "pregnant")],
+)  # fmt: skip
+def test_a_chronic_state_written_as_history_is_still_the_state(notes, what):
+    s = state(notes, sex="female", age=36)
+    expected = {
+        "ckd4 cirrhosis": s.ckd_stage == 4 and s.cirrhosis,
+        "dialysis": s.dialysis and s.severe_ckd,
+        "cirrhosis": s.cirrhosis and s.child_pugh == "B",
+        "breastfeeding": s.breastfeeding,
+        "pregnant": s.pregnant,
+    }
+    assert expected[what]
+    assert not state("PMH: GDM, preeclampsia", sex="female", age=36).pregnant
