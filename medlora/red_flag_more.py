@@ -34,8 +34,11 @@ MORE = {
         r"(?:headache|ha|head pain)|(?:headache|ha|head pain) (?:\w+ ){0,2}(?:came on|started|began|hit) "
         r"(?:all of a sudden|suddenly|instantly|abruptly|like a thunderclap)|(?:headache|ha) (?:was )?(?:maximal|"
         r"peaked|at (?:its )?worst) (?:at onset|within (?:a |one |1 )?(?:minute|min|seconds?))|"
-        r"(?:headache|ha) (?:\w+ ){0,3}(?:while|when|during|after) (?:lifting|weightlifting|deadlifting|"
-        r"straining|exercis\w*|working out|sex|intercourse|orgasm|coitus|at the gym)|"
+        # exertion counts with a sudden or severe headache; sex alone (coital headache) always
+        r"(?:sudden|severe|worst|explosive|excruciating|intense|10/10|abrupt)[\w,/ ]{0,20}(?:headache|ha) (?:\w+ ){0,3}"
+        r"(?:while|when|during|after|at) (?:the )?(?:lifting|weightlifting|deadlifting|straining|exercis\w*|working out|"
+        r"workout|gym|sex|intercourse|orgasm|coitus)|(?:headache|ha) (?:\w+ ){0,3}(?:while|when|during) (?:sex|"
+        r"intercourse|orgasm|coitus)|"
         r"(?:like|as if) (?:being |been |I was |she was |he was )?(?:hit|struck|kicked) (?:in|on|over) the head|"
         r"sentinel headache|thunderclap"
     ),
@@ -46,21 +49,23 @@ MORE = {
         r"go to sleep and (?:not|never) wake up|(?:gave|giving|given|gives) away (?:all |most )?(?:of )?(?:her|his|my|"
         r"their) (?:\w+ ){0,1}(?:things|belongings|possessions|stuff|pets?|dog|cat|jewel\w*|valuables|savings|"
         r"money|prized \w+)|(?:gave|giving|given|gives) away (?:all|most|everything)|"
-        r"(?:said|saying|says|texted|texting|sent|wrote|writing|written) (?:\w+ ){0,2}(?:goodbye|good-bye|farewell)|"
-        r"(?:goodbye|farewell|suicide) (?:note|letter|message|text|video)s?|"
-        r"(?:made|has|have|with|making|written|wrote) (?:a |her |his )?(?:will|plans?) (?:to|for) (?:die|end|kill|"
-        r"overdose|hang|shoot|jump|after (?:she|he|i)'?s? gone)|plan (?:and|/|&) (?:intent|means)|"
-        r"(?:stockpil|hoard|sav)\w* (?:up )?(?:\w+ ){0,2}(?:pills|tablets|meds|medications|insulin)|"
-        r"(?:bought|purchased|got|obtained) (?:a |some )?(?:rope|gun|firearm|rifle|pistol|handgun)|"
-        r"research\w* (?:\w+ ){0,2}(?:ways|how) to (?:die|kill|end)|(?:end|ending) it all|"
+        # a goodbye sent or written, or said to everyone; "said goodbye at the airport" is not one
+        r"(?:texted|texting|sent|wrote|writing|written|posted|posting|left) (?:\w+ ){0,2}(?:goodbye|good-bye|farewell)|"
+        r"(?:said|saying|says) (?:\w+ ){0,1}(?:goodbye|good-bye|farewell) to (?:everyone|everybody|(?:her |his |their |my )?"
+        r"(?:family|friends|loved ones|kids|children))|(?:goodbye|farewell|suicide) (?:notes?|letters?|messages?|"
+        r"texts?|videos?|posts?)|"
+        r"(?:made|has|have|with|making) (?:a )?plans? (?:to|for) (?:die|end (?:it|(?:my|his|her|their) life)|kill|"
+        r"overdose|hang|shoot|jump)|plan (?:and|/|&) (?:intent|means)|"
+        r"(?:stockpil|hoard)\w* (?:\w+ ){0,2}(?:pills|tablets|meds|medications|insulin)|saving up (?:\w+ ){0,2}"
+        r"(?:pills|tablets|meds|medications)|"
+        r"research\w* (?:\w+ ){0,2}(?:ways|how) to (?:die|kill (?:myself|himself|herself)|end (?:it|(?:my|his|her) "
+        r"life))|(?:end|ending) it all|"
         r"(?:everyone|family|they|kids) (?:would|will) be better off without (?:me|her|him)|"
-        r"(?:is|am|being|feels like) a burden (?:to|on) (?:\w+ ){0,2}(?:family|everyone|kids|children)|"
-        r"(?:can'?t|cannot) go on (?:like this|anymore|any more)|put (?:\w+ ){0,1}affairs in order|"
-        r"tired of (?:living|life|being alive)|no (?:point|reason) (?:in )?(?:living|going on|being alive)"
+        r"tired of (?:living|being alive)|no (?:point|reason) (?:in )?(?:living|being alive)"
     ),
     "suicide_means": _re(
-        r"(?:access to|has|have|owns?|keeps?) (?:a |his |her |their |several |multiple )?(?:loaded )?(?:guns?|"
-        r"firearms?|rifles?|pistols?|handguns?|weapons?)(?: at home| in the house)?"
+        r"(?:access to|has|have|owns?|keeps?|bought|purchased|obtained) (?:a |his |her |their |several |multiple |"
+        r"some )?(?:loaded )?(?:guns?|firearms?|rifles?|pistols?|handguns?|weapons?|rope)(?: at home| in the house)?"
     ),
     "low_mood": _re(
         r"depress\w*|hopeless\w*|worthless\w*|low mood|mdd|despair\w*|anhedoni\w*|(?:feels|feeling) empty"
@@ -96,9 +101,13 @@ MORE = {
         r"[1-4]\d\d)\b|(?:receiving|on|getting|had) (?:\w+ ){0,2}(?:folfox|folfiri|r-chop|chop|abvd|ac-t|carboplatin|"
         r"cisplatin|docetaxel|paclitaxel|cyclophosphamide|doxorubicin)"
     ),
-    "angle_closure": _re(
-        r"(?:acute )?angle[- ]closure|(?:severe |sudden )?eye pain,? (?:[\w,]+ ){0,4}(?:halos?|vomit\w*|blurr\w* vision|"
-        r"fixed|mid-?dilated)|halos? around lights (?:\w+ ){0,4}(?:eye pain|headache)"
+    "angle_closure": _re(r"(?:acute )?angle[- ]closure(?: glaucoma)?|(?:acute )?narrow[- ]angle glaucoma"),
+    "eye_pain": _re(
+        r"(?:severe |sudden )?(?:eye|ocular) pain|painful (?:red )?eye|(?:eye|eyes) (?:hurts?|aching)"
+    ),
+    "angle_feature": _re(
+        r"halos?(?: around lights)?|mid-?dilated|fixed,? (?:mid-?dilated )?pupils?|rock[- ]hard (?:eye|globe)|"
+        r"iop (?:of )?(?:[4-9]\d)|cloudy cornea|corneal (?:edema|oedema|haze)"
     ),
     "limb_ischaemia": _re(
         r"acute limb isch\w*|(?:cold|pale|white|mottled),? (?:\w+,? ){0,2}(?:pulseless|painful) (?:leg|foot|arm|"
@@ -122,7 +131,9 @@ MORE = {
         r"(?:weak|numb) legs|(?:can'?t|cannot|unable to) walk|sensory level|band-like (?:chest |trunk )?pain|"
         r"(?:new |sudden )?(?:urinary retention|incontinence)"
     ),
-    "sickle_cell": _re(r"sickle cell(?: disease| anemia| anaemia)?|scd|hb ?ss|hbsc|sickle-cell"),
+    "sickle_cell": _re(
+        r"sickle cell(?! trait)(?: disease| anemia| anaemia)?|scd|hb ?ss|hbsc|sickle-cell(?! trait)"
+    ),
     "cauda_equina_named": _re(r"cauda equina(?: syndrome)?|\bces\b"),
 }
 
@@ -142,6 +153,8 @@ MORE_SOURCES = {
     "unknown_location": "NICE NG126: pregnancy of unknown location with pain needs same-day assessment",
     "on_chemo": "NICE CG151 neutropenic sepsis (2012): fever in a patient on anticancer treatment is an "
     "emergency; ASCO/IDSA outpatient febrile neutropenia 2018",
+    "eye_pain": "NICE CKS red eye (acute angle-closure glaucoma: painful red eye with haloes)",
+    "angle_feature": "NICE CKS red eye; AAO Primary Angle Closure PPP 2020",
     "angle_closure": "NICE CKS red eye (acute angle-closure glaucoma: same-day ophthalmology); AAO PPP 2020",
     "limb_ischaemia": "ESVS 2020 acute limb ischaemia guideline (Björck M et al., Eur J Vasc Endovasc Surg "
     "2020;59:173); NICE CG147",
@@ -190,7 +203,7 @@ def more_flags(found: dict[str, bool], hits: dict[str, list], ctx: dict) -> list
     signs = {m.group().lower() for m in hits["cauda_equina"]}
     if found["cauda_equina_named"] or len(signs) >= 2:
         out.append(("cauda_equina_signs", "back pain with bladder, bowel or saddle symptoms"))
-    if found["angle_closure"]:
+    if found["angle_closure"] or (found["eye_pain"] and found["angle_feature"]):
         out.append(("acute_angle_closure", "painful red eye with halos, blurred vision or vomiting (acute "
                     "angle-closure glaucoma)"))  # fmt: skip
     if found["limb_ischaemia"]:

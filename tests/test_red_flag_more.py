@@ -66,6 +66,25 @@ def test_off_pattern_emergencies(fields, code):
         {"age": 15, "sex": "male", "symptoms": ["groin rash, itchy"]},
         {"age": 58, "symptoms": ["fatigue"], "notes": "breast ca, finished chemo 2019, afebrile"},
         {"age": 29, "sex": "female", "symptoms": ["period cramps"], "notes": "UPT negative"},
+        {"age": 50, "notes": "said goodbye to her husband at the airport, then developed cough"},
+        {"age": 50, "notes": "I can't go on like this with my back pain"},
+        {
+            "age": 88,
+            "notes": "hospice pt, daughter has put his affairs in order; plans for end of life care discussed",
+        },
+        {"age": 80, "notes": "doesn't want to be a burden to her family, considering assisted living"},
+        {"age": 45, "notes": "bought a gun for hunting season, mood good"},
+        {"age": 70, "notes": "saves her pills in a weekly organizer"},
+        {"age": 30, "notes": "worked out at the gym, sore muscles, mild headache after workout"},
+        {"age": 30, "notes": "eye pain with contact lenses, no halos, no vomiting"},
+        {"age": 25, "notes": "sickle cell trait, fever with UTI"},
+        {"age": 60, "notes": "cold feet at night, good pulses"},
+        {
+            "age": 40,
+            "symptoms": ["sinusitis"],
+            "conditions": ["seizure disorder"],
+            "notes": "seizure free x 5 yrs",
+        },
     ],
 )
 def test_negative_controls_stay_quiet(fields):
