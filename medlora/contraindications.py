@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .doses import daily_grams, low_dose_aspirin
 from .drugs import DrugMention
 from .patient_state import PatientState
 
@@ -87,13 +88,6 @@ def _tetracycline_in_pregnancy(s: PatientState, _text: str) -> tuple[str, str] |
         return None
     second_or_later = (s.weeks or 0) >= 14 or (s.trimester or 0) >= 2
     return state, "removed" if s.pregnant and second_or_later else "caution"
-
-
-_LOW_DOSE_ASPIRIN = re.compile(r"\b(?:81|75|100)\s*mg\b|\blow[- ]dose\b|\bbaby aspirin\b|\bldasa?\b", re.I)
-
-
-def _low_dose_aspirin(drug: DrugMention, text: str) -> bool:
-    return drug.ingredients == ("aspirin",) and bool(_LOW_DOSE_ASPIRIN.search(text))
 
 
 def _nsaid_in_pregnancy(s: PatientState, _text: str) -> tuple[str, str] | None:
@@ -185,38 +179,6 @@ def _nsaid_kidney(s: PatientState, text: str) -> tuple[str, str] | None:
     return found
 
 
-_GRAMS = re.compile(r"(\d+(?:[.,]\d+)?)\s*(mg|g|gm|grams?)\b", re.I)
-_MAX_DAY = re.compile(
-    r"(?:max(?:imum)?|up to|no more than|not (?:to )?exceed|≤|<=)\s*(\d+(?:[.,]\d+)?)\s*(mg|g|gm|grams?)\s*"
-    r"(?:/|per|a|in|each)\s*(?:day|24\s*h)|(\d+(?:[.,]\d+)?)\s*(mg|g|gm|grams?)\s*(?:/|per|a)\s*(?:day|24\s*h)",
-    re.I,
-)
-_PER_DAY = (
-    (re.compile(r"\bq\.?\s*(\d{1,2})\s*(?:-\s*\d{1,2}\s*)?h", re.I), None),
-    (re.compile(r"every (\d{1,2})\s*(?:(?:-|to)\s*\d{1,2}\s*)?hours?", re.I), None),
-    (re.compile(r"\b(?:qid|q\.i\.d\.?|four times (?:a|per|daily))", re.I), 4),
-    (re.compile(r"\b(?:tid|t\.i\.d\.?|three times (?:a|per|daily))", re.I), 3),
-    (re.compile(r"\b(?:bid|b\.i\.d\.?|twice (?:a|per|daily))", re.I), 2),
-    (re.compile(r"\b(?:daily|once (?:a |per )?day|qd|q\.d\.?|od|nightly|qhs|at bedtime)\b", re.I), 1),
-)
-
-
-def daily_grams(text: str) -> float | None:
-    """The most a text says is taken in a day ("1 g q6h" 4, "650 mg TID" 1.95, "max 2 g/day" 2), or None."""
-    m = _MAX_DAY.search(text)
-    if m:
-        n, unit = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-        return float(n.replace(",", ".")) / (1000 if unit.lower() == "mg" else 1)
-    dose = _GRAMS.search(text)
-    if not dose:
-        return None
-    grams = float(dose.group(1).replace(",", ".")) / (1000 if dose.group(2).lower() == "mg" else 1)
-    for pattern, times in _PER_DAY:
-        if f := pattern.search(text):
-            return grams * (times if times is not None else 24 / max(1, int(f.group(1))))
-    return None
-
-
 def _apap_cirrhosis(s: PatientState, text: str) -> tuple[str, str] | None:
     if not s.cirrhosis:
         return None
@@ -245,9 +207,9 @@ _FDA_2017 = (
     "(codeine; tramadol) after tonsillectomy or adenoidectomy under 18; avoid at 12-18 with obesity, sleep apnoea "
     "or lung disease; breastfeeding not recommended"
 )
-_BEERS = (
-    "American Geriatrics Society 2023 Updated AGS Beers Criteria, J Am Geriatr Soc 2023;71:2052-81, Table 2"
-)
+_BEERS_REF = "American Geriatrics Society 2023 Updated AGS Beers Criteria, J Am Geriatr Soc 2023;71:2052-81"
+_BEERS = _BEERS_REF + ", Table 2 (potentially inappropriate in older adults)"
+_BEERS_KIDNEY = _BEERS_REF + ", Table 6 (kidney function)"
 _FIRST_GEN_AH = _set(
     "brompheniramine, carbinoxamine, chlorpheniramine, clemastine, cyproheptadine, dexbrompheniramine, "
     "dexchlorpheniramine, dimenhydrinate, diphenhydramine, doxylamine, hydroxyzine, meclizine, promethazine, "
@@ -368,13 +330,13 @@ RULES: tuple[Rule, ...] = (
     Rule("renal_nitrofurantoin", _set("nitrofurantoin"), _renal(30, 60),
          "nitrofurantoin with poor kidney function: little drug reaches the urine, more toxicity (neuropathy, "
          "lung and liver injury)",
-         _BEERS + " (Table 6): avoid at CrCl < 30 mL/min; Macrobid US label: contraindicated at CrCl under "
+         _BEERS_KIDNEY + ": avoid at CrCl < 30 mL/min; Macrobid US label: contraindicated at CrCl under "
          "60 mL/min"),
     Rule("renal_nsaid", _set("nsaids"), _nsaid_kidney,
          "NSAIDs worsen kidney function (avoid at GFR < 30; no prolonged use at GFR < 60; low-dose aspirin "
          "excepted)",
          "KDIGO 2012 CKD guideline (Kidney Int Suppl 2013;3:1-150), 4.4 cautionary notes: avoid NSAIDs at GFR "
-         "< 30 mL/min/1.73 m2, prolonged therapy not recommended at GFR < 60; " + _BEERS + " (Table 6): avoid "
+         "< 30 mL/min/1.73 m2, prolonged therapy not recommended at GFR < 60; " + _BEERS_KIDNEY + ": avoid "
          "NSAIDs at CrCl < 30 mL/min"),
     Rule("liver_acetaminophen", _set("acetaminophen"), _apap_cirrhosis,
          "acetaminophen in cirrhosis: keep to 2 g a day or less (it stays the preferred analgesic)",
@@ -388,9 +350,9 @@ RULES: tuple[Rule, ...] = (
 
 # Rules that do not apply to a drug even though its class does (checked on the item's own text).
 _EXEMPT: dict[str, Callable[[DrugMention, str], bool]] = {
-    "pregnancy_nsaid": _low_dose_aspirin,
-    "renal_nsaid": _low_dose_aspirin,
-    "liver_nsaid": _low_dose_aspirin,
+    "pregnancy_nsaid": low_dose_aspirin,
+    "renal_nsaid": low_dose_aspirin,
+    "liver_nsaid": low_dose_aspirin,
 }
 
 

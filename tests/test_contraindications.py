@@ -2,7 +2,8 @@
 
 import pytest
 
-from medlora.contraindications import RULES, daily_grams
+from medlora.contraindications import RULES
+from medlora.doses import daily_grams
 from medlora.safety import apply_safety
 from medlora.schemas import Medication, PatientRecord, Sections
 
