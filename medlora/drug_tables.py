@@ -141,6 +141,21 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "levetiracetam": ("levetiracetam",),
     "clopidogrel": ("clopidogrel",),
     "co dydramol": ("dihydrocodeine", "acetaminophen"),
+    # Drugs the contraindication rules name (round four), so that their misspellings are recognised too.
+    "isotretinoin": ("isotretinoin",),
+    "accutane": ("isotretinoin",),
+    "valproate": ("valproic acid",),
+    "depakote": ("valproic acid",),
+    "divalproex": ("valproic acid",),
+    "benadryl": ("diphenhydramine",),
+    "phenergan": ("promethazine",),
+    "spironolactone": ("spironolactone",),
+    "aldactone": ("spironolactone",),
+    "lithium": ("lithium",),
+    "coumadin": ("warfarin",),
+    "nitrofurantoin": ("nitrofurantoin",),
+    "macrobid": ("nitrofurantoin",),
+    "methotrexate": ("methotrexate",),
 }
 
 COMBINATIONS: dict[str, tuple[str, ...]] = {

@@ -173,3 +173,22 @@ def test_the_warfarin_record_gets_its_interactions():
     out = check(["TMP-SMX DS 1 tab bid", "naproxen 500 mg bid"], age=72, medications=["warfarin 5 mg daily"])
     assert {i.code for i in out.safety.interactions} == {"warfarin_tmp_smx", "warfarin_nsaid"}
     assert all(i.where == "recommended with current" for i in out.safety.interactions)
+
+
+@pytest.mark.parametrize(
+    ("drug", "code", "fields"),
+    [("lisinoprl", "pregnancy_raas", PREGNANT_32), ("isotretinion", "pregnancy_isotretinoin", PREGNANT_32),
+     ("Depakot", "pregnancy_valproate", PREGNANT_32), ("Coumadine", "pregnancy_warfarin", PREGNANT_32),
+     ("ibuprophen", "pregnancy_nsaid", PREGNANT_32), ("Phenergen", "child_promethazine", {"age": 1.5}),
+     ("codiene", "child_codeine_tramadol", {"age": 8}), ("metfromin", "renal_metformin", {"notes": "eGFR 22"}),
+     ("nitrofurantion", "renal_nitrofurantoin", {"notes": "CrCl 20"})],
+)  # fmt: skip
+def test_misspelt_and_brand_names_are_caught(drug, code, fields):
+    out = check([drug], **fields)
+    assert found(out) == {(code, drug, "removed")}
+
+
+def test_misspelt_beers_drugs_are_cautioned():
+    assert found(check(["Benadril", "lorazapam"], age=84)) == {
+        ("older_first_gen_antihistamine", "Benadril", "caution"), ("older_benzodiazepine", "lorazapam", "caution")
+    }  # fmt: skip
