@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from .schemas import PatientRecord, Vitals
+from .text import word_set
 
 # ------------------------------------------------------------------------------------------------------- age
 
@@ -321,7 +322,7 @@ def descriptive_text(answers: dict) -> str:
 
 
 def _same_condition(a: str, b: str) -> bool:
-    words = lambda s: set(re.findall(r"[a-z0-9]+", s.lower())) - {"disease", "disorder", "syndrome"}  # noqa: E731
+    words = lambda s: word_set(s) - {"disease", "disorder", "syndrome"}  # noqa: E731
     return bool(words(a) & words(b))
 
 

@@ -27,6 +27,7 @@ PREGNANT_32 = {"sex": "female", "age": 29, "notes": "G2P1 at 32 wks, here for UR
 @pytest.mark.parametrize(
     ("drug", "code"),
     [("lisinopril", "pregnancy_raas"), ("losartan", "pregnancy_raas"), ("Coumadin", "pregnancy_warfarin"),
+     ("warfarin", "pregnancy_warfarin"), ("valproate", "pregnancy_valproate"),
      ("isotretinoin", "pregnancy_isotretinoin"), ("methotrexate", "pregnancy_methotrexate"),
      ("Depakote", "pregnancy_valproate"), ("doxycycline", "pregnancy_tetracycline"),
      ("ibuprofen", "pregnancy_nsaid"), ("Aleve", "pregnancy_nsaid")],
