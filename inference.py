@@ -242,6 +242,9 @@ def format_text(rec: Recommendation) -> str:
         lines.append(f"\nPossible duplicate therapy: {d.medication}, {d.reason}")
     for i in rec.safety.interactions:
         lines.append(f"\nInteraction [{i.code}]: {i.medication} with {i.other}, {i.message} ({i.source})")
+    for c in rec.safety.contraindications:
+        what = "Removed" if c.action == "removed" else "Caution"
+        lines.append(f"\n{what} [{c.code}] ({c.state}): {c.medication}, {c.message} ({c.source})")
     for u in rec.grounding.unsupported:
         lines.append(f"\nRemoved ({u.section}): {u.item}, {u.reason}")
     for n in rec.grounding.nulled:

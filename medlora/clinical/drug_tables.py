@@ -141,6 +141,21 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "levetiracetam": ("levetiracetam",),
     "clopidogrel": ("clopidogrel",),
     "co dydramol": ("dihydrocodeine", "acetaminophen"),
+    # Drugs the contraindication rules name (round four), so that their misspellings are recognised too.
+    "isotretinoin": ("isotretinoin",),
+    "accutane": ("isotretinoin",),
+    "valproate": ("valproic acid",),
+    "depakote": ("valproic acid",),
+    "divalproex": ("valproic acid",),
+    "benadryl": ("diphenhydramine",),
+    "phenergan": ("promethazine",),
+    "spironolactone": ("spironolactone",),
+    "aldactone": ("spironolactone",),
+    "lithium": ("lithium",),
+    "coumadin": ("warfarin",),
+    "nitrofurantoin": ("nitrofurantoin",),
+    "macrobid": ("nitrofurantoin",),
+    "methotrexate": ("methotrexate",),
 }
 
 COMBINATIONS: dict[str, tuple[str, ...]] = {
@@ -212,6 +227,29 @@ COMBINATIONS: dict[str, tuple[str, ...]] = {
     "maalox": ("aluminum hydroxide", "magnesium hydroxide", "simethicone"),
     "dramamine": ("dimenhydrinate",),
     "theraflu": ("acetaminophen", "phenylephrine", "diphenhydramine"),
+    # Products the contraindication rules must see through (round four): "PM" sleep aids, brands the
+    # dictionary lacks or maps to another product (DailyMed labels).
+    "excedrin pm": ("acetaminophen", "diphenhydramine"),
+    "motrin pm": ("ibuprofen", "diphenhydramine"),
+    "goody s pm": ("acetaminophen", "diphenhydramine"),
+    "bayer pm": ("aspirin", "diphenhydramine"),
+    "tylenol simply sleep": ("diphenhydramine",),
+    "zzzquil": ("diphenhydramine",),
+    "nytol": ("diphenhydramine",),
+    "kaopectate": ("bismuth subsalicylate",),
+    "claravis": ("isotretinoin",),
+    "amnesteem": ("isotretinoin",),
+    "zenatane": ("isotretinoin",),
+    "trexall": ("methotrexate",),
+    "otrexup": ("methotrexate",),
+    "rasuvo": ("methotrexate",),
+    "sonata": ("zaleplon",),
+    "orajel": ("benzocaine",),
+    "anbesol": ("benzocaine",),
+    "robitussin dm": ("guaifenesin", "dextromethorphan"),
+    "adipex": ("phentermine",),
+    "adipex p": ("phentermine",),
+    "kaletra": ("lopinavir", "ritonavir"),
 }
 
 
@@ -655,7 +693,7 @@ KNOWN_CULPRITS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 # Everyday and clinical words one edit from a drug name: never read as a misspelling of it (tests/test_drugs.py
 # checks the misspelling matcher against an English word list; the words it caught are listed here).
 _FUZZY_STOP_WORDS = """
-    glade mites tical triptane
+    glade mites tical triptane somata
     achira aciculate acoin acopyrin actin action activital adular adumbral adumbrant aerobe aerobic alias alive
     alkamin alular amaas amadou amatol amidin amidol amino amiss antibromic antiedemic antimeric antimoral
     antipoetic antiracer antispace antithetic antithetics anvil apace aramis aration aristocrat artemis

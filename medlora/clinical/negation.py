@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..common.text import record_sentences
+
 MAX_SCOPE = 6
 
 _PRE = {
@@ -49,7 +51,7 @@ _POST = {
     "negated": r"(?:was|is|has been|been|were|are) ruled out|(?:is|was) unlikely|unlikely|(?:has |have )?resolved|"
     r"(?:is|was|were) (?:absent|negative|denied)|not present|free|gone|none",
     "historical": r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|many|several|a few|some) "
-    r"(?:years?|months?|decades?) ago|years ago|months ago|a year ago|a month ago|last year|as a child|"
+    r"(?:years?|yrs?|months?|mos?|wks?|weeks?|decades?) ago|years ago|months ago|a year ago|a month ago|last year|as a child|"
     r"in childhood|in infancy|as an? (?:toddler|baby|infant|teen|teenager|kid)|in the past|in (?:19|20)\d\d|\((?:19|20)\d\d\)|previously|in remission|healed",
     "hypothetical": r"prevention|prophylaxis|risk|screening|precautions|vaccines?|vaccinations?|"
     r"immuni[sz]ations?|boosters?|shots?|jabs?",
@@ -66,7 +68,7 @@ _TERMINATE = (
     r"but|however|although|though|except|apart from|aside from|yet|still|now|currently|today|tonight|"
     r"this morning|this evening|presents? with|presenting with|presented with|complains? of|complaining of|c/o|"
     r"reports?|reported|reporting|says|said|states|stated|notes|noted|noticed|developed|develops|new onset|"
-    r"new|acute|sudden|suddenly|and now|which|who|since then|since|secondary to|due to|because|"
+    r"new|acute|sudden|suddenly|and now|which|who|since then|since(?! (?:19|20)\d\d)|secondary to|due to|because|"
     r"while|whereas|then|admits to|endorses|positive for|has|is having|having"
 )
 
@@ -79,8 +81,6 @@ _PRE_RES = {kind: _alternation(p) for kind, p in _PRE.items()}
 _POST_RES = {kind: _alternation(p) for kind, p in _POST.items()}
 _PSEUDO_RE = _alternation(_PSEUDO)
 _TERMINATE_RE = _alternation(_TERMINATE)
-# A sentence ends at . ! ? ; or a newline, but not inside a number ("38.5") or an abbreviation's dot ("h/o").
-_SENTENCE = re.compile(r"(?<!\d)\.(?!\d)|[!?;\n•]")
 _WORD = re.compile(r"[\w/'%.]+")
 
 
@@ -91,19 +91,10 @@ class Scope:
     end: int
 
 
-def _sentences(text: str) -> list[tuple[int, int]]:
-    spans, start = [], 0
-    for m in _SENTENCE.finditer(text):
-        spans.append((start, m.start()))
-        start = m.end()
-    spans.append((start, len(text)))
-    return [(a, b) for a, b in spans if b > a]
-
-
 def scopes(text: str) -> list[Scope]:
     """Every non-affirming scope in ``text`` as character spans."""
     out: list[Scope] = []
-    for s_start, s_end in _sentences(text):
+    for s_start, s_end in record_sentences(text):
         sentence = text[s_start:s_end]
         pseudo = [(m.start(), m.end()) for m in _PSEUDO_RE.finditer(sentence)]
 
@@ -125,7 +116,10 @@ def scopes(text: str) -> list[Scope]:
             for m in pattern.finditer(sentence):
                 if is_pseudo(m):
                     continue
-                before = [w for w in words if w[1] <= m.start()][-MAX_SCOPE:]
+                # "seizure free", "pain-free": "free" negates the word or two before it, not the whole clause
+                # ("22 weeks gestation, seizure free" is still a pregnancy).
+                reach = 2 if m.group().lower() == "free" else MAX_SCOPE
+                before = [w for w in words if w[1] <= m.start()][-reach:]
                 start = before[0][0] if before else m.start()
                 stop = [t for t in terminators if start <= t < m.start()]
                 start = max(stop) if stop else start

@@ -240,6 +240,18 @@ class InteractionFinding(_Strict):
     source: str = Field(description="the citation the pair comes from")
 
 
+class ContraindicationFinding(_Strict):
+    code: str = Field(description="stable identifier of the rule (medlora/safety/contraindications.py)")
+    medication: str = Field(description="as written in the recommendation (or the current medication list)")
+    state: str = Field(
+        description="the patient's state that triggered it, as read (pregnant, 30 weeks; eGFR 22)"
+    )
+    action: Literal["removed", "caution"]
+    message: str
+    source: str = Field(description="the label, safety communication or guideline the rule states")
+    section: str = Field("", description="where the drug was: a section name, or current_medications")
+
+
 class Safety(_Strict):
     red_flags: list[RedFlagItem] = Field(default_factory=list)
     allergy_conflicts: list[AllergyConflict] = Field(
@@ -253,6 +265,10 @@ class Safety(_Strict):
     )
     interactions: list[InteractionFinding] = Field(
         default_factory=list, description="flagged, not removed: pairs that must never pass silently"
+    )
+    contraindications: list[ContraindicationFinding] = Field(
+        default_factory=list,
+        description="by the patient's state (pregnancy, age, kidney, liver): removed, or kept with a caution",
     )
     disclaimer: Literal[DISCLAIMER] = DISCLAIMER  # type: ignore[valid-type]
 

@@ -29,6 +29,7 @@ from ..clinical.drug_tables import KNOWN_CULPRITS, SIDE_CHAIN_GROUPS
 from ..clinical.drugs import AllergyMatch, DrugMention, allergy_match, find_drugs, resolve
 from ..clinical.negation import scopes
 from ..common.schemas import PatientRecord
+from ..common.text import record_sentences
 
 
 def _re(pattern: str, flags: int = re.I) -> re.Pattern[str]:
@@ -108,13 +109,23 @@ _CUE_AFTER = re.compile(
     r"^\s*(?:allerg(?:y|ies|ic)|intoleran(?:t|ce)|sensitivity|hypersensitivity|reaction|rxn)\b", re.I
 )
 _LINK_BEFORE = re.compile(  # reaction ... after / with / from ... drug
-    r"^\s*(?:\w+\s+){0,3}?(?:after|with|w/|from|to|on|following|upon|due to|secondary to|2/2(?: to)?|d/t|caused by|"
+    r"^\s*(?:[\w.]+\s+){0,3}?(?:after|with|w/|from|to|on|following|upon|due to|secondary to|2/2(?: to)?|d/t|caused by|"
     r"attributed to|because of|since (?:starting|taking|being on)?|when (?:taking|given|on|started|she took|he took)|"
-    r"while (?:taking|on))\s+(?:\w+\s+){0,4}?$",
+    r"while (?:taking|on))\s+(?:[\w.]+\s+){0,4}?$",
     re.I,
 )
+# Dose, route and frequency between a drug and its reaction ("Amoxicillin 500 mg p.o. t.i.d. x 10 d caused hives").
+_DOSE_WORDS = (
+    r"(?:(?:\d[\d.,/]*|mg|mcg|g|ml|units?|tabs?|caps?|po|p\.o\.?|iv|im|sc|sq|pr|bid|tid|qid|qd|qhs|prn|"
+    r"b\.i\.d\.?|t\.i\.d\.?|q\.i\.d\.?|q\.d\.?|q\.h\.s\.?|p\.r\.n\.?|q\d+h|daily|x|d|days?|wks?|weeks?)\s+)*"
+)
+# A dot left inside a sentence (``text.record_sentences``) is an abbreviation or a decimal: "Amoxicillin p.o.
+# caused hives", "amoxicillin 0.5 g (hives)".
 _LINK_AFTER = re.compile(  # drug - reaction / drug 25 mg (reaction) / drug caused reaction
-    r"^[^()\[\]:=>→\-–—.;]{0,25}?(?:[(\[:=>→\-–—]+|->)\s*(?:\w+\s+){0,2}?$|^\s*(?:\w+\s+){0,2}?(?:caused|causes|cause|gave|gives|give|"
+    r"^[^()\[\]:=>→\-–—;]{0,25}?(?:[(\[:=>→\-–—]+|->)\s*(?:\w+\s+){0,2}?$|^\s*"
+    + _DOSE_WORDS
+    + r"(?:[\w.]+\s+){0,2}?(?:caused|causes|cause|gave|"
+    r"gives|give|"
     r"made|makes|led to|leads to|resulted in|results in|triggered|triggers|induced|brought on|->|→)\s+"
     r"(?:\w+\s+){0,3}?$",
     re.I,
@@ -142,7 +153,6 @@ _SOMEONE_ELSE = re.compile(
     r"grand(?:mother|father|ma|pa)|aunt|uncle|cousin|family(?: history)?|fhx?)(?:'s)?\b(?! of (?:the )?patient)",
     re.I,
 )
-_SENTENCE = re.compile(r"(?<!\d)\.(?!\d)|[;\n!?]")
 
 
 @dataclass(frozen=True)
@@ -275,11 +285,8 @@ def from_text(text: str, strict: bool = False) -> list[Allergy]:
     causal word ("caused", "made him", "due to", "stopped because of") ties a drug to a reaction."""
     found = [s for s in scopes(text) if s.kind != "historical"]  # an allergy is always a history
     out: list[Allergy] = []
-    start = 0
-    for sm in [*_SENTENCE.finditer(text), None]:
-        end = sm.start() if sm else len(text)
+    for start, end in record_sentences(text):
         out.extend(_sentence_allergies(text, start, end, found, strict))
-        start = sm.end() if sm else end
     return out
 
 
@@ -395,10 +402,7 @@ def allergy_history_spans(text: str) -> list[tuple[int, int]]:
     """Spans where text lists a past reaction to an allergen ("Allergies: PCN (anaphylaxis)", "sulfa - hives"):
     a description of an allergy, not a reaction happening now. Red flags do not read anaphylaxis from them."""
     out = []
-    start = 0
-    for sm in [*_SENTENCE.finditer(text), None]:
-        end = sm.start() if sm else len(text)
+    for start, end in record_sentences(text):
         if _ALLERGY_CONTEXT.search(text[start:end]):
             out.extend((start + m.start(), start + m.end()) for m in _LIST_REACTION.finditer(text[start:end]))
-        start = sm.end() if sm else end
     return out

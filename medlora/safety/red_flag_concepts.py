@@ -23,7 +23,7 @@ C = {
         r"chest (?:pain|pressure|discomfort|heaviness|ache)|(?:pain|pressure|heaviness) in "
         r"(?:the |my |his |her |their )?chest|chest (?:hurts|feels heavy)|crushing (?:chest )?pain|"
         r"heart attack|myocardial infarction|acute coronary syndrome|stemi|nstemi|unstable angina|"
-        r"(?:c/o|complains of|complaining of|reports|with|having|has) cp|cp (?:radiating|x ?\d|for \d|since)|"
+        r"(?:c/o|complains of|complaining of|reports|with|having|has) cp|cp(?= (?:radiating|x ?\d|for \d|since))|"
         r"angina at rest|(?<!neck )(?<!back )(?<!shoulder )(?<!hip )(?<!knee )(?<!elbow )(?<!wrist )(?<!lumbar )"
         r"(?:pain|pressure|heaviness|tightness|discomfort|squeezing) (?:radiating|radiates|spreading|"
         r"going|that radiates|which radiates|that goes|moving) (?:up |down )?(?:to|into|down|through) (?:the |his |her |my "
@@ -170,7 +170,7 @@ C = {
     ),
     "unconscious": _re(
         r"unconscious|unresponsive|loss of consciousness|lost consciousness|passed out|pass(?:es|ing) out|"
-        r"fainted|fainting|syncope|syncopal|collapsed|collapse|seizur\w*|seizing|having a fit|gcs (?:of )?(?:[3-9]|1[0-2])|convuls\w*|fitting|status epilepticus|"
+        r"fainted|fainting|syncope|syncopal|collapsed|collapse|seizur\w*(?! (?:disorder|free|medications?|meds|precautions|threshold|prophylaxis|diary|action plan))|seizing|having a fit|gcs (?:of )?(?:[3-9]|1[0-2])|convuls\w*|fitting|status epilepticus|"
         r"(?:difficult|hard|unable|impossible) to (?:wake|rouse|arouse)|(?:won'?t|will not|doesn'?t) wake up|"
         r"obtunded|altered mental status|(?:sudden|new|acute) confusion|acutely confused|delirium|"
         r"limp and unresponsive"
@@ -361,3 +361,10 @@ SOURCES: dict[str, str] = {
     "postpartum_recent": "CDC Hear Her; ACOG Practice Bulletin 222 (postpartum pre-eclampsia)",
     "pregnant": "ACOG Practice Bulletin 222 (2020); CDC Hear Her",
 }
+
+# Round four: emergencies written off the usual pattern (indirect suicidal intent, SAH at exertion, ACE-inhibitor
+# angioedema, ectopic pregnancy, neutropenic sepsis ...), kept in their own module.
+from .red_flag_more import MORE, MORE_SOURCES  # noqa: E402
+
+C.update(MORE)
+SOURCES.update(MORE_SOURCES)

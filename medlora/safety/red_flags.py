@@ -21,10 +21,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..clinical.negation import affirmed_matches, scopes
+from ..clinical.drugs import find_drugs, resolve
+from ..clinical.negation import affirmed, affirmed_matches, scopes
 from ..common.schemas import PatientRecord
 from .allergies import allergy_history_spans
+from .patient_state import patient_state
 from .red_flag_concepts import SINGLE_RULES, C
+from .red_flag_more import more_flags
 
 
 @dataclass(frozen=True)
@@ -279,9 +282,22 @@ def red_flags(record: PatientRecord) -> list[RedFlag]:
         flags.append(
             RedFlag("meningitis_signs", "fever with a non-blanching rash (possible meningococcal disease)")
         )
+    on_acei = any(
+        "ace_inhibitors" in m.lineage for m in (resolve(x) for x in record.medications) if m is not None
+    ) or any(
+        "ace_inhibitors" in m.lineage and affirmed(text, (m.start, m.end), in_scope) for m in find_drugs(text)
+    )
+    state = patient_state(record)
+    ctx = {"fever": fever, "pregnant": pregnant, "possibly_pregnant": state.possibly_pregnant, "sex": record.sex,
+           "on_acei": on_acei}  # fmt: skip
+    hits = {"cauda_equina": affirmed_matches(text, C["cauda_equina"], in_scope)}
+    flags.extend(RedFlag(code, message) for code, message in more_flags(found, hits, ctx))
     if found["back_pain"] and found["cauda_equina"]:
         flags.append(RedFlag("cauda_equina_signs", "back pain with bladder, bowel or saddle symptoms"))
-    early_pain = found["pelvic_pain"] and found["spotting"]  # NICE NG126: pain with bleeding, exclude ectopic
+    # NICE NG126: pain with bleeding in early pregnancy, exclude ectopic; "abd pain" and "PV bleeding" count too
+    early_pain = (found["pelvic_pain"] or found["abdominal_pain_any"]) and (
+        found["spotting"] or found["vaginal_bleeding_any"] or found["unknown_location"]
+    )
     if pregnant and (found["pregnancy_bleeding"] or found["severe_abdominal_pain"] or early_pain):
         flags.append(
             RedFlag(

@@ -33,6 +33,7 @@ from ..common.schemas import (
     MAX_ITEMS,
     SECTION_NAMES,
     AllergyConflict,
+    ContraindicationFinding,
     DuplicateTherapy,
     InteractionFinding,
     PatientRecord,
@@ -42,7 +43,9 @@ from ..common.schemas import (
     item_fields,
 )
 from .allergies import match, record_allergies
+from .contraindications import contraindications, honey_for_infant
 from .interactions import interactions
+from .patient_state import patient_state
 from .red_flags import RedFlag, red_flags
 
 
@@ -92,13 +95,22 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
     """The published sections and the safety block for one record; a pure function of its inputs."""
     out = sections.model_copy(deep=True)
     allergies = record_allergies(record)
+    state = patient_state(record)
     conflicts: list[AllergyConflict] = []
     cautions: list[AllergyConflict] = []
+    contra: list[ContraindicationFinding] = []
 
     def check(item, section: str) -> bool:
-        """Record the item's allergy findings; True when it must be removed."""
-        remove = False
-        for field_name, text in item_fields(item):
+        """Record the item's allergy and contraindication findings; True when it must be removed."""
+        texts = item_fields(item)
+        whole = " ".join(t for _, t in texts)  # a medication's dose and frequency are its own fields
+        drugs = [d for f, t in texts for d in prescribed_in_field(t, f)]
+        found = contraindications(state, drugs, whole, section)
+        if (honey := honey_for_infant(state, whole, section)) is not None:
+            found.append(honey)
+        contra.extend(ContraindicationFinding(**vars(f)) for f in found)
+        remove = any(f.action == "removed" for f in found)
+        for field_name, text in texts:
             for drug in prescribed_in_field(text, field_name):
                 found = [(a, m) for a in allergies if (m := match(drug, a)) is not None]
                 removed = [(a, m) for a, m in found if m.action == "removed"]
@@ -126,8 +138,17 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
     duplicates = duplicate_therapy(record, out)
     found = [
         InteractionFinding(**vars(f))
-        for f in interactions(_current(record, out), [d for d, _ in _recommended(out)])
+        for f in interactions(_current(record, out), [d for d, _ in _recommended(out)], state)
     ]
+    recommended = {f.medication.lower() for f in contra}
+    for med in record.medications:  # a current drug the state rules out: reported, not removed
+        if (drug := resolve(med)) is not None:
+            contra.extend(
+                ContraindicationFinding(**vars(f))
+                for f in contraindications(state, [drug], med, "current_medications", current=True)
+                if (f.code, f.medication.lower()) not in {(c.code, c.medication.lower()) for c in contra}
+                and f.medication.lower() not in recommended
+            )
     flags = red_flags(record)
     if flags:
         out.immediate_actions = [emergency_action(flags), *out.immediate_actions][:MAX_ITEMS]
@@ -137,6 +158,7 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
         cautions=cautions,
         duplicate_medications=duplicates,
         interactions=found,
+        contraindications=contra,
     )
     return SafetyResult(out, safety, [f.code for f in flags], duplicates)
 
@@ -166,11 +188,17 @@ def _current(record: PatientRecord, sections: Sections | None = None) -> list[Dr
     ]  # fmt: skip
 
 
+# "Continue metformin", "increase sertraline to 150 mg": the current drug at another dose, not a second one.
+_DOSE_CHANGE = re.compile(
+    r"\b(?:continue|current|increase|decrease|reduce|titrate|adjust|uptitrate|downtitrate|taper)", re.I
+)
+
+
 def _recommended(sections: Sections) -> list[tuple[DrugMention, bool]]:
     """(drug, named in ``medications``) for every drug the sections start; continuing a current one is not."""
     named = [
         m for med in sections.medications
-        if (m := resolve(med.name)) is not None and not re.search(r"\b(?:continue|current)", med.name, re.I)
+        if (m := resolve(med.name)) is not None and not _DOSE_CHANGE.search(med.name)
     ]  # fmt: skip
     in_text = [
         d for s in SECTION_NAMES if s != "medications" for item in getattr(sections, s)

@@ -1,6 +1,8 @@
 """The phrasing table (tests/fixtures/safety_cases.jsonl): one clinical case a line, written from the references
 named in medlora/safety/red_flags.py and medlora/clinical/drug_tables.py, each with the flags, removals, cautions and duplicate
-therapies a clinician expects; about half are negative controls that must stay quiet."""
+therapies a clinician expects; about half are negative controls that must stay quiet. Round four added cases
+for contraindications by patient state ("code:action"), the published interaction list, off-pattern
+emergencies and the sentence splitter, a third of them negative controls."""
 
 import json
 from pathlib import Path
@@ -15,7 +17,7 @@ CASES = [
     for line in (Path(__file__).parents[1] / "fixtures" / "safety_cases.jsonl").open()
     if line.strip()
 ]
-META = {"why", "expect", "recommend", "removed", "caution", "duplicates", "interactions"}
+META = {"why", "expect", "recommend", "removed", "caution", "duplicates", "interactions", "contraindications"}
 
 
 def run(case: dict):
@@ -29,9 +31,12 @@ def test_the_table_is_large_and_half_negative():
     negative = [
         c
         for c in CASES
-        if not any(c.get(k) for k in ("expect", "removed", "caution", "duplicates", "interactions"))
+        if not any(
+            c.get(k)
+            for k in ("expect", "removed", "caution", "duplicates", "interactions", "contraindications")
+        )
     ]
-    assert len(CASES) >= 150 and len(negative) >= len(CASES) / 2
+    assert len(CASES) >= 450 and len(negative) >= len(CASES) / 3
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["why"] for c in CASES])
@@ -44,5 +49,12 @@ def test_case(case):
         case.get("duplicates", [])
     )
     assert sorted({i.code for i in out.safety.interactions}) == sorted(case.get("interactions", []))
+    # "code:action", each once: what the state rules decided (removed, or kept with a caution)
+    assert sorted({f"{c.code}:{c.action}" for c in out.safety.contraindications}) == sorted(
+        case.get("contraindications", [])
+    )
+    removed = {c.medication for c in out.safety.contraindications if c.action == "removed"}
+    kept = {m.name for m in out.sections.medications}
+    assert not removed & kept
     if case.get("expect"):
         assert out.sections.immediate_actions[0].startswith("EMERGENCY")
