@@ -321,6 +321,11 @@ RULES: tuple[Rule, ...] = (
          _set("carisoprodol, chlorzoxazone, cyclobenzaprine, metaxalone, methocarbamol, orphenadrine"), _older,
          "skeletal muscle relaxants: anticholinergic effects, sedation, fractures; poorly tolerated",
          _BEERS + ": avoid skeletal muscle relaxants"),
+    Rule("older_anticholinergic_antidepressant",
+         _set("amitriptyline, amoxapine, clomipramine, desipramine, doxepin, imipramine, nortriptyline, paroxetine, "
+              "protriptyline, trimipramine"), _older,
+         "strongly anticholinergic antidepressants: sedation, orthostatic hypotension, confusion, constipation",
+         _BEERS + ": avoid (doxepin up to 6 mg/day excepted)"),
     # --- kidneys and liver
     Rule("renal_metformin", _set("metformin"), _renal(30, 45),
          "metformin at eGFR below 30 mL/min/1.73 m2: lactic acidosis (contraindicated); starting it at 30-45 is "
