@@ -353,8 +353,15 @@ RULES: tuple[Rule, ...] = (
          "Hepatology 2021;74:1014-48): avoid NSAIDs in cirrhosis with ascites"),
 )  # fmt: skip
 
+
 # Rules that do not apply to a drug even though its class does (checked on the item's own text).
+def _low_dose_doxepin(drug: DrugMention, text: str) -> bool:
+    """Doxepin at 6 mg a day or less (the hypnotic dose) is outside Beers' anticholinergic list."""
+    return drug.ingredients == ("doxepin",) and (grams := daily_grams(text)) is not None and grams <= 0.006
+
+
 _EXEMPT: dict[str, Callable[[DrugMention, str], bool]] = {
+    "older_anticholinergic_antidepressant": _low_dose_doxepin,
     "pregnancy_nsaid": low_dose_aspirin,
     "renal_nsaid": low_dose_aspirin,
     "liver_nsaid": low_dose_aspirin,
