@@ -321,6 +321,11 @@ RULES: tuple[Rule, ...] = (
          _set("carisoprodol, chlorzoxazone, cyclobenzaprine, metaxalone, methocarbamol, orphenadrine"), _older,
          "skeletal muscle relaxants: anticholinergic effects, sedation, fractures; poorly tolerated",
          _BEERS + ": avoid skeletal muscle relaxants"),
+    Rule("older_anticholinergic_antidepressant",
+         _set("amitriptyline, amoxapine, clomipramine, desipramine, doxepin, imipramine, nortriptyline, paroxetine, "
+              "protriptyline, trimipramine"), _older,
+         "strongly anticholinergic antidepressants: sedation, orthostatic hypotension, confusion, constipation",
+         _BEERS + ": avoid (doxepin up to 6 mg/day excepted)"),
     # --- kidneys and liver
     Rule("renal_metformin", _set("metformin"), _renal(30, 45),
          "metformin at eGFR below 30 mL/min/1.73 m2: lactic acidosis (contraindicated); starting it at 30-45 is "
@@ -348,8 +353,15 @@ RULES: tuple[Rule, ...] = (
          "Hepatology 2021;74:1014-48): avoid NSAIDs in cirrhosis with ascites"),
 )  # fmt: skip
 
+
 # Rules that do not apply to a drug even though its class does (checked on the item's own text).
+def _low_dose_doxepin(drug: DrugMention, text: str) -> bool:
+    """Doxepin at 6 mg a day or less (the hypnotic dose) is outside Beers' anticholinergic list."""
+    return drug.ingredients == ("doxepin",) and (grams := daily_grams(text)) is not None and grams <= 0.006
+
+
 _EXEMPT: dict[str, Callable[[DrugMention, str], bool]] = {
+    "older_anticholinergic_antidepressant": _low_dose_doxepin,
     "pregnancy_nsaid": low_dose_aspirin,
     "renal_nsaid": low_dose_aspirin,
     "liver_nsaid": low_dose_aspirin,

@@ -193,3 +193,10 @@ def test_misspelt_beers_drugs_are_cautioned():
     assert found(check(["Benadril", "lorazapam"], age=84)) == {
         ("older_first_gen_antihistamine", "Benadril", "caution"), ("older_benzodiazepine", "lorazapam", "caution")
     }  # fmt: skip
+
+
+def test_hypnotic_dose_doxepin_is_not_an_anticholinergic_antidepressant():
+    assert found(check(["doxepin 3 mg qhs"], age=80)) == set()
+    assert found(check(["doxepin 50 mg qhs"], age=80)) == {
+        ("older_anticholinergic_antidepressant", "doxepin 50 mg qhs", "caution")
+    }
