@@ -25,6 +25,7 @@ def run_cli(*args, env=None, cwd=None):
 def config(tmp_path, **kw):
     cfg = download_model.DownloadConfig(
         skip_model=True,
+        encoder="none",
         medquad=str(MEDQUAD_FIXTURE),
         data_dir=str(tmp_path / "data"),
         models_dir=str(tmp_path / "models"),
