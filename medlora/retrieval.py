@@ -425,7 +425,8 @@ def retrieve_for_record(
     symptoms), then the comorbidities; when they find no evidence and no condition was recognised at all, the
     condition names the notes mention, and with the encoder the note read as a question. Only evidence is kept:
     an empty list means abstain. With the encoder (``medlora.hybrid``) the complaint is one query by meaning and
-    a condition without lexical evidence is searched by meaning; without it, each symptom is searched by BM25."""
+    a condition without lexical evidence is searched by meaning; without it, each symptom is searched by BM25
+    when the conditions found nothing, as before the encoder."""
     from .hybrid import complaint, condition_fallback
     from .hybrid import search as hybrid_search
 
@@ -435,11 +436,18 @@ def retrieve_for_record(
     def conditions_and_complaint() -> list[list[Hit]]:
         lists = [condition_fallback(index, c, condition_hits(index, c, splits, depth), splits, depth)
                  for c in record.conditions]  # fmt: skip
-        if index.dense is not None and record.symptoms:
-            said = [hybrid_search(index, complaint(record.symptoms), depth, splits)]
-        else:
-            said = [index.search(s, depth, splits, require=[s]) for s in record.symptoms]
-        return lists[:1] + said + lists[1:]
+        if index.dense is None or not record.symptoms:
+            return lists
+        return lists[:1] + [hybrid_search(index, complaint(record.symptoms), depth, splits)] + lists[1:]
+
+    def symptoms() -> list[list[Hit]]:
+        # BM25 alone: a symptom is evidence only from a passage about it, and only when the conditions found none
+        # (one symptom word matched lexically is weak evidence beside a condition's own passages).
+        return (
+            []
+            if index.dense is not None
+            else [index.search(s, depth, splits, require=[s]) for s in record.symptoms]
+        )
 
     def notes() -> list[list[Hit]]:
         # A condition the lexicon knows (a focus, an alias, a drug) but with no evidence is an honest "nothing
@@ -454,7 +462,7 @@ def retrieve_for_record(
             lists.append(hybrid_search(index, record.notes or "", depth, splits))
         return lists
 
-    stages = [conditions_and_complaint, notes]
+    stages = [conditions_and_complaint, symptoms, notes]
     out: list[Hit] = []
     seen_pairs: set[str] = set()
     used = 0
