@@ -366,7 +366,10 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
     split_pairs = medquad.split_by_focus(pairs, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     templates_dropped = medquad.drop_templates_outside_train(split_pairs)
     tokenizer = find_tokenizer(cfg, model_source)
-    encoder = dense.load_encoder(encoder_dir(cfg)) if cfg.encoder != "none" else None
+    # Fetched only now: a bad MedQuAD source fails before anything is downloaded.
+    encoder = None
+    if cfg.encoder != "none" and fetch_encoder(cfg) is not None:
+        encoder = dense.load_encoder(encoder_dir(cfg))
     with step("building the passage index"):
         index = build_index(cfg, split_pairs, tokenizer, read_annotations(cfg), encoder)
     held_out = index.meta.get("no_evidence", {})
@@ -437,8 +440,8 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
 
 def main(cfg: DownloadConfig) -> dict[str, Any]:
     model_source = None if cfg.skip_model else fetch_model(cfg)
-    encoder_source = fetch_encoder(cfg) if cfg.encoder != "none" else None
     stats = None if cfg.skip_data else build_data(cfg, model_source)
+    encoder_source = fetch_encoder(cfg) if cfg.encoder != "none" else None  # already there after build_data
     return {"model": model_source, "encoder": encoder_source, "data": stats}
 
 
