@@ -191,16 +191,16 @@ def main() -> int:
     if not rows:
         print(f"error: {path} holds no treatment rows with a variant: rebuild the data", file=sys.stderr)
         return 2
+    if args.dense_weight is not None:
+        from medlora import hybrid
+
+        hybrid.DENSE_WEIGHT = args.dense_weight
     result = {
         "split": args.split,
         "evidence_rule": index.evidence_rule,
         "edit_rule": index.meta.get("edit_rule"),
         **measure(rows, index, args.k),
     }
-    if args.dense_weight is not None:
-        from medlora import hybrid
-
-        hybrid.DENSE_WEIGHT = args.dense_weight
     result["encoder"] = "attached" if index.dense is not None else "absent: BM25 alone"
     result["chest_pain_example"] = chest_pain_example(index, args.k)
     if args.consumer:
