@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +211,23 @@ def test_top_orders_an_answers_passages_by_bm25():
     bm25 = np.array([5.0, 1.0, 3.0, 9.0, 2.0])
     assert hybrid._top(sims, 4, tiebreak=bm25).tolist() == [2, 4, 1, 3]
     assert hybrid._top(sims, 2).tolist()[:1] in ([1], [2], [4])
+
+
+REAL_ENCODER = Path(__file__).resolve().parents[1] / dense.DEFAULT_DIR
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not (REAL_ENCODER / dense.SOURCE_FILE).is_file(), reason=f"no encoder at {REAL_ENCODER}")
+def test_real_encoder_reads_lay_words_and_matches_sentence_transformers():
+    enc = dense.load_encoder(REAL_ENCODER, threads=1)
+    texts = [
+        "my tummy hurts after meals",
+        "Indigestion is a pain or discomfort in the upper abdomen that comes after eating.",
+        "Glaucoma damages the optic nerve of the eye.",
+    ]
+    v = enc.encode(texts)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+    st = pytest.importorskip("sentence_transformers")
+    ref = st.SentenceTransformer(str(REAL_ENCODER), device="cpu").encode(texts, normalize_embeddings=True)
+    assert np.abs(ref - v).max() < 1e-4
