@@ -213,7 +213,7 @@ def test_top_orders_an_answers_passages_by_bm25():
     assert hybrid._top(sims, 2).tolist()[:1] in ([1], [2], [4])
 
 
-REAL_ENCODER = Path(__file__).resolve().parents[1] / dense.DEFAULT_DIR
+REAL_ENCODER = Path(__file__).resolve().parents[2] / dense.DEFAULT_DIR
 
 
 @pytest.mark.integration
