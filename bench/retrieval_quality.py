@@ -4,6 +4,8 @@
     python bench/retrieval_quality.py --data-dir data/medquad --out bench/results/retrieval_quality.json
     # plus TPR/FPR per condition length over every test focus and every test no-evidence topic (~3 min)
     python bench/retrieval_quality.py --data-dir data/medquad --medquad ../shared/data/medquad
+    # the consumer-style questions and symptom-led records: BM25, dense and hybrid side by side
+    python bench/retrieval_quality.py --data-dir data/medquad --consumer test
 
 Records: the test split's treatment rows, by ``variant`` ("exact": the condition is the focus name; "reworded":
 a MedQuAD synonym, an abbreviation the answers define, a lay name or a misspelling; "no_evidence": a real topic
@@ -12,7 +14,15 @@ comorbidities such as hypertension have evidence of their own and would hide whe
 recall@k: share of exact/reworded records with a passage of their focus among the k passages returned; false
 grounding: share of no-evidence records that get any passage. Two systems on the same records:
 ``retrieve_for_record`` (the project's rules) and plain BM25 over the record's raw text (conditions, symptoms
-and notes joined), which never abstains. Exit 2 on a missing data directory.
+and notes joined), which never abstains; with the sentence encoder at hand (``medlora.retrieval.hybrid``) the rules run
+with it ("rules") and without it ("rules_bm25_alone").
+
+``--consumer SPLIT``: the consumer-style set (``tests/fixtures/consumer_questions.jsonl``: questions and symptom-led
+records as people write them, and questions MedQuAD has no answer for). recall@k: a passage of a gold focus among
+those returned; false grounding: a no-answer question that gets any passage. Systems: plain BM25 over the text
+(never abstains), the project's rules on BM25 alone, the encoder alone (cosine ranking, evidence by the val
+threshold), and the hybrid (the project's rules with the encoder). A question goes in as a record whose only
+symptom is the question. Exit 2 on a missing data directory.
 """
 
 from __future__ import annotations
@@ -50,6 +60,8 @@ def measure(rows: list[dict], index, k: int) -> dict:
             "rules": [h.passage for h in retrieve_for_record(record, index, k)],
             "plain_bm25": [h.passage for h in index.search(raw_text(record), k)],
         }
+        if index.dense is not None:
+            systems["rules_bm25_alone"] = [h.passage for h in without_dense(index, record, k)]
         groups = [r["variant"]] + ([f"reworded:{r['reworded_kind']}"] if r.get("reworded_kind") else [])
         for name, passages in systems.items():
             found = any(focus_key(p.focus) == gold for p in passages)
@@ -66,6 +78,62 @@ def measure(rows: list[dict], index, k: int) -> dict:
             value = t["grounded"] if g == "no_evidence" else t["found"]
             out[name][g] = {"n": t["n"], key: round(value / t["n"], 4), "count": value}
     return out
+
+
+def without_dense(index, record: PatientRecord, k: int) -> list:
+    """The project's rules on BM25 alone, on the same loaded index."""
+    side, index.dense = index.dense, None
+    try:
+        return retrieve_for_record(record, index, k)
+    finally:
+        index.dense = side
+
+
+def consumer(index, split: str, k: int) -> dict:
+    """recall@k and false grounding on the consumer-style set, per system and kind of row."""
+    from medlora.retrieval.hybrid import retrieve_for_question
+    from medlora.retrieval.hybrid_rules import query_of, read_consumer_set
+
+    rows = read_consumer_set(split=split)
+    tally: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    for row in rows:
+        record = (
+            PatientRecord(symptoms=[row["text"]])
+            if "text" in row
+            else PatientRecord.model_validate(row["record"])
+        )
+        systems = {
+            "plain_bm25": [h.passage for h in index.search(raw_text(record), k)],
+            "rules_bm25_alone": [h.passage for h in without_dense(index, record, k)],
+        }
+        if index.dense is not None:
+            systems["dense"] = [
+                h.passage for h in retrieve_for_question(index, query_of(row), k, mode="dense")
+            ]
+            systems["hybrid"] = [h.passage for h in retrieve_for_record(record, index, k)]
+        gold = {focus_key(g) for g in row["gold"]}
+        group = ("question" if "text" in row else "record") if gold else "no_answer"
+        for name, passages in systems.items():
+            for g in (group, "answerable") if gold else (group,):
+                t = tally[name][g]
+                t["n"] += 1
+                t["grounded"] += bool(passages)
+                t["found"] += any(focus_key(p.focus) in gold for p in passages)
+    out: dict = {"split": split, "rows": len(rows), "k": k}
+    for name, groups in tally.items():
+        out[name] = {}
+        for g, t in groups.items():
+            key, value = (
+                ("false_grounding", t["grounded"]) if g == "no_answer" else (f"recall@{k}", t["found"])
+            )
+            out[name][g] = {"n": t["n"], key: round(value / t["n"], 4), "count": value}
+    return out
+
+
+def chest_pain_example(index, k: int) -> list[str]:
+    path = ROOT / "examples" / "patients" / "chest_pain_low_spo2.json"
+    record = PatientRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    return [h.passage.focus for h in retrieve_for_record(record, index, k)]
 
 
 def length_rates(index, rows: list[dict], split: str, source: Path) -> dict:
@@ -94,6 +162,18 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=4, help="passages per record")
     ap.add_argument("--out", default=None, help="write the figures here as JSON as well")
     ap.add_argument(
+        "--dense-weight",
+        type=float,
+        default=None,
+        help="weight of the encoder's ranking in the fusion (default: medlora.retrieval.hybrid.DENSE_WEIGHT)",
+    )
+    ap.add_argument(
+        "--consumer",
+        default=None,
+        choices=("val", "test"),
+        help="also measure the consumer-style questions and records of this split (tests/fixtures)",
+    )
+    ap.add_argument(
         "--medquad",
         default=None,
         help="the MedQuAD XML source: also report TPR/FPR per condition length over all of the split's foci "
@@ -113,12 +193,20 @@ def main() -> int:
     if not rows:
         print(f"error: {path} holds no treatment rows with a variant: rebuild the data", file=sys.stderr)
         return 2
+    if args.dense_weight is not None:
+        from medlora.retrieval import hybrid
+
+        hybrid.DENSE_WEIGHT = args.dense_weight
     result = {
         "split": args.split,
         "evidence_rule": index.evidence_rule,
         "edit_rule": index.meta.get("edit_rule"),
         **measure(rows, index, args.k),
     }
+    result["encoder"] = "attached" if index.dense is not None else "absent: BM25 alone"
+    result["chest_pain_example"] = chest_pain_example(index, args.k)
+    if args.consumer:
+        result["consumer"] = consumer(index, args.consumer, args.k)
     if args.medquad:
         result["rates_per_length"] = length_rates(index, rows, args.split, Path(args.medquad))
     print(json.dumps(result, indent=2))

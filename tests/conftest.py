@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+# Unit tests run on BM25 alone, whatever encoder a developer has fetched into models/; the integration tests of
+# the real encoder name its folder themselves.
+os.environ.setdefault("MEDLORA_ENCODER_DIR", "none")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -62,6 +66,7 @@ def tiny_data(tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("data")
     cfg = download_model.DownloadConfig(
         skip_model=True,
+        encoder="none",  # unit tests never fetch or run the sentence encoder
         medquad=str(MEDQUAD_FIXTURE),
         data_dir=str(data_dir),
         val_fraction=0.2,

@@ -25,6 +25,7 @@ def run_cli(*args, env=None, cwd=None):
 def config(tmp_path, **kw):
     cfg = download_model.DownloadConfig(
         skip_model=True,
+        encoder="none",
         medquad=str(MEDQUAD_FIXTURE),
         data_dir=str(tmp_path / "data"),
         models_dir=str(tmp_path / "models"),
@@ -168,6 +169,8 @@ def test_offline_smoke_path_with_full_medquad(tmp_path):
         str(tmp_path / "models"),
         "--data-dir",
         str(tmp_path / "data"),
+        "--encoder",
+        "none",  # offline: no package index, and encoding every answer is the hybrid bench's business
     )
     assert r.returncode == 0, r.stderr
     stats = json.loads((tmp_path / "data" / "medquad" / "stats.json").read_text())

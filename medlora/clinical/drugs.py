@@ -37,6 +37,7 @@ from .drug_tables import (
     INGREDIENT_CROSS_REACTIVITY,
     NO_DUPLICATE_CLASSES,
 )
+from .spelling import edit_distance
 
 log = logging.getLogger(__name__)
 
@@ -280,18 +281,6 @@ def _fuzzy_index() -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in index.items()}
 
 
-def _damerau(a: str, b: str) -> int:
-    """Optimal string alignment distance: insertions, deletions, substitutions and adjacent transpositions."""
-    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
-    for i in range(1, len(a) + 1):
-        for j in range(1, len(b) + 1):
-            cost = a[i - 1] != b[j - 1]
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
-    return d[-1][-1]
-
-
 @lru_cache(maxsize=1 << 14)
 def fuzzy_name(word: str) -> str | None:
     """The drug name a misspelt word stands for ("alleve" -> "aleve", "amoxicilin" -> "amoxicillin"), or None.
@@ -312,7 +301,7 @@ def fuzzy_name(word: str) -> str | None:
     ends = (
         (lambda n: n[0] == word[0] and n[-1] == word[-1]) if len(word) <= 6 else (lambda n: n[0] == word[0])
     )
-    scored = [(d, n) for n in near if ends(n) and 0 < (d := _damerau(word, n)) <= limit]
+    scored = [(d, n) for n in near if ends(n) and 0 < (d := edit_distance(word, n, limit)) <= limit]
     if not scored:
         return None
     best = min(d for d, _ in scored)

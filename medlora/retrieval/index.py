@@ -62,6 +62,9 @@ class Hit:
     share: float = 0.0  # score / reach of the query
     about: bool = True  # the passage is about what was asked (``is_about``)
     band: str = "bm25:1"  # route (focus match or BM25) and the length band of what was asked
+    similarity: float | None = (
+        None  # cosine with the query (``medlora.retrieval.hybrid``); None without the encoder
+    )
 
 
 def length_band(query: str) -> str:
@@ -124,6 +127,9 @@ class BM25Index:
         if data.size:
             self._term_max[nonempty] = np.maximum.reduceat(data, indptr[:-1][nonempty])
         self._vocab_words: Any = None
+        self.dense: Any = (
+            None  # ``medlora.retrieval.hybrid.DenseSide`` when the encoder and passage vectors are at hand
+        )
 
     @property
     def evidence_rule(self) -> dict[str, float]:
@@ -151,6 +157,8 @@ class BM25Index:
                 fh.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
         write_json(tmp / "lexicon.json", self.lexicon.to_json())
         write_json(tmp / "meta.json", {**self.meta, "data_hash": self.data_hash})
+        if self.dense is not None:  # the passage vectors live with the index they were computed for
+            self.dense.vectors.save(tmp)
         replace_dir(tmp, directory)
 
     @classmethod
@@ -394,25 +402,48 @@ def retrieve_for_record(
     splits: Iterable[str] | None = None,
     depth: int = 20,
 ) -> list[Hit]:
-    """Passages for a record: conditions (round-robin); when they find no evidence, symptoms; then, when no
-    condition was recognised at all, the condition names the notes mention. Only evidence is kept: an empty list
-    means abstain."""
+    """Passages for a record, round-robin over the primary condition (the first), the presenting complaint (the
+    symptoms), then the comorbidities; when they find no evidence and no condition was recognised at all, the
+    condition names the notes mention, and with the encoder the note read as a question. Only evidence is kept:
+    an empty list means abstain. With the encoder (``medlora.retrieval.hybrid``) the complaint is one query by meaning and
+    a condition without lexical evidence is searched by meaning; without it, each symptom is searched by BM25
+    when the conditions found nothing, as before the encoder."""
+    from .hybrid import complaint, condition_fallback
+    from .hybrid import search as hybrid_search
+
     splits = tuple(splits) if splits is not None else None
     k = min(k, MAX_PASSAGES)  # the grammar can cite at most this many
-    stages = [
-        lambda: [condition_hits(index, c, splits, depth) for c in record.conditions],
-        lambda: [index.search(s, depth, splits, require=[s]) for s in record.symptoms],
-        lambda: (
-            [
-                condition_hits(index, c, splits, depth)
-                for c in note_conditions(index, record.notes or "", record.conditions)
-            ]
-            # A condition the lexicon knows (a focus, an alias, a drug) but with no evidence is an honest "nothing
-            # here": the note is read only when no condition was recognised at all.
-            if not any(index.lookup(c).how != "none" or index.lookup(c).named_by for c in record.conditions)
-            else []
-        ),
-    ]
+
+    def conditions_and_complaint() -> list[list[Hit]]:
+        lists = [condition_fallback(index, c, condition_hits(index, c, splits, depth), splits, depth)
+                 for c in record.conditions]  # fmt: skip
+        if index.dense is None or not record.symptoms:
+            return lists
+        return lists[:1] + [hybrid_search(index, complaint(record.symptoms), depth, splits)] + lists[1:]
+
+    def symptoms() -> list[list[Hit]]:
+        # BM25 alone: a symptom is evidence only from a passage about it, and only when the conditions found none
+        # (one symptom word matched lexically is weak evidence beside a condition's own passages).
+        return (
+            []
+            if index.dense is not None
+            else [index.search(s, depth, splits, require=[s]) for s in record.symptoms]
+        )
+
+    def notes() -> list[list[Hit]]:
+        # A condition the lexicon knows (a focus, an alias, a drug) but with no evidence is an honest "nothing
+        # here": the note is read only when no condition was recognised at all.
+        if any(index.lookup(c).how != "none" or index.lookup(c).named_by for c in record.conditions):
+            return []
+        lists = [
+            condition_hits(index, c, splits, depth)
+            for c in note_conditions(index, record.notes or "", record.conditions)
+        ]
+        if index.dense is not None and (record.notes or "").strip():
+            lists.append(hybrid_search(index, record.notes or "", depth, splits))
+        return lists
+
+    stages = [conditions_and_complaint, symptoms, notes]
     out: list[Hit] = []
     seen_pairs: set[str] = set()
     used = 0
@@ -462,6 +493,14 @@ def data_hash(data_dir: str | Path) -> str:
     return sha256_files(files)
 
 
-def load_index(data_dir: str | Path, index_dir: str | Path | None = None) -> BM25Index:
-    """The index beside the splits in ``data_dir``, checked against them (exit 2 when missing or stale)."""
-    return BM25Index.load(index_dir or Path(data_dir) / INDEX_DIR, data_hash(data_dir))
+def load_index(data_dir: str | Path, index_dir: str | Path | None = None, dense: bool = True) -> BM25Index:
+    """The index beside the splits in ``data_dir``, checked against them (exit 2 when missing or stale), with the
+    sentence encoder and the passage vectors stored with it when both are at hand (``medlora.retrieval.hybrid.attach``;
+    BM25 alone otherwise, said once)."""
+    directory = index_dir or Path(data_dir) / INDEX_DIR
+    index = BM25Index.load(directory, data_hash(data_dir))
+    if dense:
+        from .hybrid import attach
+
+        attach(index, directory)
+    return index

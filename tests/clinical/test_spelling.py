@@ -11,6 +11,8 @@ def test_edit_distance_counts_a_transposition_as_one_edit_and_stops_at_the_limit
     assert edit_distance("uveitis", "uvietis", 2) == 1
     assert edit_distance("gout", "gut", 2) == 1
     assert edit_distance("asthma", "psoriasis", 2) == 3  # limit + 1, not the full distance
+    assert edit_distance("hernia", "head lice", 3) == 4  # the pure-Python version returned 6 here
+    assert edit_distance("ca", "abc") == 3  # optimal string alignment: no substring edited twice (Damerau: 2)
     idx = FuzzyIndex(["antiphospholipid", "antithrombin", "gout"])
     assert idx.lookup("antiphosoholipid", 2)[0] == (1, "antiphospholipid")
     assert idx.lookup("gut", 0) == []
