@@ -38,7 +38,7 @@ from ..common.schemas import (
     item_text,
 )
 from ..data.passages import Passage
-from ..retrieval.index import Hit
+from ..retrieval.hits import Hit
 from .publishable import own_medication, publishable
 from .support import (
     SUPPORT_THRESHOLD,

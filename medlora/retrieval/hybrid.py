@@ -22,12 +22,15 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import dense
-from .index import BM25Index, Hit
+from .hits import Hit
+
+if TYPE_CHECKING:  # the index imports this module when it searches: no import back at run time
+    from .index import BM25Index
 
 log = logging.getLogger(__name__)
 

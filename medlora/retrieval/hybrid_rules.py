@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ..data.medquad import focus_key
+from .hits import Hit
 from .hybrid import complaint, search
-from .index import DEFAULT_K, BM25Index, Hit, condition_hits
+from .index import DEFAULT_K, BM25Index, condition_hits
 
 CONSUMER_SET = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "consumer_questions.jsonl"
 GRID = tuple(round(0.3 + 0.01 * i, 2) for i in range(61))

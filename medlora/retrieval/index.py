@@ -25,7 +25,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from ..common.schemas import MAX_PASSAGES
 from ..common.text import words
 from ..data.medquad import SPLITS, focus_key
 from ..data.passages import Passage
+from .hits import Hit
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +53,6 @@ REBUILD_COMMAND = "python download_model.py --skip-model --medquad <your MedQuAD
 FALLBACK_EVIDENCE = {f"{route}:{band}": 0.5 for route in ("focus", "bm25") for band in ("1", "2", "3+")}
 # A passage names a condition "more than in passing" when its text holds the name at least this many times.
 MENTIONS_ABOUT = 2
-
-
-@dataclass(frozen=True)
-class Hit:
-    passage: Passage
-    score: float
-    relevant: bool
-    share: float = 0.0  # score / reach of the query
-    about: bool = True  # the passage is about what was asked (``is_about``)
-    band: str = "bm25:1"  # route (focus match or BM25) and the length band of what was asked
-    similarity: float | None = (
-        None  # cosine with the query (``medlora.retrieval.hybrid``); None without the encoder
-    )
 
 
 def length_band(query: str) -> str:

@@ -18,7 +18,8 @@ from ..clinical.conditions import Lexicon, normal, strip_modifiers
 from ..clinical.spelling import EditRule, misspell
 from ..common.text import words
 from ..data.medquad import FocusInfo, focus_key
-from .index import DEFAULT_K, BM25Index, Hit, condition_hits, search_hits
+from .hits import Hit
+from .index import DEFAULT_K, BM25Index, condition_hits, search_hits
 
 BANDS = ("1", "2", "3+")
 RULE_KEYS = tuple(f"{route}:{band}" for route in ("focus", "bm25") for band in BANDS)

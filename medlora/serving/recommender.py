@@ -22,7 +22,8 @@ from ..generation.hf import SectionsGenerator
 from ..grounding.check import check_output, grounding_fields, realign
 from ..grounding.publishable import repetition_loop
 from ..model.loading import load_model, require_model_files
-from ..retrieval.index import Hit, load_index, retrieve_for_record
+from ..retrieval.hits import Hit
+from ..retrieval.index import load_index, retrieve_for_record
 from ..safety.rules import apply_safety
 from .logs import IdHasher
 

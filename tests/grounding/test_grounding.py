@@ -21,7 +21,7 @@ from medlora.data.passages import Passage
 from medlora.datasets.targets import extractive_target, ground_target
 from medlora.evaluation.citations import citation_scores
 from medlora.grounding.check import check_grounding, section_confidence, sources_for
-from medlora.retrieval.index import Hit
+from medlora.retrieval.hits import Hit
 
 
 def passage(pid, text, focus="Gout", qtype="treatment", url=None, split="train"):
