@@ -2,6 +2,8 @@
 
     python bench/hybrid_speed.py --data-dir data/medquad
     python bench/hybrid_speed.py --data-dir data/medquad --encoder models/all-minilm-l6-v2 --repeats 3
+    # plus the passage-encoding rate on 1 and 2 threads, on 512 answer openings spread over the corpus
+    python bench/hybrid_speed.py --data-dir data/medquad --encode-sample 512
 
 Records timed: the split's treatment patients (conditions as written) and the consumer-style questions and
 symptom-led records (``tests/data/consumer_questions.jsonl``), each through ``retrieve_for_record`` with and
@@ -73,6 +75,23 @@ def timed(index, recs: list[PatientRecord], repeats: int) -> list[float]:
     return sorted(times)
 
 
+def encoding_rate(encoder, passages, n: int) -> dict:
+    """Answer openings per second on 1 and 2 threads (the same sample, batches of ``dense.BATCH``)."""
+    import torch
+
+    texts, _ = dense.answer_openings(passages)
+    sample = texts[:: max(1, len(texts) // n)][:n]
+    out = {"sample": len(sample), "corpus": len(texts)}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        start = time.perf_counter()
+        encoder.encode_many(sample, desc=f"encoding a sample on {threads} threads")
+        rate = len(sample) / (time.perf_counter() - start)
+        out[f"{threads}_threads"] = {"per_s": round(rate, 1), "corpus_min": round(len(texts) / rate / 60, 1)}
+    torch.set_num_threads(1)
+    return out
+
+
 def ms(times: list[float], q: float) -> float:
     return round(times[min(len(times) - 1, int(q * len(times)))] * 1000, 2)
 
@@ -87,6 +106,12 @@ def main() -> int:
     )
     ap.add_argument("--repeats", type=int, default=2, help="timed passes")
     ap.add_argument("--out", default=None, help="write the figures here as JSON as well")
+    ap.add_argument(
+        "--encode-sample",
+        type=int,
+        default=0,
+        help="also time encoding this many answer openings on 1 and on 2 threads (extrapolated to the corpus)",
+    )
     args = ap.parse_args()
     import torch
 
@@ -133,6 +158,8 @@ def main() -> int:
         "cpu": os.cpu_count(),
         "load_average": os.getloadavg(),
     }
+    if args.encode_sample > 0:
+        out["encoding"] = encoding_rate(side.encoder, index.passages, args.encode_sample)
     print(json.dumps(out, indent=2))
     if args.out:
         write_json(Path(args.out), out)
