@@ -21,7 +21,8 @@
 
 Outputs: models/tinyllama/ (or models/tiny-random/) with model_source.json; models/all-minilm-l6-v2/ (the
 sentence encoder, with model_source.json); data/medquad/{train,val,test}.jsonl, data/medquad/index/ (BM25, the
-passage vectors and the rules chosen on val) and data/medquad/stats.json. Exit code 2 on bad input, with one line saying what to do.
+passage vectors and the rules chosen on val) and data/medquad/stats.json. Exit code 2 on bad input, with one
+line saying what to do.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
     python bench/hybrid_speed.py --data-dir data/medquad
     python bench/hybrid_speed.py --data-dir data/medquad --encoder models/all-minilm-l6-v2 --repeats 3
+    # plus the passage-encoding rate on 1 and 2 threads, on 512 answer openings spread over the corpus
+    python bench/hybrid_speed.py --data-dir data/medquad --encode-sample 512
 
 Records timed: the split's treatment patients (conditions as written) and the consumer-style questions and
 symptom-led records (``tests/fixtures/consumer_questions.jsonl``), each through ``retrieve_for_record`` with and
@@ -43,7 +45,8 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def records(data_dir: Path, split: str, limit: int) -> list[PatientRecord]:
+def records(data_dir: Path, split: str, limit: int) -> tuple[list[PatientRecord], list[PatientRecord]]:
+    """The split's treatment patients (a sample of ``limit``) and the consumer-style questions and records."""
     out = []
     with open(data_dir / f"{split}.jsonl", encoding="utf-8") as fh:
         for line in fh:
@@ -51,14 +54,13 @@ def records(data_dir: Path, split: str, limit: int) -> list[PatientRecord]:
             if r["kind"] == "treatment" and "record" in r:
                 out.append(PatientRecord.model_validate(r["record"]))
     step = max(1, len(out) // limit)
-    out = out[::step][:limit]
-    for row in read_consumer_set():
-        out.append(
-            PatientRecord(symptoms=[row["text"]])
-            if "text" in row
-            else PatientRecord.model_validate(row["record"])
-        )
-    return out
+    consumer = [
+        PatientRecord(symptoms=[row["text"]])
+        if "text" in row
+        else PatientRecord.model_validate(row["record"])
+        for row in read_consumer_set()
+    ]
+    return out[::step][:limit], consumer
 
 
 def timed(index, recs: list[PatientRecord], repeats: int) -> list[float]:
@@ -71,6 +73,23 @@ def timed(index, recs: list[PatientRecord], repeats: int) -> list[float]:
             retrieve_for_record(r, index)
             times.append(time.perf_counter() - s)
     return sorted(times)
+
+
+def encoding_rate(encoder, passages, n: int) -> dict:
+    """Answer openings per second on 1 and 2 threads (the same sample, batches of ``dense.BATCH``)."""
+    import torch
+
+    texts, _ = dense.answer_openings(passages)
+    sample = texts[:: max(1, len(texts) // n)][:n]
+    out = {"sample": len(sample), "corpus": len(texts)}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        start = time.perf_counter()
+        encoder.encode_many(sample, desc=f"encoding a sample on {threads} threads")
+        rate = len(sample) / (time.perf_counter() - start)
+        out[f"{threads}_threads"] = {"per_s": round(rate, 1), "corpus_min": round(len(texts) / rate / 60, 1)}
+    torch.set_num_threads(1)
+    return out
 
 
 def ms(times: list[float], q: float) -> float:
@@ -87,6 +106,12 @@ def main() -> int:
     )
     ap.add_argument("--repeats", type=int, default=2, help="timed passes")
     ap.add_argument("--out", default=None, help="write the figures here as JSON as well")
+    ap.add_argument(
+        "--encode-sample",
+        type=int,
+        default=0,
+        help="also time encoding this many answer openings on 1 and on 2 threads (extrapolated to the corpus)",
+    )
     args = ap.parse_args()
     import torch
 
@@ -104,18 +129,26 @@ def main() -> int:
                 f"no encoder at {args.encoder} or no passage vectors for it in {data_dir / INDEX_DIR}"
             )
         t2 = time.perf_counter()
-        recs = records(data_dir, args.split, args.records)
+        names = ("treatment_patients", "consumer")
+        groups = dict(zip(names, records(data_dir, args.split, args.records), strict=True))
     except (UsageError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     hybrid_rss = rss_mib()
     side = index.dense
-    with_dense = timed(index, recs, args.repeats)
-    index.dense = None
-    alone = timed(index, recs, args.repeats)
-    index.dense = side
+    timings = {}
+    for name, recs in groups.items():
+        with_dense = timed(index, recs, args.repeats)
+        index.dense = None
+        alone = timed(index, recs, args.repeats)
+        index.dense = side
+        timings[name] = {
+            "records": len(recs),
+            "bm25_alone_ms": {"median": ms(alone, 0.5), "p95": ms(alone, 0.95)},
+            "hybrid_ms": {"median": ms(with_dense, 0.5), "p95": ms(with_dense, 0.95)},
+            "hybrid_over_bm25_median": round(ms(with_dense, 0.5) / max(1e-9, ms(alone, 0.5)), 2),
+        }
     out = {
-        "records": len(recs),
         "repeats": args.repeats,
         "threads": 1,
         "load_s": {"bm25": round(t1 - t0, 2), "encoder_and_vectors": round(t2 - t1, 2)},
@@ -124,15 +157,13 @@ def main() -> int:
             "encoder_and_vectors": round(hybrid_rss - bm25_rss, 1),
             "vectors_in_memory": round(side.vectors.matrix.nbytes / 2**20, 1),
         },
-        "record_ms": {
-            "bm25_alone": {"median": ms(alone, 0.5), "p95": ms(alone, 0.95)},
-            "hybrid": {"median": ms(with_dense, 0.5), "p95": ms(with_dense, 0.95)},
-        },
-        "hybrid_over_bm25_median": round(ms(with_dense, 0.5) / max(1e-9, ms(alone, 0.5)), 2),
+        "record_ms": timings,
         "index_build_encoding": index.meta.get("dense", {}).get("vectors"),
         "cpu": os.cpu_count(),
         "load_average": os.getloadavg(),
     }
+    if args.encode_sample > 0:
+        out["encoding"] = encoding_rate(side.encoder, index.passages, args.encode_sample)
     print(json.dumps(out, indent=2))
     if args.out:
         write_json(Path(args.out), out)

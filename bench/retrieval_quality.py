@@ -21,8 +21,9 @@ with it ("rules") and without it ("rules_bm25_alone").
 records as people write them, and questions MedQuAD has no answer for). recall@k: a passage of a gold focus among
 those returned; false grounding: a no-answer question that gets any passage. Systems: plain BM25 over the text
 (never abstains), the project's rules on BM25 alone, the encoder alone (cosine ranking, evidence by the val
-threshold), and the hybrid (the project's rules with the encoder). A question goes in as a record whose only
-symptom is the question. Exit 2 on a missing data directory.
+threshold), the hybrid (the project's rules with the encoder), and the hybrid's fused ranking with no evidence
+rule ("hybrid_ranking", comparable to plain BM25, which never abstains either). A question goes in as a record
+whose only symptom is the question. Exit 2 on a missing data directory.
 """
 
 from __future__ import annotations
@@ -89,9 +90,19 @@ def without_dense(index, record: PatientRecord, k: int) -> list:
         index.dense = side
 
 
+def top_answers(hits: list, k: int) -> list:
+    out, pairs = [], set()
+    for h in hits:
+        if h.passage.pair_id not in pairs:
+            out.append(h.passage)
+            pairs.add(h.passage.pair_id)
+    return out[:k]
+
+
 def consumer(index, split: str, k: int) -> dict:
     """recall@k and false grounding on the consumer-style set, per system and kind of row."""
     from medlora.retrieval.hybrid import retrieve_for_question
+    from medlora.retrieval.hybrid import search as hybrid_search
     from medlora.retrieval.hybrid_rules import query_of, read_consumer_set
 
     rows = read_consumer_set(split=split)
@@ -111,6 +122,8 @@ def consumer(index, split: str, k: int) -> dict:
                 h.passage for h in retrieve_for_question(index, query_of(row), k, mode="dense")
             ]
             systems["hybrid"] = [h.passage for h in retrieve_for_record(record, index, k)]
+            # The fused ranking with no evidence rule: the ranking alone, comparable to plain BM25's
+            systems["hybrid_ranking"] = top_answers(hybrid_search(index, query_of(row), 4 * k), k)
         gold = {focus_key(g) for g in row["gold"]}
         group = ("question" if "text" in row else "record") if gold else "no_answer"
         for name, passages in systems.items():

@@ -8,8 +8,9 @@ normalised, exactly what sentence-transformers computes for this model (``tests/
 both are at hand).
 
 Passage embeddings are computed once, when the index is built, and stored with it (``dense.npy``, float16: half
-the disk of float32, and cosine scores that differ by about 1e-3), keyed by the hash of the texts encoded and the
-hash of the weights: a rebuild with the same passages and model reuses them, anything else encodes again.
+the disk of float32; cosines differ from float32 by 2.7e-5 at most on 120 query-answer pairs), keyed by the hash
+of the texts encoded and the hash of the weights: a rebuild with the same passages and model reuses them,
+anything else encodes again.
 Without the encoder folder retrieval is BM25 alone, said once in the log.
 """
 

@@ -9,11 +9,12 @@ Two thresholds on the cosine of a query with an answer's opening (``medlora.retr
 
 - ``question`` (a free-text question, the presenting complaint, a note): positives are the val answerable
   questions and records (the gold focus among the first ``k`` evidence hits), negatives the val no-answer
-  questions and the val no-evidence topics asked as questions ("what is X used for");
+  questions; the val no-evidence topics asked as questions ("what is X used for") are reported beside them, not
+  chosen on (a drug or a test asked about this way is often answered in passing by a condition's passages);
 - ``condition`` (a written condition with no lexical evidence, searched by meaning): positives and negatives as
   for the lexical rule (``retrieval_rules``), the lexical evidence kept as it is.
 
-Each maximises TPR - FPR with FPR at most ``MAX_FPR`` on every negative set, over ``GRID``.
+Each maximises TPR - FPR with FPR at most ``MAX_FPR``, over ``GRID``; a tie keeps the higher threshold.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def choose_question_threshold(
         fpr_t = sum(bool(_evidence(h, t, k)) for h in neg_topics) / max(1, len(neg_topics))
         return tpr, fpr, fpr_t
 
-    best = max(GRID, key=lambda t: (_objective(*rates(t)), -t))
+    best = max(GRID, key=lambda t: (_objective(*rates(t)[:2]), t))
     tpr, fpr, fpr_t = rates(best)
     return {
         "threshold": best,
@@ -128,7 +129,7 @@ def choose_condition_threshold(
         fpr = sum(bool(found(c, t)) for c in neg) / max(1, len(neg))
         return tpr, fpr
 
-    best = max(GRID, key=lambda t: (_objective(*rates(t)), -t))
+    best = max(GRID, key=lambda t: (_objective(*rates(t)), t))
     tpr, fpr = rates(best)
     lexical_only = rates(2.0)
     return {
@@ -159,7 +160,7 @@ def choose_dense_rules(
     )
     return {
         "thresholds": {"question": question["threshold"], "condition": cond["threshold"]},
-        "chosen_on": f"val: TPR - FPR with FPR <= {MAX_FPR} on every negative set (grid {GRID[0]}..{GRID[-1]})",
+        "chosen_on": f"val: TPR - FPR with FPR <= {MAX_FPR} (grid {GRID[0]}..{GRID[-1]}, ties to the higher)",
         "question": question["val"],
         "condition": cond["val"],
         "max_fpr": MAX_FPR,

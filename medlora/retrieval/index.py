@@ -115,9 +115,8 @@ class BM25Index:
         if data.size:
             self._term_max[nonempty] = np.maximum.reduceat(data, indptr[:-1][nonempty])
         self._vocab_words: Any = None
-        self.dense: Any = (
-            None  # ``medlora.retrieval.hybrid.DenseSide`` when the encoder and passage vectors are at hand
-        )
+        # ``medlora.retrieval.hybrid.DenseSide`` when the encoder and the passage vectors are at hand.
+        self.dense: Any = None
 
     @property
     def evidence_rule(self) -> dict[str, float]:

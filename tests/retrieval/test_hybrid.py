@@ -231,3 +231,29 @@ def test_real_encoder_reads_lay_words_and_matches_sentence_transformers():
     st = pytest.importorskip("sentence_transformers")
     ref = st.SentenceTransformer(str(REAL_ENCODER), device="cpu").encode(texts, normalize_embeddings=True)
     assert np.abs(ref - v).max() < 1e-4
+
+
+def test_question_threshold_is_chosen_under_the_false_grounding_limit(index):
+    from medlora import hybrid_rules
+
+    rows = [
+        {"text": "my tummy hurts after meals", "gold": ["Indigestion"]},
+        {"text": "chest pain spreading to my arm", "gold": ["Heart Attack"]},
+        {"text": "which glasses frame suits a round face", "gold": []},
+        {"text": "best price for a used car", "gold": []},
+    ]
+    chosen = hybrid_rules.choose_question_threshold(index, rows, ["zinc"])
+    assert chosen["val"]["fpr"] <= hybrid_rules.MAX_FPR and chosen["val"]["tpr"] == 1.0
+    assert chosen["threshold"] in hybrid_rules.GRID
+
+
+def test_download_config_refuses_an_unknown_encoder(tmp_path):
+    import download_model
+    from medlora.common.cli import UsageError
+
+    cfg = download_model.DownloadConfig(skip_model=True, encoder="bert", data_dir=str(tmp_path))
+    with pytest.raises(UsageError, match="--encoder must be"):
+        cfg.validate()
+    cfg = download_model.DownloadConfig(skip_model=True, skip_data=True, encoder="none")
+    with pytest.raises(UsageError, match="nothing to do"):
+        cfg.validate()
