@@ -234,7 +234,7 @@ def test_real_encoder_reads_lay_words_and_matches_sentence_transformers():
 
 
 def test_question_threshold_is_chosen_under_the_false_grounding_limit(index):
-    from medlora import hybrid_rules
+    from medlora.retrieval import hybrid_rules
 
     rows = [
         {"text": "my tummy hurts after meals", "gold": ["Indigestion"]},
