@@ -217,15 +217,24 @@ def read_records(cfg: InferenceConfig) -> list[PatientRecord]:
 
 def format_text(rec: Recommendation) -> str:
     """The recommendation as sections a person reads at a terminal."""
-    lines = ["TREATMENT RECOMMENDATION"]
+    # Every content section empty: said, never shown as an answer.
+    blank = rec.unsupported_reason is not None
+    lines = ["NO RECOMMENDATION" if rec.status == "unsupported" else "TREATMENT RECOMMENDATION"]
     if rec.safety.red_flags:
         lines.append("!! RED FLAGS: " + "; ".join(f.message for f in rec.safety.red_flags))
+    if blank:
+        lines.append(f"!! {rec.status_message}.")
+        lines.append(
+            "!! This does not mean that nothing needs doing: a qualified professional must assess the patient."
+        )
     if rec.truncated:
         why = rec.truncated_reason or "generation stopped at --max-new-tokens"
         lines.append(f"!! INCOMPLETE: {why}; items cut mid-way were dropped")
     for name in SECTION_NAMES:
-        lines.append(f"\n{name.replace('_', ' ').capitalize()}:")
         items = getattr(rec, name)
+        if blank and not items:
+            continue  # seven "(none)" would read like a finished answer
+        lines.append(f"\n{name.replace('_', ' ').capitalize()}:")
         for item in items:
             if isinstance(item, str):
                 lines.append(f"  - {item}")
@@ -246,10 +255,6 @@ def format_text(rec: Recommendation) -> str:
         lines.append(f"\nRemoved ({u.section}): {u.item}, {u.reason}")
     for n in rec.grounding.nulled:
         lines.append(f"\nEmptied: {n}")
-    if rec.evidence == "none":
-        lines.append(
-            "\nNo MedQuAD passage about this record was found: only the safety rules' actions are shown."
-        )
     for url in rec.sources:
         lines.append(f"Source: {url}")
     model = rec.model

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..common.cli import UsageError
 from ..common.schemas import (
+    RULES_ONLY_DISCLAIMER,
     SECTION_NAMES,
     GroundedSections,
     PatientRecord,
@@ -107,6 +108,7 @@ def check(record: PatientRecord, path: str, hits: list | None = None) -> Recomme
     passages = None if hits is None else [h.passage for h in hits]
     g = check_output(record, sections, cites, passages)
     checked = apply_safety(record, g.sections)
+    checked.safety.disclaimer = RULES_ONLY_DISCLAIMER  # no model ran: the output must not say one did
     if hits is None:
         # Without passages there is nothing to check citations against: the sections alone are audited.
         return Recommendation(**checked.sections.model_dump(), safety=checked.safety, grounding=g.grounding)

@@ -114,9 +114,12 @@ class Recommender:
         cites = realign(g.sections, g.citations, checked.sections) if cites else {}
         probs = getattr(gen, "token_probs", None) if gen is not None else None
         # Confidence speaks only for published items: a section any rule changed has no decoder mean.
+        # An empty section has none either: "[]" is an easy choice for the decoder (0.93-0.99 on SmolLM2), and a
+        # high figure beside a blank section reads as confidence in nothing.
         edited = g.edited | {
-            n for n in SECTION_NAMES if getattr(checked.sections, n) != getattr(g.sections, n)
-        }
+            n for n in SECTION_NAMES
+            if getattr(checked.sections, n) != getattr(g.sections, n) or not getattr(checked.sections, n)
+        }  # fmt: skip
         fields = grounding_fields(cites, hits, evidence, g.grounding, probs, edited)
         truncated = gen is not None and gen.finish == "budget"  # said in the response, not only the log
         reason = None

@@ -542,3 +542,15 @@ def test_fuzz_no_500_and_every_response_is_documented(case):
     case.call_and_validate(
         headers={"Authorization": f"Bearer {FUZZ_KEY}"}, excluded_checks=[positive_data_acceptance]
     )
+
+
+def test_a_blank_answer_is_unsupported_in_the_http_response_too():
+    """The stand-in's sections are empty: the body says nothing could be supported, and why."""
+    with TestClient(create_app(FakeRecommender())) as c:
+        body = c.post(ENDPOINT, json=VALID).json()
+        assert body["status"] == "unsupported" and body["unsupported_reason"] == "model_wrote_nothing"
+        assert "could be supported" in body["status_message"]
+        body = c.post(ENDPOINT, json={**VALID, "vitals": {"spo2": 84}}).json()
+        assert body["status"] == "emergency" and body["immediate_actions"][0].startswith("EMERGENCY")
+        schema = c.get("/openapi.json").json()["components"]["schemas"]["Recommendation"]
+        assert set(schema["properties"]["status"]["enum"]) == {"recommendation", "emergency", "unsupported"}
