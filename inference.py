@@ -147,6 +147,29 @@ class InferenceConfig:
         default=DEFAULT_LOG_MAX_BYTES, metadata={"help": "rotate --log-file beyond this size (0: never)"}
     )
 
+    def unused(self) -> set[str]:
+        """Settings this run does not read: left out of the settings line (medlora/common/cli.py)."""
+        out = set()
+        if self.base_only:
+            out |= {"adapter", "merge"}
+        if self.backend == "llama-cpp":
+            out |= {"base_model", "adapter", "merge", "device", "precision"}
+        else:
+            out |= {"gguf", "threads"}
+        if not self.serve:
+            out |= {
+                "host",
+                "port",
+                "max_body_bytes",
+                "max_queue",
+                "request_timeout",
+                "api_key_file",
+                "no_auth",
+            }
+        if self.k == 0:
+            out |= {"index", "max_context_tokens"}
+        return out
+
     def validate(self) -> None:
         if sum([self.patient is not None, self.batch is not None, self.serve]) != 1:
             raise UsageError("give exactly one of --patient FILE (or -), --batch FILE.jsonl, --serve")

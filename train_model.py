@@ -33,6 +33,7 @@ from typing import Literal
 
 from medlora.common.cli import UsageError, config_dict, run_stage
 from medlora.common.files import make_temp_dir, replace_dir, sha256_files, write_json
+from medlora.common.progress import on_terminal
 from medlora.export.modelcard import write_model_card
 from medlora.model.loading import (
     load_tokenizer,
@@ -41,6 +42,7 @@ from medlora.model.loading import (
     resolve_device,
 )
 from medlora.training import run as training
+from medlora.training.heartbeat import heartbeat_callback
 
 log = logging.getLogger("train_model")
 
@@ -202,6 +204,8 @@ def training_args(cfg: TrainConfig, device: str, dtype, has_eval: bool):
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         report_to="none",
+        # tqdm's carriage returns do not belong in a log file: off the terminal, the heartbeat logs lines instead.
+        disable_tqdm=not on_terminal(),
         seed=cfg.seed,
         data_seed=cfg.seed,
         train_sampling_strategy="group_by_length",
@@ -219,6 +223,7 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     plan = preflight(cfg)
     from transformers import EarlyStoppingCallback, Trainer, set_seed
     from transformers.integrations import TensorBoardCallback
+    from transformers.trainer_callback import PrinterCallback
 
     device, dtype = plan["device"], plan["dtype"]
     out, ckpt, data = Path(cfg.output_dir), cfg.checkpoint_dir, Path(cfg.data_dir)
@@ -258,7 +263,8 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         log.warning("no validation example: no evaluation and no best-checkpoint selection")
         args = training_args(cfg, device, dtype, has_eval=False)
     throughput = training.throughput_callback()
-    callbacks = [throughput, *(callbacks or [])]
+    heartbeat = heartbeat_callback()
+    callbacks = [throughput, heartbeat, *(callbacks or [])]
     if cfg.early_stopping_patience and has_eval:
         callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience))
     if cfg.tensorboard:
@@ -273,9 +279,14 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    if not on_terminal():
+        trainer.remove_callback(PrinterCallback)  # it prints raw dicts to stdout; the heartbeat logs them
     if plan["resume_from"]:
         log.info("resuming from %s", plan["resume_from"])
-    trainer.train(resume_from_checkpoint=plan["resume_from"])
+    try:
+        trainer.train(resume_from_checkpoint=plan["resume_from"])
+    finally:
+        heartbeat.beat.__exit__()  # on_train_end is skipped when training raises or is interrupted
     trainer.accelerator.wait_for_everyone()
     if not args.should_save:
         return {}

@@ -114,7 +114,7 @@ class Recommender:
         cites = realign(g.sections, g.citations, checked.sections) if cites else {}
         probs = getattr(gen, "token_probs", None) if gen is not None else None
         # Confidence speaks only for published items: a section any rule changed has no decoder mean.
-        # An empty section has none either: "[]" is an easy choice for the decoder (0.93-0.99 on SmolLM2), and a
+        # An empty section has none either: "[]" is an easy choice for the decoder (0.93-0.99 in issue 30), and a
         # high figure beside a blank section reads as confidence in nothing.
         edited = g.edited | {
             n for n in SECTION_NAMES
