@@ -159,10 +159,19 @@ def preflight(cfg: TrainConfig) -> dict:
         except ImportError:
             raise UsageError("--tensorboard needs tensorboard: pip install tensorboard") from None
     files = [data / "train.jsonl", data / "val.jsonl"]
-    data_info = {"hash": sha256_files(files), "files": [str(f) for f in files]}
+    data_info = {"hash": sha256_files(files), "files": [str(f) for f in files], "source": data_source(data)}
     ckpt = cfg.checkpoint_dir
     resume_from = training.find_checkpoint(ckpt, fingerprint(cfg, data_info["hash"])) if cfg.resume else None
     return {"device": device, "dtype": dtype, "data": data_info, "resume_from": resume_from}
+
+
+def data_source(data: Path) -> str | None:
+    """Where download_model.py read MedQuAD from (github, hf, or a local path), as its stats.json says: the
+    model card names the dataset it actually came from."""
+    try:
+        return json.loads((data / "stats.json").read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def fingerprint(cfg: TrainConfig, data_hash: str) -> dict:

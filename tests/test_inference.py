@@ -149,6 +149,10 @@ BAD = {
     "vitals out of range": ('{"symptoms": ["cough"], "vitals": {"spo2": 120}}', "vitals.spo2:"),
     "unknown field": ('{"symptoms": ["cough"], "ssn": "123-45-6789"}', "ssn: Extra inputs"),
     "unknown vital": ('{"symptoms": ["cough"], "vitals": {"glucose": 7}}', "vitals.glucose:"),
+    "typo'd field": (
+        '{"symptoms": ["cough"], "allergys": ["penicillin"]}',
+        "allergys: Extra inputs are not permitted (did you mean 'allergies'?)",
+    ),
     "no complaint": ('{"age": 40, "medications": ["metformin"]}', "conditions/symptoms:"),
     "oversized notes": (json.dumps({"symptoms": ["cough"], "notes": "x" * 2001}), "notes:"),
     "control characters": ('{"symptoms": ["cough\\u0007"]}', "symptoms: Value error, contains control"),

@@ -414,10 +414,40 @@ def field_name(loc: tuple | list, msg: str) -> str:
     return name or "record"
 
 
+def did_you_mean(loc: tuple | list, root: type[BaseModel] | None = None) -> str | None:
+    """For an unknown field ("allergys"), the closest field the model has there ("allergies"), if any is close."""
+    import difflib
+
+    model: Any = root or PatientRecord
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        if field is None:
+            return None
+        inner = [a for a in (field.annotation, *get_args(field.annotation)) if isinstance(a, type)]
+        model = next((a for a in inner if issubclass(a, BaseModel)), None)
+        if model is None:
+            return None
+    if not loc or not isinstance(model, type) or not issubclass(model, BaseModel):
+        return None
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def error_message(err: dict, root: type[BaseModel] | None = None) -> str:
+    """pydantic's message, with "did you mean" for an unknown field close to a real one."""
+    msg = err["msg"]
+    if err.get("type") == "extra_forbidden" and (near := did_you_mean(err["loc"], root)):
+        msg += f" (did you mean '{near}'?)"
+    return msg
+
+
 def error_details(e) -> list[dict[str, str]]:
     """A pydantic ``ValidationError`` as ``[{"field", "message"}]``, without echoing the input values."""
+    root = {"PatientRecord": PatientRecord, "Recommendation": Recommendation}.get(getattr(e, "title", ""))
     return [
-        {"field": field_name(err["loc"], err["msg"]), "message": err["msg"]}
+        {"field": field_name(err["loc"], err["msg"]), "message": error_message(err, root)}
         for err in e.errors(include_url=False, include_input=False)
     ]
 

@@ -166,11 +166,30 @@ def _current(record: PatientRecord, sections: Sections | None = None) -> list[Dr
     ]  # fmt: skip
 
 
-def _recommended(sections: Sections) -> list[tuple[DrugMention, bool]]:
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _own_line(name: str, record: PatientRecord | None) -> bool:
+    """The patient's own medication named back ("Albuterol inhaler as needed," for "albuterol inhaler as
+    needed"): continuing it, not a second course. Another product of the same drug still counts as a duplicate."""
+    name = _words(name)
+    return (
+        bool(name)
+        and record is not None
+        and any(
+            (line := _words(c)) and (f" {name} " in f" {line} " or f" {line} " in f" {name} ")
+            for c in record.medications
+        )
+    )
+
+
+def _recommended(sections: Sections, record: PatientRecord | None = None) -> list[tuple[DrugMention, bool]]:
     """(drug, named in ``medications``) for every drug the sections start; continuing a current one is not."""
     named = [
         m for med in sections.medications
         if (m := resolve(med.name)) is not None and not re.search(r"\b(?:continue|current)", med.name, re.I)
+        and not _own_line(med.name, record)
     ]  # fmt: skip
     in_text = [
         d for s in SECTION_NAMES if s != "medications" for item in getattr(sections, s)
@@ -195,7 +214,7 @@ def duplicate_therapy(record: PatientRecord, sections: Sections) -> list[Duplica
     second renin-angiotensin blocker."""
     kept = {id(m) for m in _current(record, sections)}
     current = [(c, m) for c in record.medications if (m := resolve(c)) is not None and id(m) in kept]
-    recommended = _recommended(sections)
+    recommended = _recommended(sections, record)
     named = [d for d, is_named in recommended if is_named]
     out, seen = [], set()
     for i, drug in enumerate(d for d, _ in recommended):

@@ -25,6 +25,7 @@ from ..model.loading import load_model, require_model_files
 from ..retrieval.index import Hit, load_index, retrieve_for_record
 from ..safety.rules import apply_safety
 from .logs import IdHasher
+from .present import tidy, without_removed
 
 
 def gguf_source(gguf: str | Path) -> tuple[str | None, str | None]:
@@ -120,14 +121,15 @@ class Recommender:
             n for n in SECTION_NAMES
             if getattr(checked.sections, n) != getattr(g.sections, n) or not getattr(checked.sections, n)
         }  # fmt: skip
-        fields = grounding_fields(cites, hits, evidence, g.grounding, probs, edited)
+        report = without_removed(g.grounding, g.sections, checked.sections)
+        fields = grounding_fields(cites, hits, evidence, report, probs, edited)
         truncated = gen is not None and gen.finish == "budget"  # said in the response, not only the log
         reason = None
         if truncated:
             loop = repetition_loop(gen.text)
             reason = "a repetition loop ran to --max-new-tokens" if loop else "--max-new-tokens was reached"
         rec = Recommendation(
-            **checked.sections.model_dump(),
+            **tidy(checked.sections).model_dump(),
             safety=checked.safety,
             model=self.info,
             truncated=truncated,

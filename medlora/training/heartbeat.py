@@ -57,8 +57,10 @@ class TrainingProgress:
         return f"training: step {self.step}/{self.max_steps} done (saving or evaluating); {so_far}{left}"
 
 
-def heartbeat_callback(every: float = HEARTBEAT_S) -> Any:
+def heartbeat_callback(every: float | None = None) -> Any:
     from transformers import TrainerCallback
+
+    every = HEARTBEAT_S if every is None else every
 
     class HeartbeatCallback(TrainerCallback):
         def __init__(self) -> None:

@@ -97,3 +97,14 @@ def test_a_blank_recommendation_is_unsupported_never_an_answer():
     # A client's copy cannot claim another state: the fields are recomputed.
     forged = Recommendation.model_validate({**blank.model_dump(), "status": "recommendation"})
     assert forged.status == "unsupported"
+
+
+def test_a_typo_d_field_gets_a_did_you_mean_and_a_stranger_does_not():
+    from medlora.common.schemas import error_line, load_record
+
+    with pytest.raises(ValidationError) as e:
+        load_record('{"conditions": ["x"], "allergys": ["a"], "vitals": {"sp02": 90}, "smoker": true}')
+    line = error_line(e.value)
+    assert "allergys: Extra inputs are not permitted (did you mean 'allergies'?)" in line
+    assert "vitals.sp02: Extra inputs are not permitted (did you mean 'spo2'?)" in line
+    assert "smoker: Extra inputs are not permitted;" in line + ";" and "did you mean 'sex'" not in line

@@ -179,3 +179,22 @@ def test_check_with_passages_catches_what_issue_17_names(files):
     assert any("oxycodone" in n for n in out.grounding.nulled) and any(
         "50 mg" in n for n in out.grounding.nulled
     )
+
+
+def test_a_removed_item_gets_no_emptied_note_and_trailing_commas_go(tmp_path):
+    """Issue 30: "Removed for allergy: amoxicillin" came with "Emptied: amoxicillin frequency"; the base model's
+    "Albuterol inhaler as needed," kept its comma."""
+    patient, rec = tmp_path / "p.json", tmp_path / "r.json"
+    patient.write_text(json.dumps({"age": 7, "conditions": ["asthma"], "allergies": ["penicillin"],
+                                   "medications": ["albuterol inhaler as needed"]}))  # fmt: skip
+    rec.write_text(json.dumps({
+        "medications": [{"name": "amoxicillin", "frequency": "twice daily"},
+                        {"name": "Albuterol inhaler as needed,", "frequency": "as needed;"}],
+        "lifestyle": ["Avoid smoke,"],
+    }))  # fmt: skip
+    out = check(patient, rec, tmp_path)
+    assert [m.name for m in out.medications] == ["Albuterol inhaler as needed"]
+    assert out.lifestyle == ["Avoid smoke"]
+    assert out.safety.allergy_conflicts[0].medication == "amoxicillin"
+    assert not any(n.startswith("amoxicillin ") for n in out.grounding.nulled)
+    assert out.safety.duplicate_medications == []  # the child's own reliever, named back

@@ -554,3 +554,11 @@ def test_a_blank_answer_is_unsupported_in_the_http_response_too():
         assert body["status"] == "emergency" and body["immediate_actions"][0].startswith("EMERGENCY")
         schema = c.get("/openapi.json").json()["components"]["schemas"]["Recommendation"]
         assert set(schema["properties"]["status"]["enum"]) == {"recommendation", "emergency", "unsupported"}
+
+
+def test_a_typo_d_field_is_422_with_did_you_mean():
+    with TestClient(create_app(FakeRecommender())) as c:
+        r = c.post(ENDPOINT, json={**VALID, "allergys": ["penicillin"]})
+    assert r.status_code == 422
+    (entry,) = r.json()["detail"]
+    assert entry["field"] == "allergys" and entry["msg"].endswith("(did you mean 'allergies'?)")
