@@ -562,3 +562,27 @@ def test_a_typo_d_field_is_422_with_did_you_mean():
     assert r.status_code == 422
     (entry,) = r.json()["detail"]
     assert entry["field"] == "allergys" and entry["msg"].endswith("(did you mean 'allergies'?)")
+
+
+def test_the_served_command_exits_promptly_after_uvicorn_finishes(tiny_model, tiny_adapter, tmp_path):
+    """Issue 30: "Finished server process" came about 20 s before the process ended (the interpreter freeing
+    torch and the model). After a clean shutdown the process now ends at once and says so."""
+    port = free_port()
+    cmd = [sys.executable, str(ROOT / "inference.py"), "--serve", "--port", str(port), "--k", "0",
+           "--base-model", str(tiny_model), "--adapter", str(tiny_adapter), "--log-file", str(tmp_path / "l.json")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
+    stamps: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: stamps.extend((time.monotonic(), line) for line in proc.stderr))
+    reader.start()
+    try:
+        wait_for(lambda: proc.poll() is None and _up(f"http://127.0.0.1:{port}"), 120)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    ended = time.monotonic()
+    reader.join(10)
+    finished = next(t for t, line in stamps if "Finished server process" in line)
+    assert "server stopped; exit 0" in stamps[-1][1]
+    assert ended - finished < 2.0, f"{ended - finished:.1f} s between uvicorn's last line and the exit"
