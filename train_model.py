@@ -33,7 +33,7 @@ from typing import Literal
 
 from medlora.common.cli import UsageError, config_dict, run_stage
 from medlora.common.files import make_temp_dir, replace_dir, sha256_files, write_json
-from medlora.common.progress import on_terminal
+from medlora.common.progress import on_terminal, step
 from medlora.export.modelcard import write_model_card
 from medlora.model.loading import (
     load_tokenizer,
@@ -239,10 +239,11 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     set_seed(cfg.seed)
     args = training_args(cfg, device, dtype, has_eval=True)
     try:
-        model, counts = training.build_lora_model(
-            cfg.base_model, dtype, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules,
-            cfg.load_in_4bit, cfg.gradient_checkpointing,
-        )  # fmt: skip
+        with step("loading the base model and adding LoRA"):
+            model, counts = training.build_lora_model(
+                cfg.base_model, dtype, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules,
+                cfg.load_in_4bit, cfg.gradient_checkpointing,
+            )  # fmt: skip
     except ValueError as e:  # PEFT names the target modules it cannot find
         raise UsageError(f"--lora-target-modules: {str(e).splitlines()[0]}") from None
     if args.should_save:
@@ -258,9 +259,10 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     with args.main_process_first(desc="tokenising"):  # one process tokenises, the others read its cache
         for name in ("train", "val"):
             limit = (cfg.limit_val_examples or cfg.limit_examples) if name == "val" else cfg.limit_examples
-            splits[name], stats[name] = training.load_split(
-                data / f"{name}.jsonl", tokenizer, tok_fp, cfg.max_length, cache, limit
-            )
+            with step(f"tokenising the {name} split"):  # datasets' own bar is off outside a terminal
+                splits[name], stats[name] = training.load_split(
+                    data / f"{name}.jsonl", tokenizer, tok_fp, cfg.max_length, cache, limit
+                )
             log.info("%s examples: %s", name, stats[name])
     # Evaluation order does not matter, so batch the val split by length: random batches of 4 are a third padding.
     # Longest first, so a batch too large for memory fails at the first evaluation step, not at the last.
@@ -336,7 +338,8 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         write_json(tmp / "model_info.json", info)
         write_model_card(tmp)
         if cfg.merge:
-            write_merged(cfg, dtype, tmp, info)
+            with step("merging the adapter into a standalone model"):
+                write_merged(cfg, dtype, tmp, info)
         replace_dir(tmp, out)  # the checkpoints of this run go with the old directory
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

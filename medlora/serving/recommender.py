@@ -17,6 +17,7 @@ from typing import Any
 
 from ..common.cli import UsageError
 from ..common.files import DEFAULT_LOG_MAX_BYTES, append_json_log
+from ..common.progress import step
 from ..common.schemas import SECTION_NAMES, ModelInfo, PatientRecord, Recommendation, Sections
 from ..generation.hf import SectionsGenerator
 from ..grounding.check import check_output, grounding_fields, realign
@@ -71,7 +72,10 @@ class Recommender:
             require_model_files(cfg.base_model, None if cfg.base_only else cfg.adapter)
         # --k 0 turns retrieval off (evidence "unchecked"); otherwise a missing or stale index is exit 2,
         # before minutes of model loading.
-        self.index = load_index(Path(cfg.index).parent, cfg.index) if cfg.k > 0 else None
+        self.index = None
+        if cfg.k > 0:
+            with step("loading the passage index"):
+                self.index = load_index(Path(cfg.index).parent, cfg.index)
         if cfg.backend == "llama-cpp":
             from ..generation.llama_backend import LlamaSectionsGenerator
 
@@ -79,7 +83,10 @@ class Recommender:
             self.info, self.context = ModelInfo(**self.generator.info), self.generator.context
         else:
             adapter = None if cfg.base_only else cfg.adapter
-            model, tokenizer, info = load_model(cfg.base_model, adapter, cfg.device, cfg.precision, cfg.merge)
+            with step(f"loading {cfg.base_model}" + (f" with {adapter}" if adapter else "")):
+                model, tokenizer, info = load_model(
+                    cfg.base_model, adapter, cfg.device, cfg.precision, cfg.merge
+                )
             self.info, self.context = ModelInfo(**info), model.config.max_position_embeddings
             self.generator = SectionsGenerator(model, tokenizer, max_new_tokens=cfg.max_new_tokens)
         self.hash_id = IdHasher(cfg.log_file)  # keyed: the log cannot be joined to guessed ids
