@@ -121,8 +121,14 @@ def step(desc: str, every: float = HEARTBEAT_S) -> Iterator[None]:
     say("%s: done in %.1f s", desc, time.monotonic() - start)
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+def duration(seconds: float) -> str:
+    """``45 s``, ``3 min 05 s``, ``2 h 10 min``: a heartbeat's figures must move between its lines."""
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
 class TokenProgress(Heartbeat):
@@ -147,10 +153,10 @@ class TokenProgress(Heartbeat):
             return f"{self.desc}: reading the prompts of {rows}, {now - self.start:.0f} s so far"
         rate = (self.steps - 1) / (now - self.first) if self.steps > 1 and now > self.first else 0.0
         left = (self.max_new_tokens - self.steps) / rate if rate else None
-        eta = f", at most {_duration(left)} left" if left is not None else ""
+        eta = f", at most {duration(left)} left" if left is not None else ""
         return (
             f"{self.desc}: {self.steps}/{self.max_new_tokens} tokens of {rows}, {rate:.2f} tokens/s, "
-            f"{_duration(now - self.start)} so far{eta}"
+            f"{duration(now - self.start)} so far{eta}"
         )
 
 

@@ -12,15 +12,9 @@ import time
 from typing import Any
 
 from ..common.cli import fmt
-from ..common.progress import HEARTBEAT_S, Heartbeat, on_terminal, say
+from ..common.progress import HEARTBEAT_S, Heartbeat, duration, on_terminal, say
 
 log = logging.getLogger(__name__)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 class TrainingProgress:
@@ -42,12 +36,12 @@ class TrainingProgress:
         if self.done_times:
             mean = sum(self.done_times) / len(self.done_times)
             remaining = max(0.0, mean * (self.max_steps - len(self.done_times)) - (now - self.step_start))
-            left = f", about {_duration(remaining)} left at {mean:.1f} s per step"
-        so_far = f"{_duration(now - self.start)} so far"
+            left = f", about {duration(remaining)} left at {mean:.1f} s per step"
+        so_far = f"{duration(now - self.start)} so far"
         if self.phase == "step":
             micro = f", micro-batch {self.micro + 1}/{self.accum}" if self.accum > 1 else ""
             return (
-                f"training: step {self.step}/{self.max_steps} running for {_duration(now - self.step_start)}"
+                f"training: step {self.step}/{self.max_steps} running for {duration(now - self.step_start)}"
                 f"{micro}; {so_far}{left}"
             )
         if self.phase == "evaluating":
