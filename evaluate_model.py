@@ -14,6 +14,10 @@
     # exported GGUFs get a row each beside them (the constrained figures, on llama.cpp)
     python evaluate_model.py --adapter-only --gguf models/tinyllama-medquad-treatment/gguf/tinyllama-medquad-treatment-Q8_0.gguf
 
+    # interrupted (Ctrl-C, exit 130)? each finished part is already in the report; the same command again reuses
+    # them and measures the rest (--no-resume measures everything again)
+    python evaluate_model.py
+
     # one model only
     python evaluate_model.py --base-only
     python evaluate_model.py --adapter-only --batch-size 32
