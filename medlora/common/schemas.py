@@ -329,14 +329,14 @@ CONTENT_SECTIONS = tuple(n for n in SECTION_NAMES if n not in UNCITED_SECTIONS)
 class Recommendation(Sections):
     status: Status = Field(
         "recommendation",
-        description="recommendation: at least one content section holds an item; emergency: a red flag put the "
-        "safety rules' emergency line first in immediate_actions (whatever else there is); unsupported: every "
-        "section but immediate_actions is empty and no red flag fired, so nothing could be recommended. "
+        description="recommendation: some section holds an item (the emergency line aside); emergency: a red flag "
+        "put the safety rules' emergency line first in immediate_actions (whatever else there is); unsupported: "
+        "every section is empty but for that line and no red flag fired, so nothing could be recommended. "
         "Derived from the rest of the record, never trusted from input",
     )
     unsupported_reason: UnsupportedReason | None = Field(
         None,
-        description="set whenever every section but immediate_actions is empty (an emergency too): no_evidence "
+        description="set whenever every section is empty but for the emergency line (an emergency too): no_evidence "
         "(retrieval found none), all_removed (the checks or the safety rules removed everything), "
         "model_wrote_nothing; null when a section holds an item",
     )
@@ -370,7 +370,9 @@ class Recommendation(Sections):
     def _state(self) -> Recommendation:
         # Computed here, whoever builds the record (recommender, --check, a client's copy), so it always agrees
         # with the sections it describes.
-        empty = not any(getattr(self, n) for n in CONTENT_SECTIONS)
+        # The rules' emergency line is no recommendation; any other immediate action is.
+        actions = [a for a in self.immediate_actions if not EMERGENCY_LINE.match(a)]
+        empty = not actions and not any(getattr(self, n) for n in CONTENT_SECTIONS)
         reason = None
         if empty:
             removed = self.grounding.unsupported or self.safety.allergy_conflicts

@@ -94,6 +94,8 @@ def test_a_blank_recommendation_is_unsupported_never_an_answer():
     assert emergency.status == "emergency" and emergency.unsupported_reason == "model_wrote_nothing"
     full = Recommendation(immediate_actions=["EMERGENCY: call"], lifestyle=["Rest."], safety=flags)
     assert full.status == "emergency" and full.unsupported_reason is None
+    # An immediate action other than the rules' emergency line is advice, not a blank.
+    assert Recommendation(immediate_actions=["Use the reliever inhaler now."]).status == "recommendation"
     # A client's copy cannot claim another state: the fields are recomputed.
     forged = Recommendation.model_validate({**blank.model_dump(), "status": "recommendation"})
     assert forged.status == "unsupported"
