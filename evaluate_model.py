@@ -365,13 +365,14 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
     results: dict[str, Any] = {}
     rows: dict[str, Any] = {}
     precision = eval_precision(cfg, resolve_device(cfg.device)) if variants else None
-    context = {"data_dir": data_dir, "limits": limits, "treat_rows": treat_rows, "precision": precision,
-               "started": started, "idx": idx}  # fmt: skip
+    context = {"data_dir": data_dir, "limits": limits, "precision": precision, "started": started,
+               "treatment_variants": eval_rows.variant_counts(treat_rows)}  # fmt: skip
 
     def saved() -> None:
         """The report as it stands, written after every part: an interruption keeps what was measured."""
         done = {**{n: p for n in variants if (p := model_parts(parts, n))}, **results}
-        write_json(cfg.output_path, build_report(cfg, done, rows, context, complete=False, parts=parts))
+        shown = eval_rows.without_items(rows)
+        write_json(cfg.output_path, build_report(cfg, done, shown, context, complete=False, parts=parts))
 
     try:
         if "baselines" in parts:
@@ -423,7 +424,11 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
             ", ".join(done) or "no finished part", parts.path, cfg.output_path,
         )  # fmt: skip
         raise
-    report = build_report(cfg, results, rows, context, complete=True)
+    difference = None
+    if "base" in results and "fine_tuned" in results:
+        difference = metrics.paired_difference(results["base"], results["fine_tuned"], idx["mc"], idx["gen"])
+        difference.update(eval_rows.paired_differences(rows, cfg.bootstrap, cfg.seed))
+    report = build_report(cfg, results, eval_rows.without_items(rows), context, True, difference=difference)
     summary: dict[str, Any] = {k: public(v) for k, v in results.items()}
     summary.update(command=report["command"], seed=cfg.seed, measured=time.strftime("%Y-%m-%dT%H:%M:%S"))
     if "fine_tuned_minus_base" in report:

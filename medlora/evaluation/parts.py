@@ -21,8 +21,6 @@ import numpy as np
 
 from ..common.cli import config_dict
 from ..common.files import atomic_write, sha256_files
-from . import metrics
-from . import rows as eval_rows
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +103,11 @@ def resume_key(cfg: Any, data_dir: Path) -> dict[str, Any]:
 
 
 def build_report(
-    cfg: Any, results: dict, rows: dict, context: dict, complete: bool, parts: Parts | None = None
-) -> dict[str, Any]:
-    data_dir, idx = context["data_dir"], context["idx"]
+    cfg: Any, results: dict, rows: dict, context: dict, complete: bool, parts: Parts | None = None,
+    difference: dict | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The report: ``rows`` without per-item scores, ``difference`` fine-tuned minus base (complete runs)."""
+    data_dir = context["data_dir"]
     command = "python " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     report: dict[str, Any] = {
         "complete": complete,
@@ -124,8 +124,8 @@ def build_report(
             "sha256_train_test": sha256_files([data_dir / "train.jsonl", data_dir / "test.jsonl"]),
         },
         "limits": context["limits"],
-        "rows": eval_rows.without_items(rows),
-        "treatment_variants": eval_rows.variant_counts(context["treat_rows"]),
+        "rows": rows,
+        "treatment_variants": context["treatment_variants"],
         "precision": context["precision"],
         "mc_answer_tokens": cfg.mc_answer_tokens,
         "bootstrap_resamples": cfg.bootstrap,
@@ -133,8 +133,6 @@ def build_report(
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(context["started"])),
         "seconds": round(time.time() - context["started"], 1),
     }
-    if complete and "base" in results and "fine_tuned" in results:
-        diff = metrics.paired_difference(results["base"], results["fine_tuned"], idx["mc"], idx["gen"])
-        diff.update(eval_rows.paired_differences(rows, cfg.bootstrap, cfg.seed))
-        report["fine_tuned_minus_base"] = diff
+    if difference is not None:
+        report["fine_tuned_minus_base"] = difference
     return report
