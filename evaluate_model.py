@@ -14,6 +14,10 @@
     # exported GGUFs get a row each beside them (the constrained figures, on llama.cpp)
     python evaluate_model.py --adapter-only --gguf models/tinyllama-medquad-treatment/gguf/tinyllama-medquad-treatment-Q8_0.gguf
 
+    # interrupted (Ctrl-C, exit 130)? each finished part is already in the report; the same command again reuses
+    # them and measures the rest (--no-resume measures everything again)
+    python evaluate_model.py
+
     # one model only
     python evaluate_model.py --base-only
     python evaluate_model.py --adapter-only --batch-size 32
@@ -36,7 +40,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -45,12 +48,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from medlora.common.cli import UsageError, config_dict, fmt, run_stage
-from medlora.common.files import read_jsonl, sha256_files, update_json, write_json
+from medlora.common.cli import UsageError, fmt, run_stage
+from medlora.common.files import read_jsonl, update_json, write_json
 from medlora.common.progress import Progress, step
 from medlora.evaluation import grounding as grounding_eval
 from medlora.evaluation import metrics, multiple_choice, stats
 from medlora.evaluation import rows as eval_rows
+from medlora.evaluation.parts import Parts, build_report, model_parts, parts_path, resume_key
 from medlora.model.loading import check_adapter_matches, load_model, missing_model_error, resolve_device
 from medlora.retrieval import index as retrieval
 
@@ -118,6 +122,18 @@ class EvalConfig:
     output: str | None = field(
         default=None, metadata={"help": "report path; default: <models-dir>/eval_results.json"}
     )
+    resume: bool = field(
+        default=True,
+        metadata={"help": "reuse the parts an interrupted run with the same settings and data finished "
+                  "(<report>.parts.json); --no-resume measures everything afresh"},
+    )  # fmt: skip
+
+    def unused(self) -> set[str]:
+        """Settings this run does not read: left out of the settings line (medlora/common/cli.py)."""
+        if self.retrieval_only:
+            return {"base_model", "adapter", "precision", "merge", "device", "batch_size", "max_new_tokens",
+                    "mc_answer_tokens"}  # fmt: skip
+        return {"adapter", "merge"} if self.base_only else set()
 
     def validate(self) -> None:
         if self.limit is not None:
@@ -213,52 +229,77 @@ def eval_precision(cfg: EvalConfig, device: str) -> str:
 
 
 def evaluate_one(
-    cfg: EvalConfig, adapter: str | None, mc_items, gen_rows, treat_rows, idx, index, precision: str
-) -> dict[str, Any]:
+    cfg: EvalConfig, name: str, adapter: str | None, mc_items, gen_rows, treat_rows, idx, index, precision: str,
+    parts: Parts, saved: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """One model's figures in three parts (multiple choice, answers, treatment rows), each written as it ends
+    (``saved()`` rewrites the partial report) and reused from ``parts`` when an earlier run finished it."""
+    label = name.replace("_", "-")
+    todo = [p for p in ("mc", "gen", "treatment") if f"{name}:{p}" not in parts]
+    todo = [p for p in todo if p != "treatment" or treat_rows]
+    res: dict[str, Any] = {"n_mc": len(mc_items), "n_gen": len(gen_rows)}
+    for part in ("mc", "gen", "treatment"):
+        if f"{name}:{part}" in parts:
+            res.update(parts.get(f"{name}:{part}"))
+    if not todo:
+        log.info("%s: every part reused from %s", label, parts.path)
+        res["seconds"] = round(sum(v for k, v in res.items() if k.startswith("seconds_")), 1)
+        return res
     import torch
 
     model, tokenizer, info = load_model(cfg.base_model, adapter, cfg.device, precision, merge=cfg.merge)
-    name = "fine-tuned" if adapter else "base"
     info.update(
         dtype=str(next(model.parameters()).dtype).removeprefix("torch."), merged=bool(adapter) and cfg.merge
     )
-    res: dict[str, Any] = {"model": info, "n_mc": len(mc_items), "n_gen": len(gen_rows)}
-    t0 = time.perf_counter()
-    with Progress(4 * len(mc_items), f"{name}: multiple choice") as bar:
-        picks = multiple_choice.choose_options(
-            model, tokenizer, mc_items, cfg.batch_size, cfg.mc_answer_tokens, bar.update
-        )
-    correct = [int(p == it.answer_index) for p, it in zip(picks, mc_items, strict=True)]
-    res.update(_correct=correct, accuracy=float(np.mean(correct)) if correct else None)
-    res["accuracy_ci"] = stats.mean_ci(correct, idx["mc"])
-    prompts = [r["messages"][:-1] for r in gen_rows]
-    answers, ended = metrics.greedy_generate(
-        model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size, f"{name}: answers"
-    )
-    refs = [r["messages"][-1]["content"] for r in gen_rows]
-    res.update(metrics.text_scores(answers, refs, idx["gen"]))
-    res["eos_rate"] = float(np.mean(ended)) if ended else None
-    if treat_rows:
-        res["_row"], texts = eval_rows.model_row(
-            model, tokenizer, treat_rows, index, cfg.treatment_max_new_tokens, cfg.batch_size, cfg.bootstrap,
-            cfg.seed, name,
-        )  # fmt: skip
-        res.update(metrics.treatment_scores(texts))
-    res["examples"] = [{"id": r["id"], "answer": a} for r, a in zip(gen_rows[:3], answers, strict=False)]
-    res["seconds"] = round(time.perf_counter() - t0, 1)
+    res["model"] = info
+    per = len(mc_items[0].options) if mc_items else 1  # progress counts items, as --limit-mc does
+    for part in todo:
+        t0 = time.perf_counter()
+        if part == "mc":
+            with Progress(len(mc_items), f"{label}: multiple choice") as bar:
+                options = lambda n: bar.update(n / per)  # noqa: E731
+                picks = multiple_choice.choose_options(
+                    model, tokenizer, mc_items, cfg.batch_size, cfg.mc_answer_tokens, options
+                )
+            correct = [int(p == it.answer_index) for p, it in zip(picks, mc_items, strict=True)]
+            out = {"_correct": correct, "accuracy": float(np.mean(correct)) if correct else None}
+            out["accuracy_ci"] = stats.mean_ci(correct, idx["mc"])
+            shown = f"multiple choice accuracy {fmt(out['accuracy'])} {fmt(out['accuracy_ci'])}"
+        elif part == "gen":
+            prompts = [r["messages"][:-1] for r in gen_rows]
+            answers, ended = metrics.greedy_generate(
+                model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size, f"{label}: answers"
+            )
+            refs = [r["messages"][-1]["content"] for r in gen_rows]
+            out = metrics.text_scores(answers, refs, idx["gen"])
+            out["eos_rate"] = float(np.mean(ended)) if ended else None
+            out["examples"] = [
+                {"id": r["id"], "answer": a} for r, a in zip(gen_rows[:3], answers, strict=False)
+            ]
+            shown = f"answers BLEU {fmt(out['bleu'])}, ROUGE-L {fmt(out['rouge_l'])} {fmt(out['rouge_l_ci'])}"
+        else:
+            row, texts = eval_rows.model_row(
+                model, tokenizer, treat_rows, index, cfg.treatment_max_new_tokens, cfg.batch_size,
+                cfg.bootstrap, cfg.seed, label,
+            )  # fmt: skip
+            out = {"_row": row, **metrics.treatment_scores(texts)}
+            shown = "treatment rows:\n" + "\n".join(eval_rows.rows_table({name: row}))
+        out["model"], out[f"seconds_{part}"] = info, round(time.perf_counter() - t0, 1)
+        res.update(parts.put(f"{name}:{part}", out))
+        saved()
+        log.info("%s: %s (%s s; saved to %s)", label, shown, out[f"seconds_{part}"], cfg.output_path)
+    res["seconds"] = round(sum(v for k, v in res.items() if k.startswith("seconds_")), 1)
     del model
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()  # the second model loads into the memory the first one held
-    log.info(
-        "%s: accuracy %s, BLEU %s, ROUGE-L %s", name, *fmt([res["accuracy"], res["bleu"], res["rouge_l"]])
-    )
     return res
 
 
 def public(res: dict[str, Any]) -> dict[str, Any]:
     """The figures without the per-item arrays kept for paired comparisons."""
-    return {k: v for k, v in res.items() if not k.startswith("_") and k not in ("examples", "seconds")}
+    drop = ("_", "examples", "seconds")
+    return {k: v for k, v in res.items() if not k.startswith(drop)}
 
 
 def record_metrics(cfg: EvalConfig, summary: dict[str, Any]) -> None:
@@ -319,51 +360,81 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
         "gen": stats.bootstrap_indices(len(gen_rows), cfg.bootstrap, cfg.seed + 1),
     }
     started = time.time()
-    with step("baselines (retrieval, word overlap, grounding, no-model rows)"):
-        results = {"retrieval_baseline": eval_rows.retrieval_baseline(train, gen_rows, idx["gen"])}
-        results["shortcut_baseline"] = multiple_choice.shortcut_baseline(mc_items, plain_items, idx["mc"])
-        index = retrieval.load_index(data_dir)  # exit 2 naming the rebuild when missing or stale
-        results["grounding_baselines"] = grounding_eval.baselines(index, test, cfg.seed)
-        log.info("no-model rows on %d treatment items", len(treat_rows))
-        rows = eval_rows.no_model_rows(treat_rows, index, cfg.bootstrap, cfg.seed) if treat_rows else {}
+    index = retrieval.load_index(data_dir)  # exit 2 naming the rebuild when missing or stale
+    parts = Parts(parts_path(cfg.output_path), resume_key(cfg, data_dir), cfg.resume)
+    results: dict[str, Any] = {}
+    rows: dict[str, Any] = {}
     precision = eval_precision(cfg, resolve_device(cfg.device)) if variants else None
-    for name, adapter in variants.items():
-        # The bars below are tqdm's, shown on a terminal only; step() logs every 30 s in a log file too.
-        with step(f"evaluating the {name.replace('_', '-')} model"):
-            results[name] = evaluate_one(cfg, adapter, mc_items, gen_rows, treat_rows, idx, index, precision)
-        if "_row" in results[name]:
-            rows[name] = results[name].pop("_row")
-    for path in cfg.gguf:
-        with step(f"treatment rows of {path} on llama.cpp"):
-            rows[f"gguf:{Path(path).name}"] = eval_rows.gguf_row(
-                path, treat_rows, index, cfg.treatment_max_new_tokens, cfg.bootstrap, cfg.seed
+    context = {"data_dir": data_dir, "limits": limits, "precision": precision, "started": started,
+               "treatment_variants": eval_rows.variant_counts(treat_rows)}  # fmt: skip
+
+    def saved() -> None:
+        """The report as it stands, written after every part: an interruption keeps what was measured."""
+        done = {**{n: p for n in variants if (p := model_parts(parts, n))}, **results}
+        shown = eval_rows.without_items(rows)
+        write_json(cfg.output_path, build_report(cfg, done, shown, context, complete=False, parts=parts))
+
+    try:
+        if "baselines" in parts:
+            base = parts.get("baselines")
+        else:
+            with step("baselines (retrieval, word overlap, grounding, no-model rows)"):
+                base = {"retrieval_baseline": eval_rows.retrieval_baseline(train, gen_rows, idx["gen"])}
+                base["shortcut_baseline"] = multiple_choice.shortcut_baseline(
+                    mc_items, plain_items, idx["mc"]
+                )
+                base["grounding_baselines"] = grounding_eval.baselines(index, test, cfg.seed)
+                log.info("no-model rows on %d treatment items", len(treat_rows))
+                base["rows"] = (
+                    eval_rows.no_model_rows(treat_rows, index, cfg.bootstrap, cfg.seed) if treat_rows else {}
+                )
+            parts.put("baselines", base)
+        rows.update(base["rows"])
+        results.update({k: v for k, v in base.items() if k != "rows"})
+        saved()
+        shown = fmt(
+            [results["shortcut_baseline"].get("accuracy"), results["retrieval_baseline"].get("rouge_l")]
+        )
+        log.info("baselines: word-overlap shortcut accuracy %s, nearest-answer ROUGE-L %s (saved to %s)",
+                 *shown, cfg.output_path)  # fmt: skip
+        for name, adapter in variants.items():
+            # The bars below are tqdm's, shown on a terminal only; step() logs every 30 s in a log file too.
+            with step(f"evaluating the {name.replace('_', '-')} model"):
+                results[name] = evaluate_one(
+                    cfg, name, adapter, mc_items, gen_rows, treat_rows, idx, index, precision, parts, saved
+                )
+            if "_row" in results[name]:
+                rows[name] = results[name].pop("_row")
+            saved()
+        for path in cfg.gguf:
+            key = f"gguf:{Path(path).name}"
+            if key not in parts:
+                with step(f"treatment rows of {path} on llama.cpp"):
+                    parts.put(key, eval_rows.gguf_row(
+                        path, treat_rows, index, cfg.treatment_max_new_tokens, cfg.bootstrap, cfg.seed))  # fmt: skip
+            rows[key] = parts.get(key)
+            saved()
+            log.info(
+                "%s saved to %s:\n%s", key, cfg.output_path, "\n".join(eval_rows.rows_table({key: rows[key]}))
             )
-    command = "python " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    summary: dict[str, Any] = {k: public(v) for k, v in results.items()}
-    summary.update(command=command, seed=cfg.seed, measured=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    report: dict[str, Any] = {
-        **{k: {n: v for n, v in r.items() if not n.startswith("_")} for k, r in results.items()},
-        "command": command,
-        "seed": cfg.seed,
-        "data": {
-            "dir": str(data_dir),
-            "sha256_train_test": sha256_files([data_dir / "train.jsonl", data_dir / "test.jsonl"]),
-        },
-        "limits": limits,
-        "rows": eval_rows.without_items(rows),
-        "treatment_variants": eval_rows.variant_counts(treat_rows),
-        "precision": precision,
-        "mc_answer_tokens": cfg.mc_answer_tokens,
-        "bootstrap_resamples": cfg.bootstrap,
-        "config": config_dict(cfg),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-        "seconds": round(time.time() - started, 1),
-    }
+    except KeyboardInterrupt:
+        done = parts.names()
+        log.warning(
+            "interrupted: %s kept in %s (figures so far in %s); rerun the same command to resume from them",
+            ", ".join(done) or "no finished part", parts.path, cfg.output_path,
+        )  # fmt: skip
+        raise
+    difference = None
     if "base" in results and "fine_tuned" in results:
-        diff = metrics.paired_difference(results["base"], results["fine_tuned"], idx["mc"], idx["gen"])
-        report["fine_tuned_minus_base"] = summary["fine_tuned_minus_base"] = diff
-        diff.update(eval_rows.paired_differences(rows, cfg.bootstrap, cfg.seed))
+        difference = metrics.paired_difference(results["base"], results["fine_tuned"], idx["mc"], idx["gen"])
+        difference.update(eval_rows.paired_differences(rows, cfg.bootstrap, cfg.seed))
+    report = build_report(cfg, results, eval_rows.without_items(rows), context, True, difference=difference)
+    summary: dict[str, Any] = {k: public(v) for k, v in results.items()}
+    summary.update(command=report["command"], seed=cfg.seed, measured=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    if "fine_tuned_minus_base" in report:
+        summary["fine_tuned_minus_base"] = report["fine_tuned_minus_base"]
     write_json(cfg.output_path, report)
+    parts.remove()  # the report holds everything now; a rerun measures afresh
     log.info("report written to %s", cfg.output_path)
     if rows:
         log.info("treatment and grounding rows, free generation (all variants):\n%s",

@@ -37,7 +37,7 @@ from medlora.common.files import make_temp_dir, replace_dir, sha256_file, sha256
 from medlora.data.prompts import TREATMENT_SYSTEM
 from medlora.data.templates import template_family
 from medlora.export import gguf as export
-from medlora.model.loading import load_model
+from medlora.model.loading import load_model, missing_model_error
 
 log = logging.getLogger("export_model")
 
@@ -78,7 +78,7 @@ class ExportConfig:
                 f"was trained on as --base-model ({export.SUPPORTED} are exported)"
             )
         if not (base / "config.json").is_file():
-            raise UsageError(f"base model not found at {base}: run `python download_model.py` first")
+            raise missing_model_error(base)
         from transformers import AutoConfig
 
         export.check_llama(AutoConfig.from_pretrained(base))

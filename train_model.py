@@ -33,6 +33,7 @@ from typing import Literal
 
 from medlora.common.cli import UsageError, config_dict, run_stage
 from medlora.common.files import make_temp_dir, replace_dir, sha256_files, write_json
+from medlora.common.progress import on_terminal, step
 from medlora.export.modelcard import write_model_card
 from medlora.model.loading import (
     load_tokenizer,
@@ -41,6 +42,7 @@ from medlora.model.loading import (
     resolve_device,
 )
 from medlora.training import run as training
+from medlora.training.heartbeat import heartbeat_callback
 
 log = logging.getLogger("train_model")
 
@@ -157,10 +159,19 @@ def preflight(cfg: TrainConfig) -> dict:
         except ImportError:
             raise UsageError("--tensorboard needs tensorboard: pip install tensorboard") from None
     files = [data / "train.jsonl", data / "val.jsonl"]
-    data_info = {"hash": sha256_files(files), "files": [str(f) for f in files]}
+    data_info = {"hash": sha256_files(files), "files": [str(f) for f in files], "source": data_source(data)}
     ckpt = cfg.checkpoint_dir
     resume_from = training.find_checkpoint(ckpt, fingerprint(cfg, data_info["hash"])) if cfg.resume else None
     return {"device": device, "dtype": dtype, "data": data_info, "resume_from": resume_from}
+
+
+def data_source(data: Path) -> str | None:
+    """Where download_model.py read MedQuAD from (github, hf, or a local path), as its stats.json says: the
+    model card names the dataset it actually came from."""
+    try:
+        return json.loads((data / "stats.json").read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def fingerprint(cfg: TrainConfig, data_hash: str) -> dict:
@@ -202,6 +213,8 @@ def training_args(cfg: TrainConfig, device: str, dtype, has_eval: bool):
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         report_to="none",
+        # tqdm's carriage returns do not belong in a log file: off the terminal, the heartbeat logs lines instead.
+        disable_tqdm=not on_terminal(),
         seed=cfg.seed,
         data_seed=cfg.seed,
         train_sampling_strategy="group_by_length",
@@ -219,16 +232,18 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     plan = preflight(cfg)
     from transformers import EarlyStoppingCallback, Trainer, set_seed
     from transformers.integrations import TensorBoardCallback
+    from transformers.trainer_callback import PrinterCallback
 
     device, dtype = plan["device"], plan["dtype"]
     out, ckpt, data = Path(cfg.output_dir), cfg.checkpoint_dir, Path(cfg.data_dir)
     set_seed(cfg.seed)
     args = training_args(cfg, device, dtype, has_eval=True)
     try:
-        model, counts = training.build_lora_model(
-            cfg.base_model, dtype, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules,
-            cfg.load_in_4bit, cfg.gradient_checkpointing,
-        )  # fmt: skip
+        with step("loading the base model and adding LoRA"):
+            model, counts = training.build_lora_model(
+                cfg.base_model, dtype, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules,
+                cfg.load_in_4bit, cfg.gradient_checkpointing,
+            )  # fmt: skip
     except ValueError as e:  # PEFT names the target modules it cannot find
         raise UsageError(f"--lora-target-modules: {str(e).splitlines()[0]}") from None
     if args.should_save:
@@ -244,9 +259,10 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     with args.main_process_first(desc="tokenising"):  # one process tokenises, the others read its cache
         for name in ("train", "val"):
             limit = (cfg.limit_val_examples or cfg.limit_examples) if name == "val" else cfg.limit_examples
-            splits[name], stats[name] = training.load_split(
-                data / f"{name}.jsonl", tokenizer, tok_fp, cfg.max_length, cache, limit
-            )
+            with step(f"tokenising the {name} split"):  # datasets' own bar is off outside a terminal
+                splits[name], stats[name] = training.load_split(
+                    data / f"{name}.jsonl", tokenizer, tok_fp, cfg.max_length, cache, limit
+                )
             log.info("%s examples: %s", name, stats[name])
     # Evaluation order does not matter, so batch the val split by length: random batches of 4 are a third padding.
     # Longest first, so a batch too large for memory fails at the first evaluation step, not at the last.
@@ -258,7 +274,8 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         log.warning("no validation example: no evaluation and no best-checkpoint selection")
         args = training_args(cfg, device, dtype, has_eval=False)
     throughput = training.throughput_callback()
-    callbacks = [throughput, *(callbacks or [])]
+    heartbeat = heartbeat_callback()
+    callbacks = [throughput, heartbeat, *(callbacks or [])]
     if cfg.early_stopping_patience and has_eval:
         callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience))
     if cfg.tensorboard:
@@ -273,9 +290,14 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    if not on_terminal():
+        trainer.remove_callback(PrinterCallback)  # it prints raw dicts to stdout; the heartbeat logs them
     if plan["resume_from"]:
         log.info("resuming from %s", plan["resume_from"])
-    trainer.train(resume_from_checkpoint=plan["resume_from"])
+    try:
+        trainer.train(resume_from_checkpoint=plan["resume_from"])
+    finally:
+        heartbeat.beat.__exit__()  # on_train_end is skipped when training raises or is interrupted
     trainer.accelerator.wait_for_everyone()
     if not args.should_save:
         return {}
@@ -316,7 +338,8 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         write_json(tmp / "model_info.json", info)
         write_model_card(tmp)
         if cfg.merge:
-            write_merged(cfg, dtype, tmp, info)
+            with step("merging the adapter into a standalone model"):
+                write_merged(cfg, dtype, tmp, info)
         replace_dir(tmp, out)  # the checkpoints of this run go with the old directory
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -326,3 +326,73 @@ def test_the_evaluated_model_computes_what_the_trained_one_does(tiny_model, tiny
         assert torch.equal(model(input_ids=ids).logits, want)
         merged, _, _ = load_model(tiny_model, adapter, "cpu", "bf16", merge=True)
         assert not torch.equal(merged(input_ids=ids).logits, want)
+
+
+def test_an_interrupted_evaluation_keeps_its_finished_parts_and_resumes(tiny_model, tiny_data, tmp_path, monkeypatch,
+                                                                        capsys):  # fmt: skip
+    """Ctrl-C during the answers: multiple choice is on disk, readable and printed; exit 130; the rerun measures
+    only what was missing and gives the report an uninterrupted run gives."""
+    out = tmp_path / "r.json"
+    argv = [
+        "--base-model",
+        str(tiny_model),
+        "--data-dir",
+        str(tiny_data),
+        "--base-only",
+        "--output",
+        str(out),
+    ]
+    argv += ["--limit-mc", "4", "--limit-gen", "2", "--limit-treatment", "1", *TINY]
+    real = evaluate_model.metrics.greedy_generate
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate_model.metrics, "greedy_generate", interrupted)
+    assert run(argv) == 130
+    partial = json.loads(out.read_text())
+    assert partial["complete"] is False and partial["finished_parts"] == ["baselines", "base:mc"]
+    assert 0 <= partial["base"]["accuracy"] <= 1 and "bleu" not in partial["base"]
+    assert partial["shortcut_baseline"]["n_mc"] == 4 and "_correct" not in out.read_text()
+    err = capsys.readouterr().err  # printed as it finished, and the interruption says what is kept
+    assert f"multiple choice accuracy {partial['base']['accuracy']:.3g}" in err
+    assert "interrupted: baselines, base:mc kept in" in err and "stopped after" in err
+
+    # The rerun reuses both parts (a multiple-choice pass would fail here) and finishes the rest.
+    monkeypatch.setattr(evaluate_model.metrics, "greedy_generate", real)
+    monkeypatch.setattr(evaluate_model.multiple_choice, "choose_options", interrupted)
+    assert run(argv) == 0
+    resumed = json.loads(out.read_text())
+    assert "resuming: baselines, base:mc already measured" in capsys.readouterr().err
+    assert resumed["complete"] is True and resumed["base"]["accuracy"] == partial["base"]["accuracy"]
+    assert resumed["base"]["bleu"] is not None and not (tmp_path / "r.parts.json").exists()
+    monkeypatch.undo()
+    assert run([*argv, "--output", str(tmp_path / "fresh.json")]) == 0
+    fresh = json.loads((tmp_path / "fresh.json").read_text())
+    for key in ("accuracy", "accuracy_ci", "bleu", "rouge_l", "examples"):
+        assert resumed["base"][key] == fresh["base"][key], key
+    assert resumed["rows"]["base"] == fresh["rows"]["base"]
+
+
+def test_a_rerun_with_other_settings_starts_afresh(tiny_model, tiny_data, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "r.json"
+    argv = [
+        "--base-model",
+        str(tiny_model),
+        "--data-dir",
+        str(tiny_data),
+        "--base-only",
+        "--output",
+        str(out),
+    ]
+    argv += ["--limit-gen", "2", "--limit-treatment", "0", *TINY]
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate_model.metrics, "greedy_generate", interrupted)
+    assert run([*argv, "--limit-mc", "4"]) == 130
+    monkeypatch.undo()
+    assert run([*argv, "--limit-mc", "3"]) == 0
+    assert "other settings or data: starting afresh" in capsys.readouterr().err
+    assert json.loads(out.read_text())["base"]["n_mc"] == 3

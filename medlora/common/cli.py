@@ -62,6 +62,31 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
     for category, message in QUIET_WARNINGS:
         warnings.filterwarnings("default" if verbose else "ignore", message=message, category=category)
+    if not getattr(sys.stderr, "isatty", lambda: False)():
+        quiet_bars()
+
+
+def quiet_bars() -> None:
+    """No tqdm bar where stderr is a file or a pipe: carriage returns and cursor codes make a log unreadable.
+    medlora's own loops log lines there instead (medlora/common/progress.py); libraries' bars (weight loading,
+    dataset maps, downloads) are switched off, whether or not the library is imported yet."""
+    os.environ["TQDM_DISABLE"] = "1"  # read by tqdm when it is first imported
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read by huggingface_hub, transformers and datasets
+    if "tqdm" in sys.modules:  # imported already: its defaults were bound then
+        import functools
+
+        import tqdm.std
+
+        init = tqdm.std.tqdm.__init__
+        if not getattr(init, "_medlora_quiet", False):
+            quiet = functools.partialmethod(init, disable=True)
+            quiet._medlora_quiet = True  # type: ignore[attr-defined]
+            tqdm.std.tqdm.__init__ = quiet  # type: ignore[method-assign]
+    for module, call in (("huggingface_hub.utils", "disable_progress_bars"),
+                         ("transformers.utils.logging", "disable_progress_bar"),
+                         ("datasets", "disable_progress_bars")):  # fmt: skip
+        if module in sys.modules:
+            getattr(sys.modules[module], call)()
 
 
 def fmt(value: Any, digits: int = 3) -> Any:
@@ -209,7 +234,16 @@ def config_dict(cfg: Any) -> dict[str, Any]:
 
 
 def log_config(cfg: Any) -> None:
-    log.info("resolved config: %s", json.dumps(config_dict(cfg), sort_keys=True))
+    """One short line after validation: the settings that differ from the defaults, less those the run does not
+    use (a config's ``unused()`` names them: the adapter in --base-only mode, ...). The full config is in each
+    stage's outputs (run_config.json, the report's "config")."""
+    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
+                for f in dataclasses.fields(cfg) if f.init}  # fmt: skip
+    unused = set(getattr(cfg, "unused", lambda: ())())
+    values = config_dict(cfg)
+    changed = {k: v for k, v in sorted(values.items()) if k not in unused and v != defaults.get(k)}
+    shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items()) or "all defaults"
+    log.info("settings: %s", shown)
 
 
 def run_stage(

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..common.progress import Progress
+from ..common.progress import Progress, TokenProgress
 from ..common.schemas import SECTION_NAMES, parse_any_sections
 from ..common.text import plain_words
 from ..data.prompts import Message, encode_prompt
@@ -150,6 +150,7 @@ def greedy_generate(
 ) -> tuple[list[str], list[bool]]:
     """Greedy answers, batched with left padding and the attention mask; also whether each ended with EOS."""
     import torch
+    from transformers import LogitsProcessorList
 
     ids = [encode_prompt(tokenizer, p) for p in prompts]
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
@@ -163,7 +164,8 @@ def greedy_generate(
         width = max(len(ids[i]) for i in batch)
         input_ids = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in batch], device=device)
         mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in batch], device=device)
-        with torch.no_grad():
+        beat = TokenProgress(f"{desc}, batch {start // batch_size + 1}", len(batch), max_new_tokens)
+        with torch.no_grad(), beat:
             out = model.generate(
                 input_ids=input_ids,
                 attention_mask=mask,
@@ -171,6 +173,7 @@ def greedy_generate(
                 do_sample=False,
                 pad_token_id=pad,
                 eos_token_id=eos,
+                logits_processor=LogitsProcessorList([beat]),
             )
         for row, i in enumerate(batch):
             new = out[row, width:].tolist()

@@ -106,6 +106,19 @@ def base_model_lines(base: dict[str, Any], base_id: str) -> list[str]:
     return lines
 
 
+def dataset_source(source: str | None) -> str:
+    """The copy of MedQuAD the data came from, as download_model.py's ``--medquad`` recorded it."""
+    if source == "hf":
+        return f"the Hugging Face dataset `{HUB_DATASET}`"
+    if source == "github":
+        return "the MedQuAD XML collection (github.com/abachaa/MedQuAD, its zip)"
+    if source and source.lower().endswith((".csv", ".jsonl", ".json")):
+        return f"a CSV/JSONL export of MedQuAD (`{source}`)"
+    if source:
+        return f"the MedQuAD XML collection, a local copy (`{source}`)"
+    return "source not recorded"
+
+
 def render_model_card(info: dict[str, Any], run_config: dict[str, Any]) -> str:
     base = info.get("base_model", {})
     base_id = str(base.get("model_id") or "unknown")
@@ -113,7 +126,7 @@ def render_model_card(info: dict[str, Any], run_config: dict[str, Any]) -> str:
     data, versions = info.get("data", {}), info.get("versions", {})
     front = {
         "base_model": base_id,
-        "datasets": [HUB_DATASET],
+        **({"datasets": [HUB_DATASET]} if data.get("source") == "hf" else {}),
         "language": ["en"],
         "license": LICENSE,
         "library_name": "peft",
@@ -169,7 +182,8 @@ def render_model_card(info: dict[str, Any], run_config: dict[str, Any]) -> str:
         "",
         "## Training data",
         "",
-        "- MedQuAD (Ben Abacha & Demner-Fushman, BMC Bioinformatics 2019), CC BY 4.0",
+        "- MedQuAD (Ben Abacha & Demner-Fushman, BMC Bioinformatics 2019), CC BY 4.0: "
+        + dataset_source(data.get("source")),
         f"- files: {', '.join(f'`{f}`' for f in data.get('files', []))}",
         f"- sha256 of the files: `{data.get('hash')}`",
     ]

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from ..common.progress import TokenProgress
 from ..common.schemas import (
     PatientRecord,
 )
@@ -79,7 +80,9 @@ class SectionsGenerator(GrammarGenerator):
         ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts])
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         device = next(self.model.parameters()).device
-        with torch.inference_mode():
+        # A slow CPU takes minutes per batch: the heartbeat says tokens so far, rate and time left meanwhile.
+        beat = TokenProgress("generating", len(prompts), self.max_new_tokens)
+        with torch.inference_mode(), beat:
             seqs = self.model.generate(
                 input_ids=ids.to(device),
                 attention_mask=mask.to(device),
@@ -87,7 +90,7 @@ class SectionsGenerator(GrammarGenerator):
                 do_sample=do_sample,
                 # A grammar matcher holds per-call state: one processor per generate() call, one grammar per row.
                 logits_processor=LogitsProcessorList(
-                    [LogitsProcessor([self.grammar(n) for n in n_passages]), probs]
+                    [LogitsProcessor([self.grammar(n) for n in n_passages]), probs, beat]
                 ),
                 pad_token_id=self.pad_id,
                 eos_token_id=self.eos_id,

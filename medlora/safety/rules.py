@@ -42,6 +42,7 @@ from ..common.schemas import (
     Sections,
     item_fields,
 )
+from ..common.text import plain_words
 from .allergies import match, record_allergies
 from .contraindications import contraindications, honey_for_infant
 from .interactions import interactions
@@ -138,7 +139,7 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
     duplicates = duplicate_therapy(record, out)
     found = [
         InteractionFinding(**vars(f))
-        for f in interactions(_current(record, out), [d for d, _ in _recommended(out)], state)
+        for f in interactions(_current(record, out), [d for d, _ in _recommended(out, record)], state)
     ]
     recommended = {f.medication.lower() for f in contra}
     for med in record.medications:  # a current drug the state rules out: reported, not removed
@@ -194,11 +195,30 @@ _DOSE_CHANGE = re.compile(
 )
 
 
-def _recommended(sections: Sections) -> list[tuple[DrugMention, bool]]:
+def _words(text: str) -> str:
+    return " ".join(plain_words(text))
+
+
+def _own_line(name: str, record: PatientRecord | None) -> bool:
+    """The patient's own medication named back ("Albuterol inhaler as needed," for "albuterol inhaler as
+    needed"): continuing it, not a second course. Another product of the same drug still counts as a duplicate."""
+    name = _words(name)
+    return (
+        bool(name)
+        and record is not None
+        and any(
+            (line := _words(c)) and (f" {name} " in f" {line} " or f" {line} " in f" {name} ")
+            for c in record.medications
+        )
+    )
+
+
+def _recommended(sections: Sections, record: PatientRecord | None = None) -> list[tuple[DrugMention, bool]]:
     """(drug, named in ``medications``) for every drug the sections start; continuing a current one is not."""
     named = [
         m for med in sections.medications
         if (m := resolve(med.name)) is not None and not _DOSE_CHANGE.search(med.name)
+        and not _own_line(med.name, record)
     ]  # fmt: skip
     in_text = [
         d for s in SECTION_NAMES if s != "medications" for item in getattr(sections, s)
@@ -223,7 +243,7 @@ def duplicate_therapy(record: PatientRecord, sections: Sections) -> list[Duplica
     second renin-angiotensin blocker."""
     kept = {id(m) for m in _current(record, sections)}
     current = [(c, m) for c in record.medications if (m := resolve(c)) is not None and id(m) in kept]
-    recommended = _recommended(sections)
+    recommended = _recommended(sections, record)
     named = [d for d, is_named in recommended if is_named]
     out, seen = [], set()
     for i, drug in enumerate(d for d, _ in recommended):

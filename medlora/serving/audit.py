@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..common.cli import UsageError
 from ..common.schemas import (
+    RULES_ONLY_DISCLAIMER,
     SECTION_NAMES,
     GroundedSections,
     PatientRecord,
@@ -27,6 +28,7 @@ from ..common.schemas import (
 )
 from ..grounding.check import check_output, grounding_fields, realign
 from ..safety.rules import apply_safety
+from .present import tidy, without_removed
 
 MAX_CHECK_BYTES = 256 * 1024
 _CITATIONS = TypeAdapter(dict[str, list[list[int]]])
@@ -107,9 +109,11 @@ def check(record: PatientRecord, path: str, hits: list | None = None) -> Recomme
     passages = None if hits is None else [h.passage for h in hits]
     g = check_output(record, sections, cites, passages)
     checked = apply_safety(record, g.sections)
+    checked.safety.disclaimer = RULES_ONLY_DISCLAIMER  # no model ran: the output must not say one did
+    report = without_removed(g.grounding, g.sections, checked.sections)
     if hits is None:
         # Without passages there is nothing to check citations against: the sections alone are audited.
-        return Recommendation(**checked.sections.model_dump(), safety=checked.safety, grounding=g.grounding)
+        return Recommendation(**tidy(checked.sections).model_dump(), safety=checked.safety, grounding=report)
     cites = realign(g.sections, g.citations, checked.sections)
-    fields = grounding_fields(cites, hits, "retrieved" if hits else "none", g.grounding)
-    return Recommendation(**checked.sections.model_dump(), safety=checked.safety, **fields)
+    fields = grounding_fields(cites, hits, "retrieved" if hits else "none", report)
+    return Recommendation(**tidy(checked.sections).model_dump(), safety=checked.safety, **fields)

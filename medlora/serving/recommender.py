@@ -17,6 +17,7 @@ from typing import Any
 
 from ..common.cli import UsageError
 from ..common.files import DEFAULT_LOG_MAX_BYTES, append_json_log
+from ..common.progress import step
 from ..common.schemas import SECTION_NAMES, ModelInfo, PatientRecord, Recommendation, Sections
 from ..generation.hf import SectionsGenerator
 from ..grounding.check import check_output, grounding_fields, realign
@@ -26,6 +27,7 @@ from ..retrieval.hits import Hit
 from ..retrieval.index import load_index, retrieve_for_record
 from ..safety.rules import apply_safety
 from .logs import IdHasher
+from .present import tidy, without_removed
 
 
 def gguf_source(gguf: str | Path) -> tuple[str | None, str | None]:
@@ -71,7 +73,10 @@ class Recommender:
             require_model_files(cfg.base_model, None if cfg.base_only else cfg.adapter)
         # --k 0 turns retrieval off (evidence "unchecked"); otherwise a missing or stale index is exit 2,
         # before minutes of model loading.
-        self.index = load_index(Path(cfg.index).parent, cfg.index) if cfg.k > 0 else None
+        self.index = None
+        if cfg.k > 0:
+            with step("loading the passage index"):
+                self.index = load_index(Path(cfg.index).parent, cfg.index)
         if cfg.backend == "llama-cpp":
             from ..generation.llama_backend import LlamaSectionsGenerator
 
@@ -79,7 +84,10 @@ class Recommender:
             self.info, self.context = ModelInfo(**self.generator.info), self.generator.context
         else:
             adapter = None if cfg.base_only else cfg.adapter
-            model, tokenizer, info = load_model(cfg.base_model, adapter, cfg.device, cfg.precision, cfg.merge)
+            with step(f"loading {cfg.base_model}" + (f" with {adapter}" if adapter else "")):
+                model, tokenizer, info = load_model(
+                    cfg.base_model, adapter, cfg.device, cfg.precision, cfg.merge
+                )
             self.info, self.context = ModelInfo(**info), model.config.max_position_embeddings
             self.generator = SectionsGenerator(model, tokenizer, max_new_tokens=cfg.max_new_tokens)
         self.hash_id = IdHasher(cfg.log_file)  # keyed: the log cannot be joined to guessed ids
@@ -115,17 +123,21 @@ class Recommender:
         cites = realign(g.sections, g.citations, checked.sections) if cites else {}
         probs = getattr(gen, "token_probs", None) if gen is not None else None
         # Confidence speaks only for published items: a section any rule changed has no decoder mean.
+        # An empty section has none either: "[]" is an easy choice for the decoder (0.93-0.99 in issue 30), and a
+        # high figure beside a blank section reads as confidence in nothing.
         edited = g.edited | {
-            n for n in SECTION_NAMES if getattr(checked.sections, n) != getattr(g.sections, n)
-        }
-        fields = grounding_fields(cites, hits, evidence, g.grounding, probs, edited)
+            n for n in SECTION_NAMES
+            if getattr(checked.sections, n) != getattr(g.sections, n) or not getattr(checked.sections, n)
+        }  # fmt: skip
+        report = without_removed(g.grounding, g.sections, checked.sections)
+        fields = grounding_fields(cites, hits, evidence, report, probs, edited)
         truncated = gen is not None and gen.finish == "budget"  # said in the response, not only the log
         reason = None
         if truncated:
             loop = repetition_loop(gen.text)
             reason = "a repetition loop ran to --max-new-tokens" if loop else "--max-new-tokens was reached"
         rec = Recommendation(
-            **checked.sections.model_dump(),
+            **tidy(checked.sections).model_dump(),
             safety=checked.safety,
             model=self.info,
             truncated=truncated,

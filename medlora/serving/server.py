@@ -53,6 +53,7 @@ from ..common.schemas import (
     ModelInfo,
     PatientRecord,
     Recommendation,
+    error_message,
     field_name,
 )
 
@@ -309,6 +310,8 @@ def create_app(
                 kind = "content_type"
                 msg = f"send the record as JSON with Content-Type: application/json (got {content_type or 'none'})"
             inner = loc[1:] if loc[:1] == ["body"] else loc
+            if kind == "extra_forbidden":
+                msg = error_message({"msg": msg, "type": kind, "loc": inner})
             fields.append("body" if kind in ("json_invalid", "content_type") else field_name(inner, msg))
             detail.append({"loc": loc, "field": fields[-1], "msg": msg, "type": kind})
         rid = request.state.request_id

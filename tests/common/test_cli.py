@@ -120,3 +120,26 @@ def test_metrics_in_log_lines_have_three_significant_figures():
     got = fmt({"accuracy": 0.27345678912345, "ci": [0.2123456789, 0.33333333333], "n": 982, "bleu": 12.3456})
     assert got == {"accuracy": 0.273, "ci": [0.212, 0.333], "n": 982, "bleu": 12.3}
     assert fmt(None) is None and fmt("text") == "text"
+
+
+def test_the_settings_line_names_only_what_differs_and_is_used(capsys):
+    """After validation, one short line: changed settings, less those the run does not read."""
+    import inference
+
+    cfg = inference.InferenceConfig(patient="-", base_model="models/smollm2-135m", base_only=True,
+                                    adapter="models/elsewhere", format="text")  # fmt: skip
+    import logging
+
+    from medlora.common import cli as cli_module
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    cli_module.log.addHandler(handler)
+    try:
+        cli_module.log_config(cfg)
+    finally:
+        cli_module.log.removeHandler(handler)
+    (line,) = [r.getMessage() for r in records]
+    assert line.startswith("settings: ") and '"models/smollm2-135m"' in line and "base_only=true" in line
+    assert "adapter" not in line and "host" not in line and "max_queue" not in line  # unused or default

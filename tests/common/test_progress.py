@@ -3,6 +3,8 @@
 import logging
 import time
 
+from conftest import ROOT
+
 from medlora.common import progress as progress_module
 from medlora.common.progress import progress, step
 
@@ -59,3 +61,48 @@ def test_a_hand_advanced_bar_logs_when_stderr_is_not_a_terminal(caplog, monkeypa
         and lines[2].startswith("scoring: 3/3")
     )
     assert len(lines) == 3
+
+
+def test_a_heartbeat_speaks_only_after_silence_and_says_the_status(caplog):
+    caplog.set_level(logging.INFO, logger="medlora.common.progress")
+    calls = []
+    with progress_module.Heartbeat(lambda: calls.append(1) or f"working {len(calls)}", every=0.05, poll=0.01):
+        time.sleep(0.3)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines and all(line.startswith("working ") for line in lines)
+    assert 2 <= len(lines) <= 8  # about one per 0.05 s of silence, not one per poll
+
+
+def test_token_progress_reports_tokens_rate_and_time_left(caplog):
+    """The generation heartbeat: a logits processor counting decoding steps while generate() runs."""
+    caplog.set_level(logging.INFO, logger="medlora.common.progress")
+    beat = progress_module.TokenProgress("generating", batch=2, max_new_tokens=100, every=0.05)
+    assert beat.line().startswith("generating: reading the prompts of 2 sequences")
+    with beat:
+        for _ in range(10):
+            assert beat(None, "scores") == "scores"  # scores pass through untouched
+            time.sleep(0.02)
+        time.sleep(0.1)
+    line = [r.getMessage() for r in caplog.records][-1]
+    assert line.startswith("generating: 10/100 tokens of 2 sequences, ") and " tokens/s, " in line
+    assert "left" in line
+
+
+def test_no_tqdm_bar_reaches_a_log_file(tmp_path):
+    """A stage whose stderr is a file: tqdm bars (a library's, imported before or after) print nothing there."""
+    import subprocess
+    import sys
+
+    code = (
+        "import tqdm, sys\n"
+        "from medlora.common.cli import setup_logging\n"
+        "setup_logging()\n"
+        "for _ in tqdm.tqdm(range(3), desc='bar'): pass\n"
+        "from transformers.utils import logging as tl\n"
+        "assert not tl.is_progress_bar_enabled()\n"
+    )
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as fh:
+        subprocess.run([sys.executable, "-c", code], stderr=fh, check=True, cwd=str(ROOT))
+    text = log.read_text()
+    assert "\r" not in text and "bar" not in text and "\x1b[" not in text

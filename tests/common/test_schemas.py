@@ -73,3 +73,40 @@ def test_valid_record():
         }
     )
     assert r.vitals.systolic_bp == 150 and r.notes == "line one\nline two"
+
+
+def test_a_blank_recommendation_is_unsupported_never_an_answer():
+    """DESIGN.md's three states, derived from the record itself (whoever builds it)."""
+    blank = Recommendation()
+    assert blank.status == "unsupported" and blank.unsupported_reason == "model_wrote_nothing"
+    assert "could be supported" in blank.status_message
+    assert Recommendation(evidence="none").unsupported_reason == "no_evidence"
+    removed = Recommendation(
+        grounding={"unsupported": [{"section": "medications", "item": "x", "reason": "r"}]}
+    )
+    assert removed.status == "unsupported" and removed.unsupported_reason == "all_removed"
+    answer = Recommendation(lifestyle=["Walk daily."])
+    assert answer.status == "recommendation" and answer.unsupported_reason is None
+    assert answer.status_message is None
+    # An emergency line alone is an emergency, still saying that nothing else could be supported.
+    flags = {"red_flags": [{"code": "spo2_low", "message": "SpO2 below 90%"}]}
+    emergency = Recommendation(immediate_actions=["EMERGENCY: call"], safety=flags)
+    assert emergency.status == "emergency" and emergency.unsupported_reason == "model_wrote_nothing"
+    full = Recommendation(immediate_actions=["EMERGENCY: call"], lifestyle=["Rest."], safety=flags)
+    assert full.status == "emergency" and full.unsupported_reason is None
+    # An immediate action other than the rules' emergency line is advice, not a blank.
+    assert Recommendation(immediate_actions=["Use the reliever inhaler now."]).status == "recommendation"
+    # A client's copy cannot claim another state: the fields are recomputed.
+    forged = Recommendation.model_validate({**blank.model_dump(), "status": "recommendation"})
+    assert forged.status == "unsupported"
+
+
+def test_a_typo_d_field_gets_a_did_you_mean_and_a_stranger_does_not():
+    from medlora.common.schemas import error_line, load_record
+
+    with pytest.raises(ValidationError) as e:
+        load_record('{"conditions": ["x"], "allergys": ["a"], "vitals": {"sp02": 90}, "smoker": true}')
+    line = error_line(e.value)
+    assert "allergys: Extra inputs are not permitted (did you mean 'allergies'?)" in line
+    assert "vitals.sp02: Extra inputs are not permitted (did you mean 'spo2'?)" in line
+    assert "smoker: Extra inputs are not permitted;" in line + ";" and "did you mean 'sex'" not in line

@@ -39,7 +39,23 @@ def test_front_matter_is_hub_metadata(adapter):
     front = yaml.safe_load(card.split("---\n")[1])
     assert front["base_model"] == "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
     assert front["library_name"] == "peft" and front["license"] == "apache-2.0"
-    assert front["datasets"] == ["lavita/MedQuAD"] and {"lora", "medical"} <= set(front["tags"])
+    assert "datasets" not in front and {"lora", "medical"} <= set(front["tags"])  # source not recorded
+    assert "MedQuAD (Ben Abacha" in card and "source not recorded" in card
+
+
+@pytest.mark.parametrize(
+    "source, names",
+    [
+        ("hf", "the Hugging Face dataset `lavita/MedQuAD`"),
+        ("github", "the MedQuAD XML collection (github.com/abachaa/MedQuAD"),
+        ("../shared/data/medquad", "the MedQuAD XML collection, a local copy (`../shared/data/medquad`)"),
+    ],
+)
+def test_the_card_names_the_medquad_copy_the_data_came_from(adapter, source, names):
+    card = card_of(adapter, {**INFO, "data": {**INFO["data"], "source": source}})
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert names in card
+    assert front.get("datasets") == (["lavita/MedQuAD"] if source == "hf" else None)
 
 
 def test_card_states_settings_data_and_disclaimer(adapter):

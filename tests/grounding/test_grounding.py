@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from medlora.common.schemas import (
+    SECTION_NAMES,
     GroundedSections,
     Medication,
     PatientRecord,
@@ -378,7 +379,7 @@ def test_the_text_format_says_when_there_was_no_evidence_and_lists_sources():
     import inference
 
     none = inference.format_text(Recommendation(evidence="none"))
-    assert "No MedQuAD passage" in none and "Source:" not in none
+    assert "found no MedQuAD passage" in none and "Source:" not in none
     cited = inference.format_text(Recommendation(evidence="retrieved", sources=["https://ex.org/gout"]))
     assert "Source: https://ex.org/gout" in cited and "No MedQuAD passage" not in cited
 
@@ -413,3 +414,22 @@ def test_token_probabilities_are_those_of_the_chosen_tokens(tiny_model):
         expected = torch.softmax(scores.float(), -1).gather(1, new[:, t : t + 1]).squeeze(1)
         assert [recorded[b][t][0] for b in range(2)] == pytest.approx(expected.tolist(), rel=1e-5)
     assert all(len(r) == 6 for r in recorded)
+
+
+def test_an_empty_section_shows_no_decoder_confidence(recommender, monkeypatch):
+    """Choosing "[]" is easy for a decoder (0.93-0.99 on SmolLM2): a blank section must not show that figure."""
+    fake = CitesFirstPassage(recommender.generator)
+    real_generate = fake.generate
+
+    def sure_of_everything(records, batch_size=8, passages=None):
+        for g in (out := real_generate(records, batch_size, passages)):
+            g.token_probs = dict.fromkeys(SECTION_NAMES, 0.97)
+        return out
+
+    monkeypatch.setattr(fake, "generate", sure_of_everything)
+    monkeypatch.setattr(recommender, "generator", fake)
+    (rec,) = recommender.recommend([PatientRecord(conditions=["asthma"])])
+    assert rec.status == "recommendation" and rec.lifestyle
+    assert rec.confidence["lifestyle"].mean_token_prob == 0.97
+    for name in ("follow_up", "monitoring", "patient_education", "specialist_referrals"):
+        assert not getattr(rec, name) and rec.confidence[name].mean_token_prob is None, name

@@ -144,3 +144,23 @@ def test_adapter_without_recorded_base_falls_back_to_adapter_config(tmp_path):
     (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "some/base"}))
     (tmp_path / "model_info.json").write_text(json.dumps({"metrics": {}}))
     assert modeling.adapter_base(tmp_path) == {"model_id": "some/base", "resolved_revision": None}
+
+
+@pytest.mark.parametrize(
+    "path, command",
+    [
+        ("models/smollm2-135m", "python download_model.py --model smollm2-135m --skip-data"),
+        ("models/tiny-random", "python download_model.py --model tiny-random"),
+        ("models/tinyllama", "python download_model.py`"),
+        ("/elsewhere/my-model", "python download_model.py --model HUB_ID_OR_DIRECTORY"),
+    ],
+)
+def test_a_missing_model_names_the_command_for_that_model(path, command):
+    from medlora.model.loading import missing_adapter_error, missing_model_error
+
+    message = str(missing_model_error(path))
+    assert message.startswith(f"base model not found at {path}: ") and command in message
+    # Without the Hub, the embedded model is the way out; the SmolLM2 hint needs no Hub in the first place.
+    assert "smollm2-135m" in message or "tiny-random" in path
+    assert "examples/cpu_smollm2.yaml" in str(missing_adapter_error("models/smollm2-medquad-treatment"))
+    assert "`python train_model.py` first" in str(missing_adapter_error("models/tinyllama-medquad-treatment"))

@@ -80,3 +80,23 @@ def test_the_reaction_is_reported_as_written_once():
     assert [a.reaction for a in from_list_entry("PCN - hives, lip swelling, SOB")] == [
         "hives, lip swelling, SOB"
     ]
+
+
+def test_a_listed_allergy_takes_the_reaction_the_notes_state_but_is_never_lowered():
+    """Issue 30: the strep example's "Had hives after penicillin" was published as "not stated (unknown)"."""
+    from medlora.common.schemas import PatientRecord
+    from medlora.safety.allergies import record_allergies
+
+    note = "Rapid strep test positive. Had hives after penicillin as a child; asks whether amoxicillin would be fine."
+    found = record_allergies(PatientRecord(conditions=["strep throat"], allergies=["penicillin"], notes=note))
+    assert [(a.kind, a.reaction) for a in found] == [("allergy", "hives")]
+    # A stated intolerance does not turn the listed allergy into a caution: both stay, the removal wins.
+    milder = record_allergies(
+        PatientRecord(conditions=["x"], allergies=["penicillin"], notes="Nausea after penicillin.")
+    )
+    assert sorted((a.kind, a.reaction) for a in milder) == [("intolerance", "Nausea"), ("unknown", None)]
+    # Another drug's reaction is not borrowed.
+    other = record_allergies(
+        PatientRecord(conditions=["x"], allergies=["penicillin"], notes="Hives after sulfa.")
+    )
+    assert ("unknown", None) in [(a.kind, a.reaction) for a in other if "penicillin" in a.drug.ingredients]

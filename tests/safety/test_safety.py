@@ -207,3 +207,14 @@ def test_safety_reports_the_deciding_reaction_and_interaction_codes():
         "recommended with current",
     )
     assert "KDIGO" in i.source and len(out.sections.medications) == 2  # flagged, nothing removed
+
+
+def test_the_patients_own_medication_named_back_is_not_a_duplicate_of_itself():
+    """Issue 30: the asthma child's own reliever, recommended back, was flagged as duplicate therapy of itself."""
+    record = PatientRecord(conditions=["asthma"], medications=["albuterol inhaler as needed"])
+    own = apply_safety(record, Sections(medications=[Medication(name="Albuterol inhaler as needed,")]))
+    assert own.safety.duplicate_medications == []
+    # The same drug under another name is still flagged.
+    for name in ("Ventolin HFA 2 puffs", "salbutamol"):
+        other = apply_safety(record, Sections(medications=[Medication(name=name)]))
+        assert other.safety.duplicate_medications, name

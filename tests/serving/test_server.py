@@ -542,3 +542,47 @@ def test_fuzz_no_500_and_every_response_is_documented(case):
     case.call_and_validate(
         headers={"Authorization": f"Bearer {FUZZ_KEY}"}, excluded_checks=[positive_data_acceptance]
     )
+
+
+def test_a_blank_answer_is_unsupported_in_the_http_response_too():
+    """The stand-in's sections are empty: the body says nothing could be supported, and why."""
+    with TestClient(create_app(FakeRecommender())) as c:
+        body = c.post(ENDPOINT, json=VALID).json()
+        assert body["status"] == "unsupported" and body["unsupported_reason"] == "model_wrote_nothing"
+        assert "could be supported" in body["status_message"]
+        body = c.post(ENDPOINT, json={**VALID, "vitals": {"spo2": 84}}).json()
+        assert body["status"] == "emergency" and body["immediate_actions"][0].startswith("EMERGENCY")
+        schema = c.get("/openapi.json").json()["components"]["schemas"]["Recommendation"]
+        assert set(schema["properties"]["status"]["enum"]) == {"recommendation", "emergency", "unsupported"}
+
+
+def test_a_typo_d_field_is_422_with_did_you_mean():
+    with TestClient(create_app(FakeRecommender())) as c:
+        r = c.post(ENDPOINT, json={**VALID, "allergys": ["penicillin"]})
+    assert r.status_code == 422
+    (entry,) = r.json()["detail"]
+    assert entry["field"] == "allergys" and entry["msg"].endswith("(did you mean 'allergies'?)")
+
+
+def test_the_served_command_exits_promptly_after_uvicorn_finishes(tiny_model, tiny_adapter, tmp_path):
+    """Issue 30: "Finished server process" came about 20 s before the process ended (the interpreter freeing
+    torch and the model). After a clean shutdown the process now ends at once and says so."""
+    port = free_port()
+    cmd = [sys.executable, str(ROOT / "inference.py"), "--serve", "--port", str(port), "--k", "0",
+           "--base-model", str(tiny_model), "--adapter", str(tiny_adapter), "--log-file", str(tmp_path / "l.json")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
+    stamps: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: stamps.extend((time.monotonic(), line) for line in proc.stderr))
+    reader.start()
+    try:
+        wait_for(lambda: proc.poll() is None and _up(f"http://127.0.0.1:{port}"), 120)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    ended = time.monotonic()
+    reader.join(10)
+    finished = next(t for t, line in stamps if "Finished server process" in line)
+    assert "server stopped; exit 0" in stamps[-1][1]
+    assert ended - finished < 2.0, f"{ended - finished:.1f} s between uvicorn's last line and the exit"
