@@ -49,6 +49,7 @@ from pydantic import ValidationError
 from medlora.common.cli import UsageError, run_stage
 from medlora.common.files import DEFAULT_LOG_MAX_BYTES, atomic_write
 from medlora.common.schemas import (
+    MAX_PASSAGES,
     MAX_RECORD_BYTES,
     SECTION_NAMES,
     PatientRecord,
@@ -58,12 +59,7 @@ from medlora.common.schemas import (
     load_record,
 )
 from medlora.generation.base import DEFAULT_MAX_NEW_TOKENS
-from medlora.retrieval.index import (
-    DEFAULT_K,
-    DEFAULT_MAX_CONTEXT_TOKENS,
-    MAX_PASSAGES,
-)
-from medlora.serving.recommender import Recommender, log_entry, write_log  # noqa: F401 (re-exported)
+from medlora.retrieval.hits import DEFAULT_K, DEFAULT_MAX_CONTEXT_TOKENS
 
 log = logging.getLogger("inference")
 
@@ -232,6 +228,8 @@ def read_records(cfg: InferenceConfig) -> list[PatientRecord]:
         except ValueError as e:
             problems.append((where + str(e), ["record"]))
     if problems:
+        from medlora.serving.recommender import log_entry, write_log
+
         entries = [log_entry(cfg, "invalid_input", source="cli", invalid_fields=f) for _, f in problems]
         write_log(cfg.log_file, *entries, max_bytes=cfg.log_max_bytes)
         more = f" (and {len(problems) - 1} more invalid records)" if len(problems) > 1 else ""
@@ -303,6 +301,7 @@ def render(recs: list[Recommendation], cfg: InferenceConfig) -> str:
 
 def main(cfg: InferenceConfig) -> list[Recommendation] | None:
     if cfg.serve:
+        from medlora.serving.recommender import Recommender
         from medlora.serving.server import resolve_api_key, serve
 
         limits = {"max_queue": cfg.max_queue, "request_timeout": cfg.request_timeout}
@@ -324,6 +323,8 @@ def main(cfg: InferenceConfig) -> list[Recommendation] | None:
                 raise UsageError(f"--passages {cfg.passages}: {e}") from None
         recs = [check(records[0], cfg.check, hits)]
     else:
+        from medlora.serving.recommender import Recommender  # the model loads only when one is needed
+
         recs = Recommender(cfg).recommend(records)
     text = render(recs, cfg)
     if cfg.output:

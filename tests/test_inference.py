@@ -27,6 +27,7 @@ from medlora.common.schemas import (
 )
 from medlora.generation.base import Generated
 from medlora.safety.rules import apply_safety
+from medlora.serving import recommender as serving_recommender
 from medlora.serving.logs import hash_id, id_key
 
 EXAMPLES = sorted((ROOT / "examples" / "patients").glob("*.json"))
@@ -244,7 +245,7 @@ def recommender(tiny_model, tiny_adapter, tiny_data, tmp_path_factory):
         patient="-", base_model=str(tiny_model), adapter=str(tiny_adapter), log_file=str(log), max_new_tokens=24,
         batch_size=18, index=str(tiny_data / "index"),
     )  # fmt: skip
-    return inference.Recommender(cfg)
+    return serving_recommender.Recommender(cfg)
 
 
 def test_a_note_with_instructions_does_not_change_the_safety_output(recommender, monkeypatch):
@@ -384,11 +385,15 @@ def test_the_rules_hold_for_random_records_and_random_model_outputs():
 def test_eight_processes_appending_at_once_keep_every_entry(tmp_path):
     log = tmp_path / "inference_log.json"
     cfg = inference.InferenceConfig(patient="-", log_file=str(log))
-    jobs = [(str(log), inference.log_entry(cfg, "ok", worker=w, n=i)) for i in range(10) for w in range(8)]
+    jobs = [
+        (str(log), serving_recommender.log_entry(cfg, "ok", worker=w, n=i))
+        for i in range(10)
+        for w in range(8)
+    ]
     # The entry point every request goes through, from 8 processes: no model, only the log's lock and rename.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     with multiprocessing.get_context(method).Pool(8) as pool:
-        pool.starmap(inference.write_log, jobs, chunksize=1)
+        pool.starmap(serving_recommender.write_log, jobs, chunksize=1)
     entries = json.loads(log.read_text())
     assert sorted((e["worker"], e["n"]) for e in entries) == [(w, i) for w in range(8) for i in range(10)]
     assert len({e["request_id"] for e in entries}) == 80

@@ -6,6 +6,11 @@ from dataclasses import dataclass
 
 from ..data.passages import Passage
 
+# Passages per prompt, and their token budget: MedRAG caps retrieved snippets at about half of a 2,048-token
+# context. Here, not in the index, so a caller that only needs the defaults (inference.py --check) stays light.
+DEFAULT_K = 4
+DEFAULT_MAX_CONTEXT_TOKENS = 1024
+
 
 @dataclass(frozen=True)
 class Hit:

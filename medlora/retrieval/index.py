@@ -38,13 +38,10 @@ from ..common.schemas import MAX_PASSAGES
 from ..common.text import words
 from ..data.medquad import SPLITS, focus_key
 from ..data.passages import Passage
-from .hits import Hit
+from .hits import DEFAULT_K, DEFAULT_MAX_CONTEXT_TOKENS, Hit
 
 log = logging.getLogger(__name__)
 
-DEFAULT_K = 4
-# MedRAG caps retrieved snippets at about half of a 2,048-token context.
-DEFAULT_MAX_CONTEXT_TOKENS = 1024
 INDEX_DIR = "index"
 INDEX_VERSION = 2
 REBUILD_COMMAND = "python download_model.py --skip-model --medquad <your MedQuAD source>"

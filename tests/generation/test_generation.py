@@ -23,6 +23,7 @@ from medlora.data.prompts import encode_prompt, treatment_messages
 from medlora.generation.base import close_partial, finish_row, sections_grammar
 from medlora.generation.hf import SectionsGenerator, tokenizer_info
 from medlora.model.loading import build_tiny_random, byte_level_tokenizer, load_model, tinyllama_tokenizer
+from medlora.serving import recommender as serving_recommender
 
 RECORDS = [
     PatientRecord(age=58, sex="male", conditions=["hypertension", "type 2 diabetes"], medications=["metformin"]),
@@ -233,7 +234,7 @@ def smollm2_recommender(smollm2_dir, tmp_path_factory):
         patient="-", base_model=str(smollm2_dir), base_only=True, k=0, max_new_tokens=32,
         log_file=str(tmp_path_factory.mktemp("log") / "inference_log.json"), device="cpu",
     )  # fmt: skip
-    return inference.Recommender(cfg)
+    return serving_recommender.Recommender(cfg)
 
 
 @pytest.mark.real_model

@@ -28,6 +28,7 @@ from medlora.generation.llama_backend import (
     load_gguf,
 )
 from medlora.model.loading import build_tiny_random, load_tokenizer
+from medlora.serving import recommender as serving_recommender
 
 EXAMPLES = sorted((ROOT / "examples" / "patients").glob("*.json"))
 RECORDS = [PatientRecord.model_validate_json(p.read_text()) for p in EXAMPLES]
@@ -259,7 +260,7 @@ def test_the_http_endpoint_serves_the_llama_cpp_backend(tiny_gguf, tmp_path):
         log_file=str(tmp_path / "log.json"), max_new_tokens=16, k=0,
     )  # fmt: skip
     cfg.validate()
-    with TestClient(create_app(inference.Recommender(cfg))) as client:
+    with TestClient(create_app(serving_recommender.Recommender(cfg))) as client:
         r = client.post(ENDPOINT, json={"age": 61, "symptoms": ["chest pain"], "vitals": {"spo2": 84}})
     assert r.status_code == 200, r.text
     rec = Recommendation.model_validate(r.json())

@@ -23,6 +23,7 @@ from medlora.datasets.targets import extractive_target, ground_target
 from medlora.evaluation.citations import citation_scores
 from medlora.grounding.check import check_grounding, section_confidence, sources_for
 from medlora.retrieval.hits import Hit
+from medlora.serving import recommender as serving_recommender
 
 
 def passage(pid, text, focus="Gout", qtype="treatment", url=None, split="train"):
@@ -223,7 +224,7 @@ def recommender(tiny_model, tiny_data, tmp_path_factory):
         patient="-", base_model=str(tiny_model), base_only=True, log_file=str(log), max_new_tokens=24,
         index=str(tiny_data / "index"),
     )  # fmt: skip
-    return inference.Recommender(cfg)
+    return serving_recommender.Recommender(cfg)
 
 
 class CitesFirstPassage:

@@ -35,9 +35,10 @@ def check(patient, rec, tmp_path):
 
 
 def test_check_applies_the_rules_without_a_model(files, monkeypatch):
-    import inference
 
-    monkeypatch.setattr(inference, "Recommender", None)  # any attempt to load a model fails loudly
+    monkeypatch.setattr(
+        "medlora.serving.recommender.Recommender", None
+    )  # any attempt to load a model fails loudly
     out = check(*files)
     assert [m.name for m in out.medications] == ["acetaminophen"]
     assert out.immediate_actions == [] and out.lifestyle == ["Rest and drink fluids"]

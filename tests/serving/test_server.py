@@ -32,6 +32,7 @@ import inference
 from medlora.common.cli import UsageError
 from medlora.common.schemas import DISCLAIMER, MAX_RECORD_BYTES, ModelInfo, Recommendation, Sections
 from medlora.safety.rules import apply_safety
+from medlora.serving import recommender as serving_recommender
 from medlora.serving.server import ENDPOINT, create_app, resolve_api_key
 
 VALID = {
@@ -58,7 +59,7 @@ def recommender(tiny_model, tiny_adapter, tmp_path_factory):
         max_new_tokens=16,
         **NO_RETRIEVAL,
     )
-    return inference.Recommender(cfg)
+    return serving_recommender.Recommender(cfg)
 
 
 @pytest.fixture(scope="module")
