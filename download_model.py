@@ -29,23 +29,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medlora.clinical.conditions import Lexicon
-from medlora.clinical.spelling import EditRule
 from medlora.common.cli import UsageError, run_stage
 from medlora.common.files import write_json, write_jsonl
 from medlora.common.progress import step
 from medlora.data import medquad
-from medlora.data.passages import ApproxTokenizer, build_passages
 from medlora.data.prompts import count_tokens, render
-from medlora.datasets import patients
+from medlora.data.sources import read_annotations, read_medquad
 from medlora.datasets import treatment as treatment_data
+from medlora.datasets.passage_index import build_index
 from medlora.datasets.raft import DEFAULT_NO_RELEVANT_SHARE, make_grounder
 from medlora.model import embedded as embedded_model
 from medlora.model.loading import (
@@ -56,15 +52,10 @@ from medlora.model.loading import (
     load_tokenizer,
     tinyllama_tokenizer,
 )
-from medlora.retrieval import dense, hybrid
+from medlora.retrieval import dense
 from medlora.retrieval import index as retrieval
-from medlora.retrieval.hybrid_rules import choose_dense_rules, read_consumer_set
-from medlora.retrieval.rules import choose_edit_rule, choose_evidence_rule, evidence_cases, no_evidence_topics
 
 log = logging.getLogger("download_model")
-
-GITHUB_ZIP = "https://github.com/abachaa/MedQuAD/archive/refs/heads/master.zip"
-HF_DATASET = "lavita/MedQuAD"
 
 
 @dataclass
@@ -184,52 +175,6 @@ def fetch_model(cfg: DownloadConfig) -> dict[str, Any]:
     return source
 
 
-def _download(url: str, dest: Path) -> None:
-    """Resumable download: a partial file is continued with a Range request, then renamed into place."""
-    part = dest.with_name(dest.name + ".part")
-    done = part.stat().st_size if part.exists() else 0
-    req = urllib.request.Request(url, headers={"Range": f"bytes={done}-"} if done else {})
-    try:
-        with (
-            urllib.request.urlopen(req, timeout=60) as resp,
-            open(part, "ab" if resp.status == 206 else "wb") as fh,
-        ):
-            while chunk := resp.read(1 << 20):
-                fh.write(chunk)
-    except OSError as e:
-        raise UsageError(
-            f"cannot download MedQuAD from {url} ({e}): pass a local copy with --medquad PATH "
-            "(an XML directory, the GitHub zip, a CSV or JSONL) or use --medquad hf"
-        ) from None
-    os.replace(part, dest)
-
-
-def read_medquad(cfg: DownloadConfig, report: medquad.ReadReport) -> list[medquad.QAPair]:
-    raw = Path(cfg.data_dir) / "medquad" / "raw"
-    if cfg.medquad == "github":
-        zip_path = raw / "MedQuAD-master.zip"
-        if not zip_path.exists():
-            raw.mkdir(parents=True, exist_ok=True)
-            log.info("downloading %s", GITHUB_ZIP)
-            _download(GITHUB_ZIP, zip_path)
-        return medquad.read_source(zip_path, report)
-    if cfg.medquad == "hf":
-        try:
-            import datasets
-
-            ds = datasets.load_dataset(HF_DATASET, cache_dir=str(raw / "hf"))
-        except Exception as e:  # the datasets library raises many unrelated types when offline
-            raise UsageError(
-                f"cannot load {HF_DATASET} ({type(e).__name__}): pass a local copy with --medquad "
-                "PATH, or set HF_DATASETS_OFFLINE=1 with a populated cache"
-            ) from None
-        pairs = medquad.read_hf(ds, report)
-        if not pairs:
-            raise UsageError(f"{HF_DATASET} holds no question-answer pairs with an answer")
-        return pairs
-    return medquad.read_source(Path(cfg.medquad), report)
-
-
 def find_tokenizer(cfg: DownloadConfig, model_source: dict[str, Any] | None):
     if cfg.tokenizer:
         p = Path(cfg.tokenizer)
@@ -259,78 +204,6 @@ def length_stats(tokenizer, splits: dict[str, list[dict]], max_length: int) -> d
     return out
 
 
-def read_annotations(cfg: DownloadConfig) -> list[medquad.FocusInfo]:
-    """Every focus with its MedQuAD ``<Synonyms>`` (answered or not): from the XML sources only."""
-    if cfg.medquad == "github":
-        return medquad.read_focus_annotations(Path(cfg.data_dir) / "medquad" / "raw" / "MedQuAD-master.zip")
-    return [] if cfg.medquad == "hf" else medquad.read_focus_annotations(Path(cfg.medquad))
-
-
-# No-evidence topics per split in the treatment examples: enough for a rate, few beside the answered cases.
-NO_EVIDENCE_ROWS = {"val": 40, "test": 80}
-
-
-def build_index(
-    cfg: DownloadConfig,
-    split_pairs: dict,
-    tokenizer,
-    infos: list[medquad.FocusInfo] | None = None,
-    encoder: dense.MiniLM | None = None,
-) -> retrieval.BM25Index:
-    """BM25 over answer passages of every split (training prompts filter to train), with the condition lexicon
-    and the misspelling and evidence rules chosen on the val foci; ``meta["no_evidence"]`` holds the val and
-    test no-evidence topics."""
-    import random
-
-    passages = build_passages(split_pairs, tokenizer or ApproxTokenizer())
-    infos = infos or []
-    lexicon = Lexicon.build(
-        sorted({p.focus for p in passages}),
-        medquad.synonyms_by_focus(infos),
-        [(p.focus, p.answer) for rows in split_pairs.values() for p in rows],
-    )
-    index = retrieval.BM25Index.build(passages, lexicon=lexicon)
-    val_foci = sorted({p.focus for p in split_pairs["val"]})
-    topics = no_evidence_topics(infos, index)
-    edit = choose_edit_rule(lexicon, val_foci, topics["val"], cfg.seed)
-    lexicon.rule = EditRule(edit["min_one"], edit["min_two"])
-    rng = random.Random(f"{cfg.seed}-val-rules")
-    positives = [(f, medquad.focus_key(f)) for f in val_foci]
-    for f in val_foci:
-        if (found := patients.reworded_condition(f, lexicon, rng)) is not None:
-            positives.append((found[0], medquad.focus_key(f)))
-    # Negatives are the real topics with no evidence; val foci searched among train passages are not used to
-    # choose (the focus split puts related foci in train: "Asperger syndrome" is rightly found under autism).
-    negatives = [(t, None) for t in topics["val"]]
-    if positives and negatives:
-        index.meta["evidence"] = choose_evidence_rule(*evidence_cases(index, positives, negatives))
-    else:
-        index.meta["evidence"] = {
-            "thresholds": dict(retrieval.FALLBACK_EVIDENCE),
-            "chosen_on": "fallback: no val foci or no no-evidence topics (a source without answerless documents)",
-        }
-    index.meta["edit_rule"] = edit
-    if encoder is not None:
-        add_dense(cfg, index, encoder, positives, topics["val"])
-    index.meta["no_evidence"] = {
-        s: sorted(random.Random(f"{cfg.seed}-no-evidence-{s}").sample(t, min(len(t), NO_EVIDENCE_ROWS[s])))
-        for s, t in topics.items()
-    }
-    index.meta["no_evidence_topics_available"] = {s: len(t) for s, t in topics.items()}
-    index.meta["tokenizer"] = (
-        getattr(tokenizer, "name_or_path", "") if tokenizer else ApproxTokenizer.name_or_path
-    )
-    log.info(
-        "passage index: %d passages, BM25 built in %.1f s (the whole index step is timed below); "
-        "evidence thresholds %s, edit rule %s",
-        len(passages),
-        index.meta["build_s"],
-        index.evidence_rule,
-        (lexicon.rule.min_one, lexicon.rule.min_two),
-    )
-    return index
-
-
 def encoder_dir(cfg: DownloadConfig) -> Path:
     return Path(cfg.models_dir) / dense.NAME
 
@@ -352,24 +225,10 @@ def fetch_encoder(cfg: DownloadConfig) -> dict[str, Any] | None:
     return source
 
 
-def add_dense(
-    cfg: DownloadConfig, index: retrieval.BM25Index, encoder: dense.MiniLM, positives: list, val_topics: list
-) -> None:
-    """Passage vectors (reused from the index being replaced when they were computed from the same passages by
-    the same weights) and the evidence-by-meaning thresholds chosen on val."""
-    texts, row_of = dense.answer_openings(index.passages)
-    old = Path(cfg.data_dir) / "medquad" / retrieval.INDEX_DIR
-    vectors = dense.embed_passages(encoder, texts, [old], cfg.encoder_threads or None)
-    index.dense = hybrid.DenseSide(encoder, vectors, row_of)
-    with step("choosing the evidence-by-meaning thresholds on val"):
-        rules = choose_dense_rules(index, positives, val_topics, read_consumer_set(split="val"))
-    index.meta["dense"] = {**rules, "vectors": vectors.meta, "encoded": "the opening passage of each answer"}
-
-
 def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict[str, Any]:
     report = medquad.ReadReport()
     with step("reading MedQuAD"):
-        pairs = read_medquad(cfg, report)
+        pairs = read_medquad(cfg.medquad, Path(cfg.data_dir) / "medquad" / "raw", report)
     answered = len(pairs)
     pairs, dropped = medquad.deduplicate(pairs)
     split_pairs = medquad.split_by_focus(pairs, cfg.val_fraction, cfg.test_fraction, cfg.seed)
@@ -380,7 +239,15 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
     if cfg.encoder != "none" and fetch_encoder(cfg) is not None:
         encoder = dense.load_encoder(encoder_dir(cfg))
     with step("passage index (passages, condition lexicon, BM25, rules chosen on val)"):
-        index = build_index(cfg, split_pairs, tokenizer, read_annotations(cfg), encoder)
+        index = build_index(
+            split_pairs,
+            tokenizer,
+            read_annotations(cfg.medquad, Path(cfg.data_dir) / "medquad" / "raw"),
+            cfg.seed,
+            encoder,
+            Path(cfg.data_dir) / "medquad" / retrieval.INDEX_DIR,
+            cfg.encoder_threads,
+        )
     held_out = index.meta.get("no_evidence", {})
     splits = {}
     for name, rows in split_pairs.items():

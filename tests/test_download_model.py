@@ -129,7 +129,7 @@ def test_hub_unreachable_exits_2_naming_the_fixes(tmp_path):
 
 
 def test_github_unreachable_exits_2(tmp_path, monkeypatch):
-    monkeypatch.setattr(download_model, "GITHUB_ZIP", "http://127.0.0.1:9/MedQuAD.zip")
+    monkeypatch.setattr("medlora.data.sources.GITHUB_ZIP", "http://127.0.0.1:9/MedQuAD.zip")
     with pytest.raises(UsageError, match="--medquad PATH"):
         download_model.main(config(tmp_path, medquad="github"))
 

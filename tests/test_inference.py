@@ -29,6 +29,7 @@ from medlora.generation.base import Generated
 from medlora.safety.rules import apply_safety
 from medlora.serving import recommender as serving_recommender
 from medlora.serving.logs import hash_id, id_key
+from medlora.serving.present import format_text
 
 EXAMPLES = sorted((ROOT / "examples" / "patients").glob("*.json"))
 VALID = {"age": 40, "sex": "female", "symptoms": ["cough"], "patient_id": "MRN-123456"}
@@ -446,15 +447,15 @@ def test_a_cut_generation_says_so_in_the_response(recommender, monkeypatch):
 
 def test_a_blank_answer_says_so_in_text_instead_of_seven_nones():
     rec = Recommendation(evidence="none")
-    text = inference.format_text(rec)
+    text = format_text(rec)
     assert text.startswith("NO RECOMMENDATION\n") and "(none)" not in text
     assert "No recommendation could be supported from the evidence" in text and "no MedQuAD passage" in text
     assert "does not mean that nothing needs doing" in text and DISCLAIMER in text
     flags = {"red_flags": [{"code": "spo2_low", "message": "SpO2 below 90%"}]}
-    emergency = inference.format_text(Recommendation(immediate_actions=["EMERGENCY: call"], safety=flags))
+    emergency = format_text(Recommendation(immediate_actions=["EMERGENCY: call"], safety=flags))
     lines = emergency.splitlines()
     assert lines[0] == "TREATMENT RECOMMENDATION" and lines[1].startswith("!! RED FLAGS")
     assert "Immediate actions:\n  - EMERGENCY: call" in emergency and "(none)" not in emergency
     assert "could be supported" in emergency
-    answer = inference.format_text(Recommendation(lifestyle=["Rest."]))
+    answer = format_text(Recommendation(lifestyle=["Rest."]))
     assert "could be supported" not in answer and "(none)" in answer

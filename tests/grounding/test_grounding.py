@@ -24,6 +24,7 @@ from medlora.evaluation.citations import citation_scores
 from medlora.grounding.check import check_grounding, section_confidence, sources_for
 from medlora.retrieval.hits import Hit
 from medlora.serving import recommender as serving_recommender
+from medlora.serving.present import format_text
 
 
 def passage(pid, text, focus="Gout", qtype="treatment", url=None, split="train"):
@@ -270,13 +271,12 @@ def test_a_medquad_condition_gets_sources_from_passages_in_its_prompt(recommende
 
 
 def test_a_generation_looping_to_the_budget_is_reported_as_such(recommender, monkeypatch):
-    import inference
 
     loop = '{"citations":[1],"text":"' + "The JSON file contains the sections of the JSON file. " * 12
     monkeypatch.setattr(recommender, "generator", CitesFirstPassage(recommender.generator, "budget", loop))
     (rec,) = recommender.recommend([PatientRecord(conditions=["asthma"])])
     assert rec.truncated and "repetition loop" in rec.truncated_reason
-    assert "repetition loop" in inference.format_text(rec)
+    assert "repetition loop" in format_text(rec)
     plain = (
         '{"lifestyle":[{"citations":[1],"text":"Use a peak flow meter."},{"citations":[2],"text":"Avoid sm'
     )
@@ -377,11 +377,10 @@ def test_check_with_passages_flags_an_unsupported_medication(tmp_path, capsys):
 
 
 def test_the_text_format_says_when_there_was_no_evidence_and_lists_sources():
-    import inference
 
-    none = inference.format_text(Recommendation(evidence="none"))
+    none = format_text(Recommendation(evidence="none"))
     assert "found no MedQuAD passage" in none and "Source:" not in none
-    cited = inference.format_text(Recommendation(evidence="retrieved", sources=["https://ex.org/gout"]))
+    cited = format_text(Recommendation(evidence="retrieved", sources=["https://ex.org/gout"]))
     assert "Source: https://ex.org/gout" in cited and "No MedQuAD passage" not in cited
 
 
