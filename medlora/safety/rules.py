@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from ..clinical.claims import prescribed_in_field
 from ..clinical.drugs import DrugMention, find_drugs, resolve, same_therapy
+from ..clinical.record_drugs import RecordDrugs, record_drugs
 from ..common.schemas import (
     EMERGENCY_HEAD,
     EMERGENCY_LINE,
@@ -42,8 +43,9 @@ from ..common.schemas import (
     item_fields,
 )
 from .allergies import match, record_allergies
+from .facts import SafetyFacts
 from .interactions import interactions
-from .red_flags import RedFlag, red_flags
+from .red_flags import RedFlag
 
 
 def emergency_action(flags: list[RedFlag]) -> str:
@@ -88,10 +90,12 @@ class SafetyResult:
     duplicates: list[DuplicateTherapy] = field(default_factory=list)
 
 
-def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
-    """The published sections and the safety block for one record; a pure function of its inputs."""
+def apply_safety(record: PatientRecord, sections: Sections, facts: SafetyFacts | None = None) -> SafetyResult:
+    """The published sections and the safety block for one record; a pure function of its inputs. ``facts``:
+    the record's drugs, allergies and red flags read once (``SafetyFacts.of(record)``), else read here."""
+    facts = facts if facts is not None else SafetyFacts.of(record)
     out = sections.model_copy(deep=True)
-    allergies = record_allergies(record)
+    allergies = facts.allergies
     conflicts: list[AllergyConflict] = []
     cautions: list[AllergyConflict] = []
 
@@ -123,12 +127,12 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
             items = [i for i in items if not EMERGENCY_LINE.match(i)]
         setattr(out, section, [item for item in items if not check(item, section)])
 
-    duplicates = duplicate_therapy(record, out)
+    duplicates = duplicate_therapy(record, out, facts.drugs)
     found = [
         InteractionFinding(**vars(f))
-        for f in interactions(_current(record, out), [d for d, _ in _recommended(out)])
+        for f in interactions(_current(record, out, facts.drugs), [d for d, _ in _recommended(out)])
     ]
-    flags = red_flags(record)
+    flags = list(facts.flags)
     if flags:
         out.immediate_actions = [emergency_action(flags), *out.immediate_actions][:MAX_ITEMS]
     safety = Safety(
@@ -157,12 +161,14 @@ def _stopped(sections: Sections) -> set[str]:
     }  # fmt: skip
 
 
-def _current(record: PatientRecord, sections: Sections | None = None) -> list[DrugMention]:
+def _current(
+    record: PatientRecord, sections: Sections | None = None, drugs: RecordDrugs | None = None
+) -> list[DrugMention]:
     """Current medications, less those the recommendation stops."""
     stopped = _stopped(sections) if sections is not None else set()
     return [
-        m for c in record.medications
-        if (m := resolve(c)) is not None and not (m.ingredients and set(m.ingredients) <= stopped)
+        m for m in record_drugs(record, drugs).resolved
+        if m is not None and not (m.ingredients and set(m.ingredients) <= stopped)
     ]  # fmt: skip
 
 
@@ -190,11 +196,16 @@ def _dual_raas(a: DrugMention, b: DrugMention) -> str | None:
     return None
 
 
-def duplicate_therapy(record: PatientRecord, sections: Sections) -> list[DuplicateTherapy]:
+def duplicate_therapy(
+    record: PatientRecord, sections: Sections, drugs: RecordDrugs | None = None
+) -> list[DuplicateTherapy]:
     """Recommended drugs that repeat a current medication, or each other, by ingredient or class, or that add a
-    second renin-angiotensin blocker."""
-    kept = {id(m) for m in _current(record, sections)}
-    current = [(c, m) for c in record.medications if (m := resolve(c)) is not None and id(m) in kept]
+    second renin-angiotensin blocker. ``drugs``: the record's medication lines read once, else read here."""
+    drugs = record_drugs(record, drugs)
+    kept = {id(m) for m in _current(record, sections, drugs)}
+    current = [
+        (c, m) for c, m in zip(drugs.lines, drugs.resolved, strict=True) if m is not None and id(m) in kept
+    ]
     recommended = _recommended(sections)
     named = [d for d, is_named in recommended if is_named]
     out, seen = [], set()
