@@ -49,6 +49,7 @@ from medlora.common.cli import UsageError, config_dict, fmt, run_stage
 from medlora.common.files import read_jsonl, sha256_files, update_json, write_json
 from medlora.common.progress import Progress, step
 from medlora.evaluation import grounding as grounding_eval
+from medlora.evaluation import items as eval_items
 from medlora.evaluation import metrics, multiple_choice, stats
 from medlora.evaluation import rows as eval_rows
 from medlora.model.loading import check_adapter_matches, load_model, missing_model_error, resolve_device
@@ -213,7 +214,7 @@ def eval_precision(cfg: EvalConfig, device: str) -> str:
 
 
 def evaluate_one(
-    cfg: EvalConfig, adapter: str | None, mc_items, gen_rows, treat_rows, idx, index, precision: str
+    cfg: EvalConfig, adapter: str | None, mc_items, gen_rows, treat_items, idx, index, precision: str
 ) -> dict[str, Any]:
     import torch
 
@@ -238,9 +239,9 @@ def evaluate_one(
     refs = [r["messages"][-1]["content"] for r in gen_rows]
     res.update(metrics.text_scores(answers, refs, idx["gen"]))
     res["eos_rate"] = float(np.mean(ended)) if ended else None
-    if treat_rows:
+    if treat_items:
         res["_row"], texts = eval_rows.model_row(
-            model, tokenizer, treat_rows, index, cfg.treatment_max_new_tokens, cfg.batch_size, cfg.bootstrap,
+            model, tokenizer, treat_items, index, cfg.treatment_max_new_tokens, cfg.batch_size, cfg.bootstrap,
             cfg.seed, name,
         )  # fmt: skip
         res.update(metrics.treatment_scores(texts))
@@ -324,19 +325,21 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
         results["shortcut_baseline"] = multiple_choice.shortcut_baseline(mc_items, plain_items, idx["mc"])
         index = retrieval.load_index(data_dir)  # exit 2 naming the rebuild when missing or stale
         results["grounding_baselines"] = grounding_eval.baselines(index, test, cfg.seed)
-        log.info("no-model rows on %d treatment items", len(treat_rows))
-        rows = eval_rows.no_model_rows(treat_rows, index, cfg.bootstrap, cfg.seed) if treat_rows else {}
+        # Each test row read once (record, passages, target, variant, distractors) for every row below.
+        treat_items = eval_items.build_items(treat_rows, index)
+        log.info("no-model rows on %d treatment items", len(treat_items))
+        rows = eval_rows.no_model_rows(treat_items, index, cfg.bootstrap, cfg.seed) if treat_items else {}
     precision = eval_precision(cfg, resolve_device(cfg.device)) if variants else None
     for name, adapter in variants.items():
         # The bars below are tqdm's, shown on a terminal only; step() logs every 30 s in a log file too.
         with step(f"evaluating the {name.replace('_', '-')} model"):
-            results[name] = evaluate_one(cfg, adapter, mc_items, gen_rows, treat_rows, idx, index, precision)
+            results[name] = evaluate_one(cfg, adapter, mc_items, gen_rows, treat_items, idx, index, precision)
         if "_row" in results[name]:
             rows[name] = results[name].pop("_row")
     for path in cfg.gguf:
         with step(f"treatment rows of {path} on llama.cpp"):
             rows[f"gguf:{Path(path).name}"] = eval_rows.gguf_row(
-                path, treat_rows, index, cfg.treatment_max_new_tokens, cfg.bootstrap, cfg.seed
+                path, treat_items, index, cfg.treatment_max_new_tokens, cfg.bootstrap, cfg.seed
             )
     command = "python " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     summary: dict[str, Any] = {k: public(v) for k, v in results.items()}
