@@ -1,10 +1,10 @@
 """A test row read once: the evaluation's item.
 
 Every row of ``medlora.evaluation.rows`` (no-model, base, fine-tuned, each GGUF) and every scorer
-(``medlora.evaluation.treatment``, ``medlora.evaluation.grounding``) reads the same things from a treatment row:
-its validated ``PatientRecord``, its prompt passages, its parsed target, its input variant, the record's safety
-facts, and its distractor-only copy (passages about other foci, found by BM25). ``build_items`` reads them once per
-row; the scorers take items (a plain row still works: ``as_items`` reads it on the spot).
+(``evaluation.treatment``, ``evaluation.grounding``) reads the same things from a treatment row: its
+validated ``PatientRecord``, its prompt passages, its parsed target, its input variant, the record's safety
+facts, and its distractor-only copy (passages about other foci, found by BM25). ``build_items`` reads them
+once per row; the scorers take items (a plain row still works: ``as_items`` reads it on the spot).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def variant_of(row: Mapping[str, Any]) -> str:
 
 
 def record_of(row: Mapping[str, Any]) -> PatientRecord | None:
-    """The row's patient record; rows written before records were stored hold it as JSON after "Patient record: "
-    in the prompt; a row with neither (a grounding-only fixture) has none."""
+    """The row's patient record; rows written before records were stored hold it as JSON after
+    "Patient record: " in the prompt; a row with neither (a grounding-only fixture) has none."""
     if "record" in row:
         return PatientRecord.model_validate(row["record"])
     if "messages" not in row:
