@@ -3,8 +3,8 @@
 The check after generation (``medlora.grounding``) and the safety rules (``medlora.safety.rules``) both
 ask, per item and per field, which of the record's lines name a drug, what each line resolves to, and
 whether a value appears in a line. ``RecordDrugs.of(record)`` reads the lines once and each rule asks it
-instead of re-reading ``record.medications``; the answers are those of ``drugs.resolve``, ``drugs.find_drugs`` and
-``text.normalised`` on each line, unchanged.
+instead of re-reading ``record.medications``; the answers are those of ``drugs.resolve``,
+``drugs.find_drugs`` and ``text.normalised`` on each line, unchanged.
 """
 
 from __future__ import annotations
