@@ -10,7 +10,10 @@ overall, per variant and on its distractor-only copy (the BM25 distractor search
 checkout also builds its items (``medlora.evaluation.items.build_items``) inside the timed part. Both
 processes load the drug dictionary, the ROUGE scorer and the index before the clock starts. It reports the
 median seconds of each, their ratio, and whether the two produce the same figures (they must: the refactor
-changes no behaviour). No model is loaded; results go to bench/results/eval_flow.json.
+changes no behaviour). Outside the clock, both also score outputs made to trip the safety rules (each
+patient's allergens and current drugs prescribed, a full ``immediate_actions``) and compare every per-item
+score.
+No model is loaded; results go to bench/results/eval_flow.json.
 """
 
 from __future__ import annotations
@@ -51,7 +54,27 @@ if new:
     rows = build_items(rows, index)
 out = eval_rows.no_model_rows(rows, index, args["bootstrap"], args["seed"])
 seconds = time.perf_counter() - start
-report = {"seconds": seconds, "items_module": new, "n": len(rows), "rows": eval_rows.without_items(out)}
+# Outside the clock: outputs that name the patient's allergens and current drugs, with a full
+# immediate_actions (the rules' emergency action then pushes one out), scored per item, checked and unchecked.
+from medlora.common.schemas import Medication, Sections
+from medlora.evaluation import grounding as grounding_eval
+from medlora.evaluation import treatment as treatment_eval
+def stress(rec):
+    names = [*rec.get("medications", [])[:3], *rec.get("allergies", [])[:3], "ibuprofen", "lisinopril"][:8]
+    return (Sections(
+        immediate_actions=[f"Step {i}: take {n[:40]} as directed." for i, n in enumerate((names * 8)[:8])],
+        medications=[Medication(name=n[:60]) for n in names],
+        lifestyle=[f"Keep taking {n[:40]} every day." for n in names[:4]],
+    ), {"medications": [[1]] * len(names), "lifestyle": [[1]] * min(4, len(names))})
+plain = [it.row for it in rows] if new else rows
+outputs = [stress(r["record"]) for r in plain]
+passages = [it.passages for it in rows] if new else [grounding_eval.row_passages(r, index) for r in rows]
+per_item = {
+    mode: treatment_eval.evaluate_rows(rows, outputs, args["bootstrap"], args["seed"], p)
+    for mode, p in (("checked", passages), ("unchecked", None))
+}
+report = {"seconds": seconds, "items_module": new, "n": len(rows), "rows": eval_rows.without_items(out),
+          "stress": per_item}
 print(json.dumps(report))
 """
 
@@ -102,7 +125,7 @@ def main() -> None:
         for name in ("old", "new") if r % 2 == 0 else ("new", "old"):
             out = run(trees[name], args)
             seconds[name].append(out["seconds"])
-            figures[name] = out["rows"]
+            figures[name] = {"rows": out["rows"], "stress": out["stress"]}
             print(f"repeat {r + 1} {name}: {out['seconds']:.1f} s on {out['n']} items", flush=True)
     med = {k: statistics.median(v) for k, v in seconds.items()}
     report = {
@@ -111,11 +134,22 @@ def main() -> None:
         "seconds": seconds,
         "median_seconds": med,
         "old_over_new": round(med["old"] / med["new"], 2),
-        "same_figures": figures["old"] == figures["new"],
+        "same_figures": figures["old"]["rows"] == figures["new"]["rows"],
+        # every per-item score of outputs that trip the allergy and duplicate rules (checked and unchecked)
+        "same_item_scores_on_stress_outputs": figures["old"]["stress"] == figures["new"]["stress"],
+        "stress_counts": {
+            k: {
+                "allergy_violations_raw": sum(it["raw"]["allergy_violation"] for it in v["_items"]),
+                "duplicates_raw": sum(it["raw"]["duplicate"] for it in v["_items"]),
+                "duplicates_published": sum(it["published"]["duplicate"] for it in v["_items"]),
+            }
+            for k, v in figures["new"]["stress"].items()
+        },
     }
     write_json(Path(args.output), report)
     print(f"old {med['old']:.1f} s, new {med['new']:.1f} s: {report['old_over_new']}x; "
-          f"same figures: {report['same_figures']}")  # fmt: skip
+          f"same figures: {report['same_figures']}; same per-item scores on stress outputs: "
+          f"{report['same_item_scores_on_stress_outputs']} {report['stress_counts']}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ def test_eval_flow_smallest(tmp_path: Path, tiny_data: Path):
            "--repeats", "1", "--bootstrap", "10", "--output", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
     report = json.loads(out.read_text())
-    assert report["same_figures"] is True and report["items"] == 2
+    assert report["same_figures"] is True and report["same_item_scores_on_stress_outputs"] is True
+    assert report["items"] == 2
     assert len(report["seconds"]["old"]) == len(report["seconds"]["new"]) == 1
 
 
