@@ -23,6 +23,7 @@ from ..grounding.check import check_output, grounding_fields, realign
 from ..grounding.publishable import repetition_loop
 from ..model.loading import load_model, require_model_files
 from ..retrieval.index import Hit, load_index, retrieve_for_record
+from ..safety.facts import SafetyFacts
 from ..safety.rules import apply_safety
 from .logs import IdHasher
 
@@ -109,8 +110,9 @@ class Recommender:
         else:
             sections, cites, evidence = gen.sections, gen.citations, "retrieved"
             passages = [h.passage for h in hits]
-        g = check_output(record, sections, cites, passages)
-        checked = apply_safety(record, g.sections)
+        facts = SafetyFacts.of(record)  # the record's drugs, read once for the check and the safety rules
+        g = check_output(record, sections, cites, passages, facts.drugs)
+        checked = apply_safety(record, g.sections, facts)
         cites = realign(g.sections, g.citations, checked.sections) if cites else {}
         probs = getattr(gen, "token_probs", None) if gen is not None else None
         # Confidence speaks only for published items: a section any rule changed has no decoder mean.
