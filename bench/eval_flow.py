@@ -3,17 +3,19 @@
     git worktree add ../eval-old efb3df2        # the commit before items (any checkout of it)
     python bench/eval_flow.py --old-tree ../eval-old --data-dir data/medquad --items 60 --repeats 3
 
-Each repeat runs, in a fresh process per checkout (this one and ``--old-tree``, order alternating), what
-the no-model rows of ``evaluate_model.py`` do on the same ``--items`` treatment items of the test split:
-three rows (extractive, empty, constant emergency), each scored by every treatment and grounding figure,
-overall, per variant and on its distractor-only copy (the BM25 distractor search included). The new
-checkout also builds its items (``medlora.evaluation.items.build_items``) inside the timed part. Both
-processes load the drug dictionary, the ROUGE scorer and the index before the clock starts. It reports the
-median seconds of each, their ratio, and whether the two produce the same figures (they must: the refactor
-changes no behaviour). Outside the clock, both also score outputs made to trip the safety rules (each
-patient's allergens and current drugs prescribed, a full ``immediate_actions``) and compare every per-item
-score.
-No model is loaded; results go to bench/results/eval_flow.json.
+Each repeat runs, in a fresh process per checkout (this one and ``--old-tree``, order alternating), the
+scoring ``evaluate_model.py`` does on the same ``--items`` treatment items of the test split: the three
+no-model rows (extractive, empty, constant emergency) and ``--model-rows`` model rows, each scored by every
+treatment and grounding figure, overall, per variant and on its distractor-only copy (the BM25 distractor
+search included). A model row is scored as a GGUF row is (``rows.constrained_part``: constrained outputs,
+grounding, calibration, distractors), its generator replaced by the extractive rules: generation is not what
+changed, and costs the same before and after. The new checkout also builds its items (``items.build_items``)
+inside the timed part. Before the clock both processes load the drug dictionary, the ROUGE scorer and the
+index and run what ``evaluate_model.py`` runs first (``grounding.baselines``, which warms the same caches).
+It reports the median seconds of each, their ratio, and whether the two produce the same figures (they must:
+the refactor changes no behaviour). Outside the clock, both also score outputs made to trip the safety rules
+(each patient's allergens and current drugs prescribed, a full ``immediate_actions``) and compare every
+per-item score. No model is loaded; results go to bench/results/eval_flow.json.
 """
 
 from __future__ import annotations
@@ -42,22 +44,39 @@ from medlora.evaluation import metrics
 from medlora.evaluation import rows as eval_rows
 from medlora.retrieval.index import load_index
 data = Path(args["data_dir"])
-treatment = [r for r in read_jsonl(data / "test.jsonl") if r["kind"] == "treatment"]
+test = read_jsonl(data / "test.jsonl")
+treatment = [r for r in test if r["kind"] == "treatment"]
 rows = metrics.seeded_order(treatment, args["seed"], "treatment")[: args["items"]]
 index = load_index(data)
 resolve("aspirin")  # the drug dictionary and the ROUGE scorer load once per process, outside the clock
 metrics.rouge_l_scores(["warm up"], ["warm up the scorer"])
+from medlora.evaluation import grounding as grounding_eval
+grounding_eval.baselines(index, test, args["seed"])  # evaluate_model.py runs it first; it warms the caches
+from types import SimpleNamespace
+from medlora.common.schemas import SECTION_NAMES, to_published
+from medlora.datasets.targets import extractive_target
+class StandIn:  # a model row's generator replaced by the extractive rules (generation did not change)
+    def generate(self, records, batch_size=1, passages=()):
+        out = []
+        for ps in passages:
+            s, c = to_published(extractive_target(list(ps)))
+            probs = dict.fromkeys(SECTION_NAMES, 0.5)
+            out.append(SimpleNamespace(sections=s, citations=c, token_probs=probs))
+        return out
 new = importlib.util.find_spec("medlora.evaluation.items") is not None
 start = time.perf_counter()
 if new:
     from medlora.evaluation.items import build_items
     rows = build_items(rows, index)
 out = eval_rows.no_model_rows(rows, index, args["bootstrap"], args["seed"])
+for m in range(args["model_rows"]):  # scored as a GGUF row is: constrained outputs, grounding, distractors
+    out[f"model {m}"] = eval_rows.constrained_part(
+        StandIn(), None, rows, index, 96, 8, args["bootstrap"], args["seed"], f"model {m}"
+    )
 seconds = time.perf_counter() - start
 # Outside the clock: outputs that name the patient's allergens and current drugs, with a full
 # immediate_actions (the rules' emergency action then pushes one out), scored per item, checked and unchecked.
 from medlora.common.schemas import Medication, Sections
-from medlora.evaluation import grounding as grounding_eval
 from medlora.evaluation import treatment as treatment_eval
 def stress(rec):
     names = [*rec.get("medications", [])[:3], *rec.get("allergies", [])[:3], "ibuprofen", "lisinopril"][:8]
@@ -86,7 +105,7 @@ def die(message: str) -> None:
 
 def run(tree: Path, args: argparse.Namespace) -> dict:
     spec = {"data_dir": str(Path(args.data_dir).resolve()), "items": args.items, "seed": args.seed,
-            "bootstrap": args.bootstrap}  # fmt: skip
+            "bootstrap": args.bootstrap, "model_rows": args.model_rows}  # fmt: skip
     proc = subprocess.run(
         [sys.executable, "-c", SNIPPET, json.dumps(spec)], cwd=tree, capture_output=True, text=True
     )
@@ -106,6 +125,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=60, help="treatment items scored")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each checkout, order alternating")
     parser.add_argument(
+        "--model-rows", type=int, default=2,
+        help="model rows scored too (base and fine-tuned: 2), generated by the extractive rules instead",
+    )  # fmt: skip
+    parser.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap resamples, as evaluate_model.py"
     )
     parser.add_argument("--seed", type=int, default=42)
@@ -115,8 +138,8 @@ def main() -> None:
     for name, tree in trees.items():
         if not (tree / "medlora" / "evaluation" / "rows.py").is_file():
             die(f"--{name}-tree {tree}: not a checkout with medlora/evaluation/rows.py")
-    if args.items < 1 or args.repeats < 1 or args.bootstrap < 1:
-        die("--items, --repeats and --bootstrap must be at least 1")
+    if args.items < 1 or args.repeats < 1 or args.bootstrap < 1 or args.model_rows < 0:
+        die("--items, --repeats and --bootstrap must be at least 1, --model-rows at least 0")
     if not (Path(args.data_dir) / "test.jsonl").is_file():
         die(f"--data-dir {args.data_dir}: no test.jsonl and index/ (run download_model.py)")
     seconds: dict[str, list[float]] = {"old": [], "new": []}
@@ -131,6 +154,7 @@ def main() -> None:
     report = {
         "command": "python " + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "items": args.items,
+        "model_rows": args.model_rows,
         "seconds": seconds,
         "median_seconds": med,
         "old_over_new": round(med["old"] / med["new"], 2),

@@ -16,7 +16,7 @@ SCRIPT = ROOT / "bench" / "eval_flow.py"
 def test_eval_flow_smallest(tmp_path: Path, tiny_data: Path):
     out = tmp_path / "eval_flow.json"
     cmd = [sys.executable, str(SCRIPT), "--old-tree", str(ROOT), "--data-dir", str(tiny_data), "--items", "2",
-           "--repeats", "1", "--bootstrap", "10", "--output", str(out)]  # fmt: skip
+           "--repeats", "1", "--bootstrap", "10", "--model-rows", "1", "--output", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
     report = json.loads(out.read_text())
     assert report["same_figures"] is True and report["same_item_scores_on_stress_outputs"] is True
