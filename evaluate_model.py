@@ -52,6 +52,7 @@ from medlora.common.cli import UsageError, fmt, run_stage
 from medlora.common.files import read_jsonl, update_json, write_json
 from medlora.common.progress import Progress, step
 from medlora.evaluation import grounding as grounding_eval
+from medlora.evaluation import items as eval_items
 from medlora.evaluation import metrics, multiple_choice, stats
 from medlora.evaluation import rows as eval_rows
 from medlora.evaluation.parts import Parts, build_report, model_parts, parts_path, resume_key
@@ -229,14 +230,14 @@ def eval_precision(cfg: EvalConfig, device: str) -> str:
 
 
 def evaluate_one(
-    cfg: EvalConfig, name: str, adapter: str | None, mc_items, gen_rows, treat_rows, idx, index, precision: str,
+    cfg: EvalConfig, name: str, adapter: str | None, mc_items, gen_rows, treat_items, idx, index, precision: str,
     parts: Parts, saved: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """One model's figures in three parts (multiple choice, answers, treatment rows), each written as it ends
     (``saved()`` rewrites the partial report) and reused from ``parts`` when an earlier run finished it."""
     label = name.replace("_", "-")
     todo = [p for p in ("mc", "gen", "treatment") if f"{name}:{p}" not in parts]
-    todo = [p for p in todo if p != "treatment" or treat_rows]
+    todo = [p for p in todo if p != "treatment" or treat_items]
     res: dict[str, Any] = {"n_mc": len(mc_items), "n_gen": len(gen_rows)}
     for part in ("mc", "gen", "treatment"):
         if f"{name}:{part}" in parts:
@@ -279,7 +280,7 @@ def evaluate_one(
             shown = f"answers BLEU {fmt(out['bleu'])}, ROUGE-L {fmt(out['rouge_l'])} {fmt(out['rouge_l_ci'])}"
         else:
             row, texts = eval_rows.model_row(
-                model, tokenizer, treat_rows, index, cfg.treatment_max_new_tokens, cfg.batch_size,
+                model, tokenizer, treat_items, index, cfg.treatment_max_new_tokens, cfg.batch_size,
                 cfg.bootstrap, cfg.seed, label,
             )  # fmt: skip
             out = {"_row": row, **metrics.treatment_scores(texts)}
@@ -361,6 +362,8 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
     }
     started = time.time()
     index = retrieval.load_index(data_dir)  # exit 2 naming the rebuild when missing or stale
+    # Each test row read once (record, passages, target, variant, distractors) for every row below.
+    treat_items = eval_items.build_items(treat_rows, index)
     parts = Parts(parts_path(cfg.output_path), resume_key(cfg, data_dir), cfg.resume)
     results: dict[str, Any] = {}
     rows: dict[str, Any] = {}
@@ -384,9 +387,11 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
                     mc_items, plain_items, idx["mc"]
                 )
                 base["grounding_baselines"] = grounding_eval.baselines(index, test, cfg.seed)
-                log.info("no-model rows on %d treatment items", len(treat_rows))
+                log.info("no-model rows on %d treatment items", len(treat_items))
                 base["rows"] = (
-                    eval_rows.no_model_rows(treat_rows, index, cfg.bootstrap, cfg.seed) if treat_rows else {}
+                    eval_rows.no_model_rows(treat_items, index, cfg.bootstrap, cfg.seed)
+                    if treat_items
+                    else {}
                 )
             parts.put("baselines", base)
         rows.update(base["rows"])
@@ -401,7 +406,7 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
             # The bars below are tqdm's, shown on a terminal only; step() logs every 30 s in a log file too.
             with step(f"evaluating the {name.replace('_', '-')} model"):
                 results[name] = evaluate_one(
-                    cfg, name, adapter, mc_items, gen_rows, treat_rows, idx, index, precision, parts, saved
+                    cfg, name, adapter, mc_items, gen_rows, treat_items, idx, index, precision, parts, saved
                 )
             if "_row" in results[name]:
                 rows[name] = results[name].pop("_row")
@@ -411,7 +416,7 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
             if key not in parts:
                 with step(f"treatment rows of {path} on llama.cpp"):
                     parts.put(key, eval_rows.gguf_row(
-                        path, treat_rows, index, cfg.treatment_max_new_tokens, cfg.bootstrap, cfg.seed))  # fmt: skip
+                        path, treat_items, index, cfg.treatment_max_new_tokens, cfg.bootstrap, cfg.seed))  # fmt: skip
             rows[key] = parts.get(key)
             saved()
             log.info(

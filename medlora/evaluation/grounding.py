@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,10 +29,10 @@ import numpy as np
 from ..common.progress import Progress
 from ..common.schemas import SECTION_NAMES, UNCITED_SECTIONS, Citations, PatientRecord, Sections, to_published
 from ..data.medquad import focus_key
-from ..data.passages import Passage
 from ..datasets.targets import extractive_target
 from ..retrieval.index import BM25Index, condition_query, retrieve_for_record
 from .citations import citation_scores
+from .items import EvalItem, as_items, distractor_passages, has_content
 from .stats import bootstrap_indices, ratio_ci
 
 
@@ -77,34 +77,20 @@ def abstention_metrics(
     }
 
 
-def row_passages(row: dict[str, Any], index: BM25Index) -> list[Passage]:
-    return [index.passages[i] for i in row.get("passages", [])]
-
-
-def _target_has_content(row: dict[str, Any]) -> bool:
-    """Whether the row's passages support some target item (as ``treatment_eval`` counts "answered on
-    evidence"); a row without a stored target: whether its passages are about its focus."""
-    if "messages" not in row:
-        return not row.get("abstain")
-    from .treatment import target_sections
-
-    return not _cited_empty(target_sections(row))
-
-
-def _cited_empty(sections: Sections) -> bool:
-    return not any(getattr(sections, n) for n in SECTION_NAMES if n not in UNCITED_SECTIONS)
+Rows = Sequence[EvalItem | Mapping[str, Any]]  # test items, or plain rows read on the spot (``as_items``)
 
 
 def grounded_scores(
-    rows: Sequence[dict[str, Any]],
+    rows: Rows,
     outputs: Sequence[tuple[Sections, Citations]],
     index: BM25Index,
     seed: int,
     n_boot: int = 1000,
 ) -> dict[str, Any]:
     """Citation precision/recall, grounded medications, abstention and answering over ``rows`` (test treatment
-    examples with their passages) and one output per row, with bootstrap 95% intervals over rows."""
-    counts = [citation_scores(s, c, row_passages(r, index)) for r, (s, c) in zip(rows, outputs, strict=True)]
+    items with their passages) and one output per row, with bootstrap 95% intervals over rows."""
+    items = as_items(rows, index)
+    counts = [citation_scores(s, c, it.passages) for it, (s, c) in zip(items, outputs, strict=True)]
     arr = {k: np.array([c[k] for c in counts], dtype=np.float64) for k in (counts[0] if counts else {})}
     idx = bootstrap_indices(len(rows), n_boot, seed)
     out: dict[str, Any] = {"n": len(rows)}
@@ -117,11 +103,11 @@ def grounded_scores(
     }.items():
         out[name], out[f"{name}_ci"] = ratio_ci(arr[num], arr[den], idx)
     out["cited_items"] = int(arr["items"].sum())
-    abstain = np.array([bool(r.get("abstain")) for r in rows], dtype=np.float64)
-    empty = np.array([_cited_empty(s) for s, _ in outputs], dtype=np.float64)
+    abstain = np.array([it.abstain for it in items], dtype=np.float64)
+    empty = np.array([not has_content(s) for s, _ in outputs], dtype=np.float64)
     out["abstention_n"] = int(abstain.sum())
     out["abstention"], out["abstention_ci"] = ratio_ci(empty * abstain, abstain, idx)
-    evidence = np.array([_target_has_content(r) for r in rows], dtype=np.float64)
+    evidence = np.array([it.evidence for it in items], dtype=np.float64)
     out["answered_on_evidence_n"] = int(evidence.sum())
     out["answered_on_evidence"], out["answered_on_evidence_ci"] = ratio_ci(
         (1 - empty) * evidence, evidence, idx
@@ -130,32 +116,31 @@ def grounded_scores(
 
 
 def grounded_report(
-    rows: Sequence[dict[str, Any]],
+    rows: Rows,
     outputs: Sequence[tuple[Sections, Citations]],
     index: BM25Index,
     seed: int,
     n_boot: int = 1000,
 ) -> dict[str, Any]:
     """``grounded_scores`` over all rows and per variant of the rows."""
-    from .treatment import variant_of
-
-    out = grounded_scores(rows, outputs, index, seed, n_boot)
-    variants = [variant_of(r) for r in rows]
+    items = as_items(rows, index)
+    out = grounded_scores(items, outputs, index, seed, n_boot)
+    variants = [it.variant for it in items]
     out["by_variant"] = {}
     for v in sorted(set(variants)):
         keep = [i for i, w in enumerate(variants) if w == v]
         out["by_variant"][v] = grounded_scores(
-            [rows[i] for i in keep], [outputs[i] for i in keep], index, seed, n_boot
+            [items[i] for i in keep], [outputs[i] for i in keep], index, seed, n_boot
         )
     return out
 
 
-def extractive_outputs(rows: Sequence[dict[str, Any]], index: BM25Index) -> list[tuple[Sections, Citations]]:
+def extractive_outputs(rows: Rows, index: BM25Index) -> list[tuple[Sections, Citations]]:
     """The baseline: the training-target rules applied to each row's passages, citing them."""
-    return [to_published(extractive_target(row_passages(r, index))) for r in rows]
+    return [to_published(extractive_target(list(it.passages))) for it in as_items(rows, index)]
 
 
-def empty_outputs(rows: Sequence[dict[str, Any]]) -> list[tuple[Sections, Citations]]:
+def empty_outputs(rows: Sequence[Any]) -> list[tuple[Sections, Citations]]:
     """The silent baseline: every section empty (no allergy violation, no duplicate, no citation is wrong)."""
     return [(Sections(), {}) for _ in rows]
 
@@ -164,14 +149,12 @@ def empty_outputs(rows: Sequence[dict[str, Any]]) -> list[tuple[Sections, Citati
 CONSTANT_EMERGENCY = "Call 911 or go to the nearest emergency department now."
 
 
-def emergency_outputs(rows: Sequence[dict[str, Any]]) -> list[tuple[Sections, Citations]]:
+def emergency_outputs(rows: Sequence[Any]) -> list[tuple[Sections, Citations]]:
     """The alarmist baseline: one constant emergency action and nothing else, for every patient."""
     return [(Sections(immediate_actions=[CONSTANT_EMERGENCY]), {}) for _ in rows]
 
 
-def no_model_outputs(
-    rows: Sequence[dict[str, Any]], index: BM25Index
-) -> dict[str, list[tuple[Sections, Citations]]]:
+def no_model_outputs(rows: Rows, index: BM25Index) -> dict[str, list[tuple[Sections, Citations]]]:
     """The rows every model is compared with, on the same items: extractive rules, silence, a constant alarm."""
     return {
         "extractive": extractive_outputs(rows, index),
@@ -180,17 +163,15 @@ def no_model_outputs(
     }
 
 
-def gold_outputs(rows: Sequence[dict[str, Any]]) -> list[tuple[Sections, Citations]]:
+def gold_outputs(rows: Rows) -> list[tuple[Sections, Citations]]:
     """The targets themselves (a sanity line: their citations are supported by construction)."""
-    from ..common.schemas import GroundedSections
-
-    return [to_published(GroundedSections.model_validate_json(r["messages"][-1]["content"])) for r in rows]
+    return [(it.target, it.target_citations) for it in as_items(rows)]  # type: ignore[misc]
 
 
 def model_outputs(
     model: Any,
     tokenizer: Any,
-    rows: Sequence[dict[str, Any]],
+    rows: Rows,
     index: BM25Index,
     max_new_tokens: int,
     batch_size: int,
@@ -201,8 +182,9 @@ def model_outputs(
     from ..generation.hf import SectionsGenerator
 
     gen = model if tokenizer is None else SectionsGenerator(model, tokenizer, max_new_tokens=max_new_tokens)
-    records = [PatientRecord.model_validate(r["record"]) if "record" in r else _record_of(r) for r in rows]
-    passages = [row_passages(r, index) for r in rows]
+    items = as_items(rows, index)
+    records = [it.record for it in items]
+    passages = [list(it.passages) for it in items]
     out: list[Any] = []
     with Progress(len(rows), desc) as bar:
         for start in range(0, len(rows), batch_size):
@@ -212,27 +194,15 @@ def model_outputs(
     return out
 
 
-def _record_of(row: dict[str, Any]) -> PatientRecord:
-    # Rows written before records were stored: the prompt holds the record as JSON after "Patient record: ".
-    import json
-
-    user = row["messages"][1]["content"]
-    return PatientRecord.model_validate(json.loads(user.split("\n", 1)[0].removeprefix("Patient record: ")))
-
-
-def calibration(
-    generated: Sequence[Any], rows: Sequence[dict[str, Any]], index: BM25Index, bins: int = 10
-) -> dict[str, Any]:
+def calibration(generated: Sequence[Any], rows: Rows, index: BM25Index, bins: int = 10) -> dict[str, Any]:
     """Expected calibration error of the per-section mean token probability against section correctness: a
     section is correct when it is empty exactly when the target's is, and every item it has is supported by the
     passages it cites."""
-    from ..common.schemas import GroundedSections
     from ..grounding.support import supports
 
     conf, correct = [], []
-    for g, row in zip(generated, rows, strict=True):
-        target, _ = to_published(GroundedSections.model_validate_json(row["messages"][-1]["content"]))
-        passages = row_passages(row, index)
+    for g, item in zip(generated, as_items(rows, index), strict=True):
+        target, passages = item.target, item.passages
         for name in SECTION_NAMES:
             p = g.token_probs.get(name)
             if p is None:
@@ -262,16 +232,14 @@ def calibration(
     }
 
 
-def no_evidence_rows(rows: Sequence[dict[str, Any]], index: BM25Index, k: int = 4) -> list[dict[str, Any]]:
+def no_evidence_rows(rows: Sequence[Mapping[str, Any]], index: BM25Index, k: int = 4) -> list[dict[str, Any]]:
     """Each row again with only passages about other foci (its condition query's best BM25 hits elsewhere):
-    a model that uses its evidence abstains on these (RAFT's distractor-only case, on held-out foci)."""
-    from ..retrieval.index import condition_query
-
-    out = []
-    for r in rows:
-        hits = index.search(condition_query(r["focus"]), k, exclude_focus=r["focus"])
-        out.append({**r, "passages": [h.passage.pid for h in hits], "abstain": True})
-    return out
+    a model that uses its evidence abstains on these (RAFT's distractor-only case, on held-out foci). The
+    evaluation's items carry this copy already (``items.build_items``)."""
+    return [
+        {**r, "passages": [p.pid for p in distractor_passages(r["focus"], index, k)], "abstain": True}
+        for r in rows
+    ]
 
 
 def baselines(index: BM25Index, test_rows: Sequence[dict[str, Any]], seed: int) -> dict[str, Any]:
@@ -287,19 +255,21 @@ def baselines(index: BM25Index, test_rows: Sequence[dict[str, Any]], seed: int) 
 def generated_outputs(
     model: Any,
     tokenizer: Any,
-    rows: Sequence[dict[str, Any]],
+    rows: Rows,
     index: BM25Index,
     max_new_tokens: int,
     batch_size: int,
     desc: str = "grounded generation",
-) -> tuple[list[tuple[Sections, Citations]], dict[str, Any]]:
-    """Constrained grounded generation (the inference path) on the rows, and its calibration. A row without
-    passages gets what inference publishes when retrieval finds nothing: no model call, every section empty
-    (the safety rules add their actions afterwards)."""
-    with_passages = [i for i, r in enumerate(rows) if r.get("passages")]
-    picked = [rows[i] for i in with_passages]
+    calibrate: bool = True,
+) -> tuple[list[tuple[Sections, Citations]], dict[str, Any] | None]:
+    """Constrained grounded generation (the inference path) on the rows, and its calibration (None when not
+    ``calibrate``: nobody reads it). A row without passages gets what inference publishes when retrieval finds
+    nothing: no model call, every section empty (the safety rules add their actions afterwards)."""
+    items = as_items(rows, index)
+    with_passages = [i for i, it in enumerate(items) if it.passages]
+    picked = [items[i] for i in with_passages]
     gens = model_outputs(model, tokenizer, picked, index, max_new_tokens, batch_size, desc)
-    out: list[tuple[Sections, Citations]] = [(Sections(), {}) for _ in rows]
+    out: list[tuple[Sections, Citations]] = [(Sections(), {}) for _ in items]
     for i, g in zip(with_passages, gens, strict=True):
         out[i] = (g.sections, g.citations)
-    return out, calibration(gens, picked, index)
+    return out, calibration(gens, picked, index) if calibrate else None

@@ -73,11 +73,18 @@ def _rouge_scorer():
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
 
+# A treatment item's section is scored against the same target for every row, raw and published, over all
+# items and again per variant; many outputs are the same text (empty, the constant alarm). One pair, one score.
+@functools.lru_cache(maxsize=1 << 16)
+def _rouge_l(hyp: str, ref: str) -> float:
+    return _rouge_scorer().score(ref, hyp)["rougeL"].fmeasure
+
+
 def rouge_l_scores(hypotheses: Sequence[str], references: Sequence[str]) -> list[float]:
-    scorer, out = _rouge_scorer(), []
+    out: list[float] = []
     bar = Progress(len(hypotheses), "ROUGE-L") if len(hypotheses) > 200 else None
     for hyp, ref in zip(hypotheses, references, strict=True):
-        out.append(scorer.score(ref, hyp)["rougeL"].fmeasure)
+        out.append(_rouge_l(hyp, ref))
         if bar is not None:
             bar.update()
     return out

@@ -32,6 +32,7 @@ from ..retrieval.index import BM25Index
 from . import grounding as grounding_eval
 from . import metrics
 from . import treatment as treatment_eval
+from .items import EvalItem, distractor_items, variant_of
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +41,18 @@ ROW_NAMES = (*NO_MODEL_ROWS, "base", "fine_tuned")
 
 
 def variant_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    return dict(sorted(Counter(treatment_eval.variant_of(r) for r in rows).items()))
+    return dict(sorted(Counter(variant_of(r) for r in rows).items()))
 
 
 def score_row(
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[EvalItem],
     treatment_outputs: Sequence[treatment_eval.Output],
     grounded: Sequence[tuple[Sections, Citations]],
     index: BM25Index,
     n_boot: int,
     seed: int,
 ) -> dict[str, Any]:
-    passages = [grounding_eval.row_passages(r, index) for r in rows]
+    passages = [it.passages for it in rows]
     return {
         "treatment": treatment_eval.evaluate_rows(rows, treatment_outputs, n_boot, seed, passages),
         "grounding": grounding_eval.grounded_report(rows, grounded, index, seed, n_boot),
@@ -59,10 +60,11 @@ def score_row(
 
 
 def no_model_rows(
-    rows: Sequence[dict[str, Any]], index: BM25Index, n_boot: int, seed: int
+    rows: Sequence[EvalItem], index: BM25Index, n_boot: int, seed: int
 ) -> dict[str, dict[str, Any]]:
-    """The three rows that need no model, on ``rows`` and on their distractor-only copies."""
-    distract = grounding_eval.no_evidence_rows(rows, index)
+    """The three rows that need no model, on ``rows`` (``items.build_items``) and on their distractor-only
+    copies."""
+    distract = distractor_items(rows, index)
     with_evidence = grounding_eval.no_model_outputs(rows, index)
     without = grounding_eval.no_model_outputs(distract, index)
     out = {}
@@ -78,7 +80,7 @@ def no_model_rows(
 def model_row(
     model: Any,
     tokenizer: Any,
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[EvalItem],
     index: BM25Index,
     max_new_tokens: int,
     batch_size: int,
@@ -88,11 +90,11 @@ def model_row(
 ) -> tuple[dict[str, Any], list[str]]:
     """A model's row (and its raw treatment texts): free generation, constrained grounded generation with the
     rows' passages and with distractors only."""
-    messages = [r["messages"][:-1] for r in rows]
+    messages = [it.prompt for it in rows]
     texts, _ = metrics.greedy_generate(
         model, tokenizer, messages, max_new_tokens, batch_size, f"{name}: treatment (free)"
     )
-    passages = [grounding_eval.row_passages(r, index) for r in rows]
+    passages = [it.passages for it in rows]
     row = {"treatment": treatment_eval.evaluate_rows(rows, texts, n_boot, seed, passages)}
     row.update(
         constrained_part(model, tokenizer, rows, index, max_new_tokens, batch_size, n_boot, seed, name)
@@ -101,7 +103,7 @@ def model_row(
 
 
 def constrained_part(
-    model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], index: BM25Index, max_new_tokens: int,
+    model: Any, tokenizer: Any, rows: Sequence[EvalItem], index: BM25Index, max_new_tokens: int,
     batch_size: int, n_boot: int, seed: int, name: str,
 ) -> dict[str, Any]:  # fmt: skip
     """The inference path's figures of a model (or, ``tokenizer`` None, a ready generator): constrained
@@ -109,16 +111,17 @@ def constrained_part(
     grounded, calibration = grounding_eval.generated_outputs(
         model, tokenizer, rows, index, max_new_tokens, batch_size, f"{name}: treatment (constrained)"
     )
-    passages = [grounding_eval.row_passages(r, index) for r in rows]
+    passages = [it.passages for it in rows]
     part = {
         "treatment_constrained": treatment_eval.evaluate_rows(rows, grounded, n_boot, seed, passages),
         "grounding": grounding_eval.grounded_report(rows, grounded, index, seed, n_boot),
     }
     part["grounding"]["calibration"] = calibration
-    distract = grounding_eval.no_evidence_rows(rows, index)
+    distract = distractor_items(rows, index)
     none, _ = grounding_eval.generated_outputs(
-        model, tokenizer, distract, index, max_new_tokens, batch_size, f"{name}: distractors only"
-    )
+        model, tokenizer, distract, index, max_new_tokens, batch_size, f"{name}: distractors only",
+        calibrate=False,
+    )  # fmt: skip
     part["grounding"]["distractors_only"] = grounding_eval.grounded_scores(
         distract, none, index, seed, n_boot
     )
@@ -126,7 +129,7 @@ def constrained_part(
 
 
 def gguf_row(
-    path: str, rows: Sequence[dict[str, Any]], index: BM25Index, max_new_tokens: int, n_boot: int, seed: int
+    path: str, rows: Sequence[EvalItem], index: BM25Index, max_new_tokens: int, n_boot: int, seed: int
 ) -> dict[str, Any]:
     """An exported GGUF's row on the same items: only the constrained figures, as llama.cpp serves it (that
     backend decodes under the grammar only, so it has no free-generation figures)."""

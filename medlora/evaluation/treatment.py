@@ -36,15 +36,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..clinical import drugs
 from ..common.schemas import (
+    MAX_ITEMS,
     SECTION_NAMES,
-    UNCITED_SECTIONS,
     Citations,
     PatientRecord,
     Sections,
@@ -54,7 +54,8 @@ from ..common.schemas import (
 from ..data.passages import Passage
 from ..grounding.check import check_output
 from ..grounding.support import supports
-from ..safety.rules import apply_safety
+from ..safety.rules import SafetyFacts, SafetyResult, apply_safety
+from .items import CONTENT_SECTIONS, EvalItem, as_items, has_content, parse_target
 from .metrics import rouge_l_scores
 from .stats import bootstrap_indices, percentile_ci, ratio_ci
 
@@ -78,13 +79,8 @@ def parse_output(text: str) -> Sections | None:
 Output = str | Sections | tuple[Sections, Citations]
 
 
-def target_sections(row: dict[str, Any]) -> Sections:
-    return parse_any_sections(json.loads(row["messages"][-1]["content"]))[0]
-
-
-def variant_of(row: dict[str, Any]) -> str:
-    """The test row's kind of input (issue 17): "exact", "reworded" or "no_evidence"; absent means "exact"."""
-    return str(row.get("variant") or "exact")
+def target_sections(row: Mapping[str, Any]) -> Sections:
+    return parse_target(row)[0]
 
 
 def _drug(name: str):
@@ -115,14 +111,6 @@ def medication_counts(pred: Sections, gold: Sections) -> tuple[int, int, int, in
     return matched_pred, len(p), len(used), len(g)
 
 
-CONTENT_SECTIONS = tuple(s for s in SECTION_NAMES if s not in UNCITED_SECTIONS)
-
-
-def has_content(sections: Sections) -> bool:
-    """Anything beyond the safety rules' actions (which every target carries, abstentions included)."""
-    return any(getattr(sections, s) for s in CONTENT_SECTIONS)
-
-
 def items_recovered(pred: Sections, gold: Sections) -> tuple[int, int]:
     """(target items some output item of the same section carries, target items), safety actions excepted."""
     found = total = 0
@@ -139,14 +127,28 @@ def items_recovered(pred: Sections, gold: Sections) -> tuple[int, int]:
     return found, total
 
 
+def _published_audit(record: PatientRecord, first: SafetyResult, facts: SafetyFacts) -> tuple[bool, bool]:
+    """(allergy violation, duplicate therapy) that the safety rules find when run again on their own output.
+    They remove every item with an allergy conflict and flag duplicates without removing anything, so on their
+    output they find no conflict and the same duplicates; only when the emergency action they insert pushed an
+    item out of a full ``immediate_actions`` (``MAX_ITEMS``) are the sections different, and then they run."""
+    if first.flag_codes and len(first.sections.immediate_actions) >= MAX_ITEMS:
+        audit = apply_safety(record, first.sections, facts)
+        return bool(audit.safety.allergy_conflicts), bool(audit.duplicates)
+    return False, bool(first.duplicates)
+
+
 def item_scores(
-    row: dict[str, Any], output: Output, passages: Sequence[Passage] | None = None
+    row: EvalItem | Mapping[str, Any], output: Output, passages: Sequence[Passage] | None = None
 ) -> dict[str, Any]:
     """Everything one output (the model's raw text, or sections with their citations that a constrained or
-    no-model row produced) contributes, raw and published. ``passages``: the row's prompt passages; given, the
-    published sections are those the grounding check keeps (what inference publishes), else the raw ones."""
-    record = PatientRecord.model_validate(row["record"])
-    gold = target_sections(row)
+    no-model row produced) contributes, raw and published. ``row``: the test item (or row); ``passages``: its
+    prompt passages; given, the published sections are those the grounding check keeps (what inference
+    publishes), else the raw ones."""
+    (item,) = as_items([row])
+    record, gold, facts = item.record, item.target, item.facts
+    if record is None or gold is None or facts is None:
+        raise ValueError("a treatment row has a record and a target")
     if isinstance(output, str):
         parsed = parse_cited(output)
     else:
@@ -154,23 +156,28 @@ def item_scores(
     raw, cites = parsed if parsed else (None, {})
     out: dict[str, Any] = {
         "valid": raw is not None,
-        "variant": variant_of(row),
+        "variant": item.variant,
         "has_allergy": bool(record.allergies),
         "has_meds": bool(record.medications),
-        "has_flag": bool(row.get("red_flags")),
-        "no_flag": not row.get("red_flags"),
-        "evidence": has_content(gold),
-        "no_evidence": not has_content(gold),
+        "has_flag": item.has_flag,
+        "no_flag": not item.has_flag,
+        "evidence": item.evidence,
+        "no_evidence": not item.evidence,
     }
     raw = raw or Sections()
-    checked = raw if passages is None else check_output(record, raw, cites, passages).sections
-    published = apply_safety(record, checked).sections
-    for name, sections in (("raw", raw), ("published", published)):
-        audit = apply_safety(record, sections)
+    checked = raw if passages is None else check_output(record, raw, cites, passages, facts.drugs).sections
+    # The safety rules run once for what is published; the raw audit is that same run when nothing was checked.
+    first = apply_safety(record, checked, facts)
+    raw_audit = first if passages is None else apply_safety(record, raw, facts)
+    audits = {
+        "raw": (bool(raw_audit.safety.allergy_conflicts), bool(raw_audit.duplicates)),
+        "published": _published_audit(record, first, facts),
+    }
+    for name, sections in (("raw", raw), ("published", first.sections)):
         out[name] = {
             "meds": medication_counts(sections, gold),
-            "allergy_violation": bool(audit.safety.allergy_conflicts),
-            "duplicate": bool(audit.duplicates),
+            "allergy_violation": audits[name][0],
+            "duplicate": audits[name][1],
             "emergency_first": bool(sections.immediate_actions)
             and bool(EMERGENCY.search(sections.immediate_actions[0])),
             "sections": {s: " ".join(item_text(i) for i in getattr(sections, s)) for s in SECTION_NAMES},
@@ -256,11 +263,11 @@ def summarise(items: Sequence[dict[str, Any]], idx: np.ndarray) -> dict[str, Any
 
 
 def evaluate_outputs(
-    rows: Sequence[dict[str, Any]], outputs: Sequence[Output], idx: np.ndarray
+    rows: Sequence[EvalItem | Mapping[str, Any]], outputs: Sequence[Output], idx: np.ndarray
 ) -> dict[str, Any]:
     """Treatment accuracy of one row's outputs (raw texts or sections) for ``rows`` (the test split's treatment
-    examples), over all items; ``idx``: bootstrap resamples of the items."""
-    return summarise([item_scores(r, t) for r, t in zip(rows, outputs, strict=True)], idx)
+    items), over all items; ``idx``: bootstrap resamples of the items."""
+    return summarise([item_scores(r, t) for r, t in zip(as_items(rows), outputs, strict=True)], idx)
 
 
 def by_variant(
@@ -276,7 +283,7 @@ def by_variant(
 
 
 def evaluate_rows(
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[EvalItem | Mapping[str, Any]],
     outputs: Sequence[Output],
     n_boot: int,
     seed: int,
@@ -286,7 +293,7 @@ def evaluate_rows(
     scores stay under ``_items`` for paired comparisons (drop keys starting with "_" before writing).
     ``passages``: each row's prompt passages, so that "published" is what the grounding check lets through."""
     per_row = passages if passages is not None else [None] * len(rows)
-    items = [item_scores(r, t, p) for r, t, p in zip(rows, outputs, per_row, strict=True)]
+    items = [item_scores(r, t, p) for r, t, p in zip(as_items(rows), outputs, per_row, strict=True)]
     report = summarise(items, bootstrap_indices(len(items), n_boot, seed))
     report["by_variant"] = by_variant(items, [it["variant"] for it in items], summarise, n_boot, seed)
     report["_items"] = items
@@ -337,6 +344,6 @@ def paired_difference(
     return out
 
 
-def reference_outputs(rows: Sequence[dict[str, Any]]) -> list[str]:
+def reference_outputs(rows: Sequence[EvalItem | Mapping[str, Any]]) -> list[str]:
     """The targets themselves as outputs: a check of the scorer (every figure at its best), never a result."""
-    return [r["messages"][-1]["content"] for r in rows]
+    return [(r.row if isinstance(r, EvalItem) else r)["messages"][-1]["content"] for r in rows]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..clinical.drugs import resolve
+from ..clinical.record_drugs import RecordDrugs, record_drugs
 from ..common.schemas import (
     EMERGENCY_LINE,
     SECTION_NAMES,
@@ -42,6 +43,7 @@ from ..retrieval.hits import Hit
 from .publishable import own_medication, publishable
 from .support import (
     SUPPORT_THRESHOLD,
+    among,
     drug_claims,
     giving,
     names_drug,
@@ -67,18 +69,22 @@ def _drugs(section: str, field_name: str, text: str) -> list[tuple[str, Any, boo
     return [(m.text, m, given) for m, given in drug_claims(text)]
 
 
-def _own_lines(drug: Any, record: PatientRecord) -> list[str]:
-    return [c for c in record.medications if drug is not None and names_drug(drug, c)]
+def _own_lines(drug: Any, drugs: RecordDrugs) -> list[str]:
+    return [
+        c for c, m in zip(drugs.lines, drugs.mentions, strict=True) if drug is not None and among(drug, m)
+    ]
 
 
 class Removal(str):
     """Why an item is removed (a plain ``str`` is a text item to publish)."""
 
 
-def _check_item(section: str, it: Any, cited: list[Passage], record: PatientRecord, report: Grounding):
+def _check_item(
+    section: str, it: Any, cited: list[Passage], record: PatientRecord, report: Grounding, drugs: RecordDrugs
+):
     """The item to publish (fields nulled or dropped where unsupported), or the ``Removal`` saying why not."""
     texts = [p.shown for p in cited]
-    own = section == "medications" and own_medication(it.name, record)
+    own = section == "medications" and own_medication(it.name, record, drugs)
     if not cited and not own:  # the patient's own medication: the record vouches for it
         return Removal("cites no passage in the prompt")
     label = it.name if section == "medications" else item_text(it)[:60]
@@ -90,7 +96,7 @@ def _check_item(section: str, it: Any, cited: list[Passage], record: PatientReco
         for written, drug, prescribed in _drugs(section, field_name, text):
             # Prescribing needs a cited sentence giving the drug; describing it, a cited passage naming it.
             found = giving if prescribed else names_drug
-            if any(found(drug, t) for t in texts) or own_medication(written, record):
+            if any(found(drug, t) for t in texts) or own_medication(written, record, drugs):
                 continue
             why = (
                 f"{written} is not given by a cited passage (a prohibition or warning does not count)"
@@ -121,7 +127,7 @@ def _check_item(section: str, it: Any, cited: list[Passage], record: PatientReco
         value = update.get(field_name, getattr(it, field_name))
         if not value:
             continue
-        own = _own_lines(drug, record)
+        own = _own_lines(drug, drugs)
         if not any(states(value, s, drug) for s in given) and not any(states(value, s) for s in own):
             update[field_name] = None
             report.nulled.append(
@@ -133,9 +139,15 @@ def _check_item(section: str, it: Any, cited: list[Passage], record: PatientReco
 
 
 def check_grounding(
-    record: PatientRecord, sections: Sections, citations: Citations, passages: Sequence[Passage]
+    record: PatientRecord,
+    sections: Sections,
+    citations: Citations,
+    passages: Sequence[Passage],
+    drugs: RecordDrugs | None = None,
 ) -> GroundingResult:
-    """The rules of the module docstring, item by item. Citations outside 1..len(passages) are dropped."""
+    """The rules of the module docstring, item by item. Citations outside 1..len(passages) are dropped.
+    ``drugs``: the record's medication lines read once (``RecordDrugs.of(record)``), else read here."""
+    drugs = record_drugs(record, drugs)
     report = Grounding()
     data: dict[str, list] = {}
     cites_out: Citations = {}
@@ -148,7 +160,7 @@ def check_grounding(
             if name == "immediate_actions" and EMERGENCY_LINE.match(it):
                 out = it  # the safety rules drop it and decide the emergency themselves
             else:
-                out = _check_item(name, it, [passages[n - 1] for n in cited], record, report)
+                out = _check_item(name, it, [passages[n - 1] for n in cited], record, report, drugs)
             if isinstance(out, Removal):
                 label = it.name if name == "medications" else item_text(it)
                 report.unsupported.append(UnsupportedItem(section=name, item=label[:200], reason=out))
@@ -164,15 +176,21 @@ def check_grounding(
 
 
 def check_output(
-    record: PatientRecord, sections: Sections, citations: Citations, passages: Sequence[Passage] | None
+    record: PatientRecord,
+    sections: Sections,
+    citations: Citations,
+    passages: Sequence[Passage] | None,
+    drugs: RecordDrugs | None = None,
 ) -> GroundingResult:
     """Every output's path to publication: ``publishable``, then ``check_grounding`` when passages are given
-    (``None``: no retrieval, nothing to check citations against; ``[]`` would remove every item)."""
-    pub = publishable(record, sections, citations, checked=passages is not None)
+    (``None``: no retrieval, nothing to check citations against; ``[]`` would remove every item). ``drugs``: the
+    record's medication lines read once for both (``RecordDrugs.of(record)``), else read here once."""
+    drugs = record_drugs(record, drugs)
+    pub = publishable(record, sections, citations, checked=passages is not None, drugs=drugs)
     report = Grounding(unsupported=list(pub.removed), nulled=list(pub.nulled))
     if passages is None:
         return GroundingResult(pub.sections, pub.citations, report, pub.edited)
-    g = check_grounding(record, pub.sections, pub.citations, passages)
+    g = check_grounding(record, pub.sections, pub.citations, passages, drugs)
     report.unsupported += g.grounding.unsupported
     report.nulled += g.grounding.nulled
     return GroundingResult(g.sections, g.citations, report, pub.edited | g.edited)

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..clinical.drugs import resolve
+from ..clinical.record_drugs import RecordDrugs, record_drugs
 from ..common.schemas import (
     EMERGENCY_LINE,
     SECTION_NAMES,
@@ -29,7 +30,7 @@ from ..common.schemas import (
     item_text,
 )
 from ..common.text import normalised, split_sentences, tokens
-from .support import names_drug
+from .support import among
 
 # Words about the output format or the conversation, which advice for a patient never needs. Each was checked
 # against every MedQuAD answer sentence (docs/grounding.md gives the count): "prompt treatment" and "nasal
@@ -93,13 +94,15 @@ def has_frequency(value: str) -> bool:
     return bool(_FREQUENCY.search(value))
 
 
-def own_medication(name: str, record: PatientRecord) -> bool:
-    """Is ``name`` one of the patient's medications (same drug, or the same words as written)?"""
+def own_medication(name: str, record: PatientRecord, drugs: RecordDrugs | None = None) -> bool:
+    """Is ``name`` one of the patient's medications (same drug, or the same words as written)? ``drugs``: the
+    record's lines read once (``RecordDrugs.of(record)``), else read here."""
+    drugs = record_drugs(record, drugs)
     drug, said = resolve(name), f" {normalised(name)} "
-    for current in record.medications:
-        if drug is not None and names_drug(drug, current):
+    for mentions, c in zip(drugs.mentions, drugs.normalised, strict=True):
+        if drug is not None and among(drug, mentions):
             return True
-        if (c := normalised(current)) and f" {c} " in said:
+        if c and f" {c} " in said:
             return True
     return False
 
@@ -113,12 +116,12 @@ class Publishable:
     edited: set[str] = field(default_factory=set)  # sections whose items were removed or changed
 
 
-def _medication(it, record: PatientRecord, out: Publishable, checked: bool):
+def _medication(it, record: PatientRecord, out: Publishable, checked: bool, drugs: RecordDrugs):
     """The medication to publish (fields nulled where they hold nothing), or a reason to remove it. Without
     passages (``checked`` False) nothing can vouch for a dose or frequency but the patient's own list."""
     if why := degenerate(it.name):
         return why
-    if resolve(it.name) is None and not own_medication(it.name, record):
+    if resolve(it.name) is None and not own_medication(it.name, record, drugs):
         return (
             f"{it.name!r} is not a drug or drug class the drug normalisation knows, nor a current medication"
         )
@@ -130,7 +133,7 @@ def _medication(it, record: PatientRecord, out: Publishable, checked: bool):
         if normalised(value) == normalised(it.name) or not ok(value) or degenerate(value):
             update[name] = None
             out.nulled.append(f"{it.name} {name}: {value} (holds no {name.replace('dosage', 'dose')})")
-        elif not checked and not _in_own_list(value, record):
+        elif not checked and not _in_own_list(value, record, drugs):
             update[name] = None
             out.nulled.append(
                 f"{it.name} {name}: {value} (no passage to vouch for it, nor the patient's list)"
@@ -147,19 +150,25 @@ def _medication(it, record: PatientRecord, out: Publishable, checked: bool):
     return it.model_copy(update=update) if update else it
 
 
-def _in_own_list(value: str, record: PatientRecord) -> bool:
+def _in_own_list(value: str, record: PatientRecord, drugs: RecordDrugs | None = None) -> bool:
     """Whether ``value`` appears, as whole words, in one of the patient's own medication entries."""
     v = normalised(value)
     return bool(v) and any(
-        re.search(rf"(?<!\w){re.escape(v)}(?!\w)", normalised(m)) for m in record.medications
+        re.search(rf"(?<!\w){re.escape(v)}(?!\w)", m) for m in record_drugs(record, drugs).normalised
     )
 
 
 def publishable(
-    record: PatientRecord, sections: Sections, citations: Citations, checked: bool
+    record: PatientRecord,
+    sections: Sections,
+    citations: Citations,
+    checked: bool,
+    drugs: RecordDrugs | None = None,
 ) -> Publishable:
     """The rules above over ``sections`` (citations, per item, follow their items). ``checked``: passages will
-    check the items next, so model-written immediate actions may stay for that check to decide."""
+    check the items next, so model-written immediate actions may stay for that check to decide. ``drugs``: the
+    record's medication lines read once (``RecordDrugs.of(record)``), else read here."""
+    drugs = record_drugs(record, drugs)
     out = Publishable(sections, {})
     data: dict[str, list] = {}
     for name in SECTION_NAMES:
@@ -170,7 +179,7 @@ def publishable(
             if name == "immediate_actions" and EMERGENCY_LINE.match(text):
                 why = None  # the safety rules drop it and decide the emergency themselves
             elif name == "medications":
-                result = _medication(it, record, out, checked)
+                result = _medication(it, record, out, checked, drugs)
                 why, it = (result, it) if isinstance(result, str) else (None, result)
             else:
                 fields = (

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from ..clinical.claims import not_a_treatment, prescribed
@@ -54,7 +55,12 @@ def names_drug(drug: DrugMention | None, text: str, name: str = "") -> bool:
     if drug is None:
         want = _word_set(name)
         return bool(want) and want <= _word_set(text)
-    return any(_same_drug(drug, m) for m in find_drugs(text))
+    return among(drug, find_drugs(text))
+
+
+def among(drug: DrugMention, mentions: Sequence[DrugMention]) -> bool:
+    """Is ``drug`` one of ``mentions`` (a text's ``find_drugs``, read once: ``RecordDrugs.mentions``)?"""
+    return any(_same_drug(drug, m) for m in mentions)
 
 
 def giving(drug: DrugMention | None, text: str) -> list[str]:

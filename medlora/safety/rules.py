@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from ..clinical.claims import prescribed_in_field
 from ..clinical.drugs import DrugMention, find_drugs, resolve, same_therapy
+from ..clinical.record_drugs import RecordDrugs, record_drugs
 from ..common.schemas import (
     EMERGENCY_HEAD,
     EMERGENCY_LINE,
@@ -43,10 +44,10 @@ from ..common.schemas import (
     item_fields,
 )
 from ..common.text import plain_words
-from .allergies import match, record_allergies
+from .allergies import Allergy, match, record_allergies
 from .contraindications import contraindications, honey_for_infant
 from .interactions import interactions
-from .patient_state import patient_state
+from .patient_state import PatientState, patient_state
 from .red_flags import RedFlag, red_flags
 
 
@@ -84,6 +85,30 @@ def stated_allergies(record: PatientRecord) -> list[str]:
     return out
 
 
+# What the safety rules read from a record, read once: its medication lines, its allergies, its red flags and
+# its state (pregnancy, age band, kidney and liver function).
+#
+# ``apply_safety`` needs the same three facts for every output about one patient; a caller that scores or checks
+# several outputs for one record (the evaluation: raw and published, every row) reads them once with
+# ``SafetyFacts.of(record)`` and hands them down. They are what ``record_allergies``, ``red_flags``,
+# ``patient_state`` and ``RecordDrugs.of`` return for the record, unchanged.
+@dataclass(frozen=True, eq=False)
+class SafetyFacts:
+    drugs: RecordDrugs
+    allergies: tuple[Allergy, ...]
+    flags: tuple[RedFlag, ...]
+    state: PatientState
+
+    @classmethod
+    def of(cls, record: PatientRecord, drugs: RecordDrugs | None = None) -> SafetyFacts:
+        return cls(
+            drugs if drugs is not None else RecordDrugs.of(record),
+            tuple(record_allergies(record)),
+            tuple(red_flags(record)),
+            patient_state(record),
+        )
+
+
 @dataclass
 class SafetyResult:
     sections: Sections
@@ -92,11 +117,13 @@ class SafetyResult:
     duplicates: list[DuplicateTherapy] = field(default_factory=list)
 
 
-def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
-    """The published sections and the safety block for one record; a pure function of its inputs."""
+def apply_safety(record: PatientRecord, sections: Sections, facts: SafetyFacts | None = None) -> SafetyResult:
+    """The published sections and the safety block for one record; a pure function of its inputs. ``facts``:
+    the record's drugs, allergies and red flags read once (``SafetyFacts.of(record)``), else read here."""
+    facts = facts if facts is not None else SafetyFacts.of(record)
     out = sections.model_copy(deep=True)
-    allergies = record_allergies(record)
-    state = patient_state(record)
+    allergies = facts.allergies
+    state = facts.state
     conflicts: list[AllergyConflict] = []
     cautions: list[AllergyConflict] = []
     contra: list[ContraindicationFinding] = []
@@ -136,21 +163,23 @@ def apply_safety(record: PatientRecord, sections: Sections) -> SafetyResult:
             items = [i for i in items if not EMERGENCY_LINE.match(i)]
         setattr(out, section, [item for item in items if not check(item, section)])
 
-    duplicates = duplicate_therapy(record, out)
+    duplicates = duplicate_therapy(record, out, facts.drugs)
     found = [
         InteractionFinding(**vars(f))
-        for f in interactions(_current(record, out), [d for d, _ in _recommended(out, record)], state)
+        for f in interactions(
+            _current(record, out, facts.drugs), [d for d, _ in _recommended(out, record)], state
+        )
     ]
     recommended = {f.medication.lower() for f in contra}
-    for med in record.medications:  # a current drug the state rules out: reported, not removed
-        if (drug := resolve(med)) is not None:
+    for med, drug in zip(facts.drugs.lines, facts.drugs.resolved, strict=True):  # reported, not removed
+        if drug is not None:
             contra.extend(
                 ContraindicationFinding(**vars(f))
                 for f in contraindications(state, [drug], med, "current_medications", current=True)
                 if (f.code, f.medication.lower()) not in {(c.code, c.medication.lower()) for c in contra}
                 and f.medication.lower() not in recommended
             )
-    flags = red_flags(record)
+    flags = list(facts.flags)
     if flags:
         out.immediate_actions = [emergency_action(flags), *out.immediate_actions][:MAX_ITEMS]
     safety = Safety(
@@ -180,12 +209,14 @@ def _stopped(sections: Sections) -> set[str]:
     }  # fmt: skip
 
 
-def _current(record: PatientRecord, sections: Sections | None = None) -> list[DrugMention]:
+def _current(
+    record: PatientRecord, sections: Sections | None = None, drugs: RecordDrugs | None = None
+) -> list[DrugMention]:
     """Current medications, less those the recommendation stops."""
     stopped = _stopped(sections) if sections is not None else set()
     return [
-        m for c in record.medications
-        if (m := resolve(c)) is not None and not (m.ingredients and set(m.ingredients) <= stopped)
+        m for m in record_drugs(record, drugs).resolved
+        if m is not None and not (m.ingredients and set(m.ingredients) <= stopped)
     ]  # fmt: skip
 
 
@@ -238,11 +269,16 @@ def _dual_raas(a: DrugMention, b: DrugMention) -> str | None:
     return None
 
 
-def duplicate_therapy(record: PatientRecord, sections: Sections) -> list[DuplicateTherapy]:
+def duplicate_therapy(
+    record: PatientRecord, sections: Sections, drugs: RecordDrugs | None = None
+) -> list[DuplicateTherapy]:
     """Recommended drugs that repeat a current medication, or each other, by ingredient or class, or that add a
-    second renin-angiotensin blocker."""
-    kept = {id(m) for m in _current(record, sections)}
-    current = [(c, m) for c in record.medications if (m := resolve(c)) is not None and id(m) in kept]
+    second renin-angiotensin blocker. ``drugs``: the record's medication lines read once, else read here."""
+    drugs = record_drugs(record, drugs)
+    kept = {id(m) for m in _current(record, sections, drugs)}
+    current = [
+        (c, m) for c, m in zip(drugs.lines, drugs.resolved, strict=True) if m is not None and id(m) in kept
+    ]
     recommended = _recommended(sections, record)
     named = [d for d, is_named in recommended if is_named]
     out, seen = [], set()

@@ -25,7 +25,7 @@ from ..grounding.publishable import repetition_loop
 from ..model.loading import load_model, require_model_files
 from ..retrieval.hits import Hit
 from ..retrieval.index import load_index, retrieve_for_record
-from ..safety.rules import apply_safety
+from ..safety.rules import SafetyFacts, apply_safety
 from .logs import IdHasher
 from .present import tidy, without_removed
 
@@ -118,8 +118,9 @@ class Recommender:
         else:
             sections, cites, evidence = gen.sections, gen.citations, "retrieved"
             passages = [h.passage for h in hits]
-        g = check_output(record, sections, cites, passages)
-        checked = apply_safety(record, g.sections)
+        facts = SafetyFacts.of(record)  # the record's drugs, read once for the check and the safety rules
+        g = check_output(record, sections, cites, passages, facts.drugs)
+        checked = apply_safety(record, g.sections, facts)
         cites = realign(g.sections, g.citations, checked.sections) if cites else {}
         probs = getattr(gen, "token_probs", None) if gen is not None else None
         # Confidence speaks only for published items: a section any rule changed has no decoder mean.
