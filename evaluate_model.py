@@ -325,9 +325,9 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
         results["shortcut_baseline"] = multiple_choice.shortcut_baseline(mc_items, plain_items, idx["mc"])
         index = retrieval.load_index(data_dir)  # exit 2 naming the rebuild when missing or stale
         results["grounding_baselines"] = grounding_eval.baselines(index, test, cfg.seed)
+        log.info("no-model rows on %d treatment items", len(treat_rows))
         # Each test row read once (record, passages, target, variant, distractors) for every row below.
         treat_items = eval_items.build_items(treat_rows, index)
-        log.info("no-model rows on %d treatment items", len(treat_items))
         rows = eval_rows.no_model_rows(treat_items, index, cfg.bootstrap, cfg.seed) if treat_items else {}
     precision = eval_precision(cfg, resolve_device(cfg.device)) if variants else None
     for name, adapter in variants.items():
