@@ -31,6 +31,7 @@ from medlora import embedded_model, medquad, patients, retrieval, treatment_data
 from medlora.cli import UsageError, run_stage
 from medlora.conditions import EditRule, Lexicon
 from medlora.files import write_json, write_jsonl
+from medlora.learnable import DEFAULT_TARGET_TOKENS
 from medlora.modeling import (
     DEFAULT_MODEL,
     build_tiny_random,
@@ -96,6 +97,10 @@ class DownloadConfig:
     max_context_tokens: int = field(
         default=retrieval.DEFAULT_MAX_CONTEXT_TOKENS, metadata={"help": "token budget of a prompt's passages"}
     )
+    max_target_tokens: int = field(
+        default=DEFAULT_TARGET_TOKENS,
+        metadata={"help": "train/val treatment targets are cut (whole items) to this many tokens"},
+    )
     no_relevant_share: float = field(
         default=DEFAULT_NO_RELEVANT_SHARE,
         metadata={
@@ -111,6 +116,8 @@ class DownloadConfig:
             raise UsageError("--val-fraction plus --test-fraction must leave something to train on")
         if self.patients_per_focus < 1:
             raise UsageError("--patients-per-focus must be at least 1")
+        if self.max_target_tokens < 16:
+            raise UsageError("--max-target-tokens must be at least 16")
         if self.max_length < 16:
             raise UsageError("--max-length must be at least 16")
         if not 0 <= self.k <= retrieval.MAX_PASSAGES:
@@ -298,6 +305,8 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
     with step("building the passage index"):
         index = build_index(cfg, split_pairs, tokenizer, read_annotations(cfg))
     held_out = index.meta.get("no_evidence", {})
+    # Targets are cut to the decoding budget in the model's own tokens (none at hand: not cut).
+    count = (lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])) if tokenizer else None
     splits = {}
     for name, rows in split_pairs.items():
         with step(f"building the {name} examples (synthetic patients, retrieved passages)"):
@@ -305,7 +314,15 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
                 rows,
                 seed=cfg.seed,
                 patients_per_focus=cfg.patients_per_focus,
-                ground=make_grounder(index, name, cfg.k, cfg.no_relevant_share, cfg.max_context_tokens),
+                ground=make_grounder(
+                    index,
+                    name,
+                    cfg.k,
+                    cfg.no_relevant_share,
+                    cfg.max_context_tokens,
+                    count_tokens=count,
+                    max_target_tokens=cfg.max_target_tokens,
+                ),  # fmt: skip
                 # Val and test patients: a share written as people write their condition, and real topics with
                 # no evidence (training keeps exact names: the rules there were built from them).
                 lexicon=index.lexicon if name != "train" else None,

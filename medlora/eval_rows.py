@@ -83,15 +83,19 @@ def model_row(
     n_boot: int,
     seed: int,
     name: str = "model",
+    free: bool = True,
 ) -> tuple[dict[str, Any], list[str]]:
-    """A model's row (and its raw treatment texts): free generation, constrained grounded generation with the
-    rows' passages and with distractors only."""
-    messages = [r["messages"][:-1] for r in rows]
-    texts, _ = metrics.greedy_generate(
-        model, tokenizer, messages, max_new_tokens, batch_size, f"{name}: treatment (free)"
-    )
-    passages = [grounding_eval.row_passages(r, index) for r in rows]
-    row = {"treatment": treatment_eval.evaluate_rows(rows, texts, n_boot, seed, passages)}
+    """A model's row (and its raw treatment texts): free generation (``free``; off: no such part, no texts),
+    constrained grounded generation with the rows' passages and with distractors only."""
+    row: dict[str, Any] = {}
+    texts: list[str] = []
+    if free:
+        messages = [r["messages"][:-1] for r in rows]
+        texts, _ = metrics.greedy_generate(
+            model, tokenizer, messages, max_new_tokens, batch_size, f"{name}: treatment (free)"
+        )
+        passages = [grounding_eval.row_passages(r, index) for r in rows]
+        row["treatment"] = treatment_eval.evaluate_rows(rows, texts, n_boot, seed, passages)
     row.update(
         constrained_part(model, tokenizer, rows, index, max_new_tokens, batch_size, n_boot, seed, name)
     )
@@ -180,6 +184,7 @@ def paired_differences(rows: dict[str, dict[str, Any]], n_boot: int, seed: int) 
             rows["base"][part]["_items"], rows["fine_tuned"][part]["_items"], n_boot, seed
         )
         for part in ("treatment", "treatment_constrained")
+        if part in rows["base"] and part in rows["fine_tuned"]
     }
 
 
