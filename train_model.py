@@ -51,7 +51,7 @@ RESUME_KEYS = (
     "base_model", "data_dir", "max_length", "limit_examples", "limit_val_examples", "epochs", "max_steps",
     "batch_size", "gradient_accumulation_steps", "learning_rate", "warmup_ratio", "weight_decay", "lora_r", "lora_alpha",
     "lora_dropout", "lora_target_modules", "precision", "load_in_4bit", "seed", "eval_steps",
-    "decision_weight", "treatment_share", "rare_boost",
+    "decision_weight", "treatment_share", "rare_boost", "lora_top_layers",
 )  # fmt: skip
 
 
@@ -103,6 +103,9 @@ class TrainConfig:
                   "(decoding.json in the adapter; medlora/decisions.py)"},
     )  # fmt: skip
     bias_val_rows: int = field(default=96, metadata={"help": "val treatment rows --choose-bias uses"})
+    lora_top_layers: int = field(
+        default=0, metadata={"help": "LoRA on the last N decoder layers only (0: all); faster steps on a CPU"}
+    )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: float = field(default=32.0, metadata={"help": "LoRA alpha (scale = alpha / r)"})
     lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
@@ -143,6 +146,7 @@ class TrainConfig:
             "limit_val_examples",
             "eval_steps",
             "early_stopping_patience",
+            "lora_top_layers",
         )
         for name in (*nonneg, "weight_decay"):
             if getattr(self, name) < 0:
@@ -254,7 +258,7 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     try:
         model, counts = training.build_lora_model(
             cfg.base_model, dtype, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules,
-            cfg.load_in_4bit, cfg.gradient_checkpointing,
+            cfg.load_in_4bit, cfg.gradient_checkpointing, top_layers=cfg.lora_top_layers,
         )  # fmt: skip
     except ValueError as e:  # PEFT names the target modules it cannot find
         raise UsageError(f"--lora-target-modules: {str(e).splitlines()[0]}") from None
@@ -332,6 +336,7 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         "base_model": {**read_model_source(cfg.base_model), "path": cfg.base_model},
         "data": {**plan["data"], "examples": stats},
         "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout}
+        | {"top_layers": cfg.lora_top_layers}
         | {"target_modules": cfg.lora_target_modules, **counts},
         "training": {k: getattr(cfg, k) for k in hyper}
         | {

@@ -232,7 +232,7 @@ def calibration(
     from .grounding import supports
     from .schemas import GroundedSections
 
-    conf, correct = [], []
+    conf, correct, filled = [], [], []
     for g, row in zip(generated, rows, strict=True):
         target, _ = to_published(GroundedSections.model_validate_json(row["messages"][-1]["content"]))
         passages = row_passages(row, index)
@@ -248,6 +248,7 @@ def calibration(
             )
             conf.append(p)
             correct.append(float(ok))
+            filled.append(bool(items))
     if not conf:
         return {"n_sections": 0, "ece": None}
     c, y = np.array(conf), np.array(correct)
@@ -262,6 +263,27 @@ def calibration(
         "ece": round(float(ece), 4),
         "accuracy": float(y.mean()),
         "mean_confidence": float(c.mean()),
+        # The reliability table (docs): per confidence bin, sections, their mean confidence and share correct.
+        "bins": [
+            {
+                "from": b / bins,
+                "to": (b + 1) / bins,
+                "n": int((which == b).sum()),
+                "mean_confidence": round(float(c[which == b].mean()), 4),
+                "correct": round(float(y[which == b].mean()), 4),
+            }
+            for b in range(bins)
+            if (which == b).any()
+        ],  # fmt: skip
+        "by_filled": {
+            kind: {
+                "n": int(m.sum()),
+                "mean_confidence": round(float(c[m].mean()), 4),
+                "correct": round(float(y[m].mean()), 4),
+            }
+            for kind, m in (("filled", np.array(filled)), ("empty", ~np.array(filled)))
+            if m.any()
+        },  # fmt: skip
     }
 
 

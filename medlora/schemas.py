@@ -285,9 +285,14 @@ class Grounding(_Strict):
 
 
 class SectionConfidence(_Strict):
-    """Uncalibrated until evaluate_model.py measures calibration on a real model."""
+    """Not a probability that the section is right: evaluate_model.py reports its reliability table
+    (``grounding.calibration``; docs/real-model.md)."""
 
-    mean_token_prob: float | None = Field(None, description="mean probability of the section's chosen tokens")
+    mean_token_prob: float | None = Field(
+        None,
+        description="mean probability the constrained decoder (after the adapter's empty-section bias) gave the "
+        "section's chosen tokens where the grammar left a choice; for an empty section, that of closing it",
+    )
     retrieval_scores: list[float] = Field(
         default_factory=list, description="BM25 scores of its cited passages"
     )

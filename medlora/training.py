@@ -293,6 +293,7 @@ def build_lora_model(
     load_in_4bit: bool = False,
     gradient_checkpointing: bool = False,
     config: Any = None,
+    top_layers: int = 0,
 ):
     """``(peft_model, parameter_counts)``: the base (or a random model of ``config``'s shape) with LoRA on it.
 
@@ -317,9 +318,14 @@ def build_lora_model(
     model.config.use_cache = False  # a KV cache is of no use in training and costs memory
     if load_in_4bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    # ``top_layers``: LoRA on the last N decoder layers only; backpropagation then stops at the lowest of them,
+    # which on a CPU saves most of the backward pass through the frozen layers below (0: every layer).
+    n_layers = model.config.num_hidden_layers
+    layers = list(range(max(n_layers - top_layers, 0), n_layers)) if top_layers else None
     lora = LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, task_type="CAUSAL_LM"
-    )
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, task_type="CAUSAL_LM",
+        layers_to_transform=layers,
+    )  # fmt: skip
     model = get_peft_model(model, lora, autocast_adapter_dtype=True)
     if gradient_checkpointing:
         # Checkpointed blocks need an input that requires grad, and the frozen embeddings give none.
