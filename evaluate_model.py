@@ -89,6 +89,11 @@ class EvalConfig:
         metadata={"help": "also score free (unconstrained) treatment generation; off halves a CPU run's treatment "
                   "time and keeps the published, constrained figures"},
     )  # fmt: skip
+    distractors: bool = field(
+        default=True,
+        metadata={"help": "also generate with distractor passages only (the abstention figure); off halves a "
+                  "model row's constrained generation"},
+    )  # fmt: skip
     batch_size: int = field(default=16, metadata={"help": "sequences per forward pass / generate call"})
     max_new_tokens: int = field(default=512, metadata={"help": "token budget of a generated answer"})
     treatment_max_new_tokens: int = field(default=512, metadata={"help": "token budget of a treatment JSON"})
@@ -243,7 +248,7 @@ def evaluate_one(
     if treat_rows:
         res["_row"], texts = eval_rows.model_row(
             model, tokenizer, treat_rows, index, cfg.treatment_max_new_tokens, cfg.batch_size, cfg.bootstrap,
-            cfg.seed, name, cfg.free_treatment,
+            cfg.seed, name, cfg.free_treatment, cfg.distractors,
         )  # fmt: skip
         if texts:
             res.update(metrics.treatment_scores(texts))

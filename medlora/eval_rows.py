@@ -84,6 +84,7 @@ def model_row(
     seed: int,
     name: str = "model",
     free: bool = True,
+    distractors: bool = True,
 ) -> tuple[dict[str, Any], list[str]]:
     """A model's row (and its raw treatment texts): free generation (``free``; off: no such part, no texts),
     constrained grounded generation with the rows' passages and with distractors only."""
@@ -97,17 +98,20 @@ def model_row(
         passages = [grounding_eval.row_passages(r, index) for r in rows]
         row["treatment"] = treatment_eval.evaluate_rows(rows, texts, n_boot, seed, passages)
     row.update(
-        constrained_part(model, tokenizer, rows, index, max_new_tokens, batch_size, n_boot, seed, name)
+        constrained_part(
+            model, tokenizer, rows, index, max_new_tokens, batch_size, n_boot, seed, name, distractors
+        )
     )
     return row, texts
 
 
 def constrained_part(
     model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], index: BM25Index, max_new_tokens: int,
-    batch_size: int, n_boot: int, seed: int, name: str,
+    batch_size: int, n_boot: int, seed: int, name: str, distractors: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     """The inference path's figures of a model (or, ``tokenizer`` None, a ready generator): constrained
-    grounded generation with the rows' passages and with distractors only, scored as published."""
+    grounded generation with the rows' passages and (``distractors``) with distractors only, scored as
+    published."""
     grounded, calibration = grounding_eval.generated_outputs(
         model, tokenizer, rows, index, max_new_tokens, batch_size, f"{name}: treatment (constrained)"
     )
@@ -117,6 +121,8 @@ def constrained_part(
         "grounding": grounding_eval.grounded_report(rows, grounded, index, seed, n_boot),
     }
     part["grounding"]["calibration"] = calibration
+    if not distractors:
+        return part
     distract = grounding_eval.no_evidence_rows(rows, index)
     none, _ = grounding_eval.generated_outputs(
         model, tokenizer, distract, index, max_new_tokens, batch_size, f"{name}: distractors only"
