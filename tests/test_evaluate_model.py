@@ -326,3 +326,25 @@ def test_the_evaluated_model_computes_what_the_trained_one_does(tiny_model, tiny
         assert torch.equal(model(input_ids=ids).logits, want)
         merged, _, _ = load_model(tiny_model, adapter, "cpu", "bf16", merge=True)
         assert not torch.equal(merged(input_ids=ids).logits, want)
+
+
+def test_a_cpu_sized_run_can_leave_out_free_generation_and_the_distractor_pass(
+    tiny_model, tiny_data, tmp_path
+):
+    out = tmp_path / "r.json"
+    argv = [
+        "--base-model",
+        str(tiny_model),
+        "--data-dir",
+        str(tiny_data),
+        "--base-only",
+        "--output",
+        str(out),
+    ]
+    argv += ["--limit-mc", "2", "--limit-gen", "1", "--limit-treatment", "2", "--no-free-treatment"]
+    assert run([*argv, "--no-distractors", *TINY]) == 0
+    row = json.loads(out.read_text())["rows"]["base"]
+    assert "treatment" not in row and "treatment_constrained" in row  # no free generation
+    assert "distractors_only" not in row["grounding"] and "calibration" in row["grounding"]
+    # The no-model rows keep every part: they cost no generation.
+    assert "distractors_only" in json.loads(out.read_text())["rows"]["extractive"]["grounding"]
