@@ -151,3 +151,11 @@ def test_generator_applies_the_adapters_bias(tiny_model, tok):
     assert pushed.text.startswith('{"immediate_actions":')
     first_empty = [n for n in SECTION_NAMES[1:] if f'"{n}":[]' in plain.text]
     assert not any(f'"{n}":[]' in pushed.text for n in first_empty[:1])
+
+
+def test_a_section_whose_margins_do_not_separate_on_val_is_not_biased():
+    items = [_item({"medications": m, "lifestyle": 0.5}, {"medications", "lifestyle"}) for m in (1.0, 3.0)]
+    items += [_item({"medications": m, "lifestyle": 3.0}, set()) for m in (1.0, 3.0)]
+    out = decisions.choose_bias(items, max_false_write=1.0)
+    assert out["per_section"]["medications"]["auc"] == 0.5 and out["empty_bias"]["medications"] == 0.0
+    assert out["per_section"]["lifestyle"]["auc"] == 1.0 and 0.5 < out["empty_bias"]["lifestyle"] <= 3.0
