@@ -413,12 +413,18 @@ def write_decoding(cfg: TrainConfig, model, tokenizer, adapter_dir: Path) -> dic
     ]
     rows = sample_rows(rows, cfg.bias_val_rows, cfg.seed)
     model.eval()
-    items = decisions.decision_margins(model, tokenizer, rows, max_length=max(cfg.max_length, 1536))
-    chosen = decisions.choose_bias(items)
+    length = max(cfg.max_length, 1536)
+    items = decisions.decision_margins(model, tokenizer, rows, max_length=length)
+    # Chosen where the decoder is when it has written nothing yet (every earlier section empty): the state
+    # generation starts from; the gold-prefix figures say whether the decisions were learned at all.
+    silent = decisions.decision_margins(model, tokenizer, rows, max_length=length, prefix="silent")
+    chosen = decisions.choose_bias(silent)
     out = {
         **chosen,
         "val_rows": len(items),
+        "prefix": "silent",
         "p_empty_before_bias": decisions.summarise(items),
+        "p_empty_silent_prefix": decisions.summarise(silent),
         "seconds": round(_time.time() - t0, 1),
     }
     write_json(adapter_dir / decisions.DECODING_FILE, out)

@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--write-bias", action="store_true", help="choose the bias and write ADAPTER/decoding.json"
     )
+    ap.add_argument(
+        "--prefix", choices=("gold", "silent"), default="gold",
+        help="sections before each decision: the target's (gold) or all empty (silent, the decoder's state "
+        "when it has written nothing yet)",
+    )  # fmt: skip
     ap.add_argument("--output", default=None, help="write the report here too")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -74,11 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = sample_rows(rows, args.limit, args.seed)
     model, tokenizer, _ = load_model(args.base_model, args.adapter, "cpu", args.precision, merge=False)
     t0 = time.time()
-    items = decisions.decision_margins(model, tokenizer, rows)
+    items = decisions.decision_margins(model, tokenizer, rows, prefix=args.prefix)
     report = {
         "base_model": args.base_model,
         "adapter": args.adapter,
         "split": args.split,
+        "prefix": args.prefix,
         "rows": len(items),
         "p_empty": decisions.summarise(items),
         "seconds": round(time.time() - t0, 1),
@@ -90,7 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         report["chosen"] = chosen
         write_json(
             Path(args.adapter) / decisions.DECODING_FILE,
-            {**chosen, "val_rows": len(items), "p_empty_before_bias": report["p_empty"]},
+            {
+                **chosen,
+                "val_rows": len(items),
+                "prefix": args.prefix,
+                "p_empty_before_bias": report["p_empty"],
+            },
         )
     text = json.dumps(report, indent=2)
     print(text)

@@ -81,10 +81,12 @@ def margin(logits: Any, empty: list[int], fill: list[int]) -> float:
 
 
 def decision_margins(
-    model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], max_length: int = 1536
+    model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], max_length: int = 1536, prefix: str = "gold"
 ) -> list[dict[str, Any]]:
     """Teacher-forced, per row with passages: per section ``(margin, target filled)``; rows without passages
-    are left out (the grammar allows only empty sections there)."""
+    are left out (the grammar allows only empty sections there). ``prefix`` "gold": the sections before each
+    decision are the target's; "silent": they are all empty, the state a decoder that has written nothing yet
+    is in (one forward over the all-empty answer gives every section's decision in that state)."""
     import torch
 
     from .prompts import encode_example
@@ -96,7 +98,11 @@ def decision_margins(
     for row in rows:
         if not row.get("passages"):
             continue
-        enc = encode_example(tokenizer, row["messages"], max_length, kind="treatment")
+        messages = row["messages"]
+        if prefix == "silent":
+            empty = json.dumps({name: [] for name in SECTION_NAMES}, separators=(",", ":"))
+            messages = [*messages[:-1], {"role": "assistant", "content": empty}]
+        enc = encode_example(tokenizer, messages, max_length, kind="treatment")
         if enc is None or not enc.decisions:
             continue
         target = json.loads(row["messages"][-1]["content"])

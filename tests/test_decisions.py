@@ -159,3 +159,20 @@ def test_a_section_whose_margins_do_not_separate_on_val_is_not_biased():
     out = decisions.choose_bias(items, max_false_write=1.0)
     assert out["per_section"]["medications"]["auc"] == 0.5 and out["empty_bias"]["medications"] == 0.0
     assert out["per_section"]["lifestyle"]["auc"] == 1.0 and 0.5 < out["empty_bias"]["lifestyle"] <= 3.0
+
+
+def test_margins_teacher_forced_on_the_target_or_on_a_silent_prefix(tiny_model, tok):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    row = {"id": "t", "passages": [1, 2], "messages": treatment_messages(RECORD, TARGET)}
+    gold = decisions.decision_margins(model, tok, [row])[0]["sections"]
+    silent = decisions.decision_margins(model, tok, [row], prefix="silent")[0]["sections"]
+    assert {n: s["filled"] for n, s in gold.items()} == {n: s["filled"] for n, s in silent.items()}
+    assert gold["medications"]["filled"] and not gold["follow_up"]["filled"]
+    # The first decision sees the same prefix either way; later ones differ once the target has filled one.
+    assert gold["immediate_actions"]["margin"] == silent["immediate_actions"]["margin"]
+    assert gold["follow_up"]["margin"] != silent["follow_up"]["margin"]
+    assert decisions.decision_margins(model, tok, [{**row, "passages": []}]) == []  # no passages: no decision
