@@ -41,6 +41,7 @@ from medlora.data import medquad
 from medlora.data.prompts import count_tokens, render
 from medlora.data.sources import read_annotations, read_medquad
 from medlora.datasets import treatment as treatment_data
+from medlora.datasets.learnable import DEFAULT_TARGET_TOKENS
 from medlora.datasets.passage_index import build_index
 from medlora.datasets.raft import DEFAULT_NO_RELEVANT_SHARE, make_grounder
 from medlora.model import embedded as embedded_model
@@ -119,6 +120,10 @@ class DownloadConfig:
     encoder_threads: int = field(
         default=0, metadata={"help": "threads for encoding the passages at index build (0: torch's default)"}
     )
+    max_target_tokens: int = field(
+        default=DEFAULT_TARGET_TOKENS,
+        metadata={"help": "train/val treatment targets are cut (whole items) to this many tokens"},
+    )
     no_relevant_share: float = field(
         default=DEFAULT_NO_RELEVANT_SHARE,
         metadata={
@@ -134,6 +139,8 @@ class DownloadConfig:
             raise UsageError("--val-fraction plus --test-fraction must leave something to train on")
         if self.patients_per_focus < 1:
             raise UsageError("--patients-per-focus must be at least 1")
+        if self.max_target_tokens < 16:
+            raise UsageError("--max-target-tokens must be at least 16")
         if self.max_length < 16:
             raise UsageError("--max-length must be at least 16")
         if not 0 <= self.k <= retrieval.MAX_PASSAGES:
@@ -249,6 +256,8 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
             cfg.encoder_threads,
         )
     held_out = index.meta.get("no_evidence", {})
+    # Targets are cut to the decoding budget in the model's own tokens (none at hand: not cut).
+    count = (lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])) if tokenizer else None
     splits = {}
     for name, rows in split_pairs.items():
         with step(f"building the {name} examples (synthetic patients, retrieved passages)"):
@@ -256,7 +265,15 @@ def build_data(cfg: DownloadConfig, model_source: dict[str, Any] | None) -> dict
                 rows,
                 seed=cfg.seed,
                 patients_per_focus=cfg.patients_per_focus,
-                ground=make_grounder(index, name, cfg.k, cfg.no_relevant_share, cfg.max_context_tokens),
+                ground=make_grounder(
+                    index,
+                    name,
+                    cfg.k,
+                    cfg.no_relevant_share,
+                    cfg.max_context_tokens,
+                    count_tokens=count,
+                    max_target_tokens=cfg.max_target_tokens,
+                ),  # fmt: skip
                 # Val and test patients: a share written as people write their condition, and real topics with
                 # no evidence (training keeps exact names: the rules there were built from them).
                 lexicon=index.lexicon if name != "train" else None,

@@ -92,6 +92,16 @@ class EvalConfig:
         default=96,
         metadata={"help": "treatment examples (synthetic patients) generated and scored (0 skips)"},
     )
+    free_treatment: bool = field(
+        default=True,
+        metadata={"help": "also score free (unconstrained) treatment generation; off halves a CPU run's treatment "
+                  "time and keeps the published, constrained figures"},
+    )  # fmt: skip
+    distractors: bool = field(
+        default=True,
+        metadata={"help": "also generate with distractor passages only (the abstention figure); off halves a "
+                  "model row's constrained generation"},
+    )  # fmt: skip
     batch_size: int = field(default=16, metadata={"help": "sequences per forward pass / generate call"})
     max_new_tokens: int = field(default=512, metadata={"help": "token budget of a generated answer"})
     treatment_max_new_tokens: int = field(default=512, metadata={"help": "token budget of a treatment JSON"})
@@ -281,9 +291,9 @@ def evaluate_one(
         else:
             row, texts = eval_rows.model_row(
                 model, tokenizer, treat_items, index, cfg.treatment_max_new_tokens, cfg.batch_size,
-                cfg.bootstrap, cfg.seed, label,
+                cfg.bootstrap, cfg.seed, label, cfg.free_treatment, cfg.distractors,
             )  # fmt: skip
-            out = {"_row": row, **metrics.treatment_scores(texts)}
+            out = {"_row": row, **(metrics.treatment_scores(texts) if texts else {})}
             shown = "treatment rows:\n" + "\n".join(eval_rows.rows_table({name: row}))
         out["model"], out[f"seconds_{part}"] = info, round(time.perf_counter() - t0, 1)
         res.update(parts.put(f"{name}:{part}", out))

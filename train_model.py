@@ -53,6 +53,7 @@ RESUME_KEYS = (
     "base_model", "data_dir", "max_length", "limit_examples", "limit_val_examples", "epochs", "max_steps",
     "batch_size", "gradient_accumulation_steps", "learning_rate", "warmup_ratio", "weight_decay", "lora_r", "lora_alpha",
     "lora_dropout", "lora_target_modules", "precision", "load_in_4bit", "seed", "eval_steps",
+    "decision_weight", "treatment_share", "rare_boost", "lora_top_layers",
 )  # fmt: skip
 
 
@@ -79,6 +80,33 @@ class TrainConfig:
     )
     limit_val_examples: int = field(
         default=0, metadata={"help": "use N val examples, a seeded sample (0: as --limit-examples)"}
+    )
+    treatment_share: float = field(
+        default=0.0,
+        metadata={
+            "help": "with --limit-examples: this share of the sample are treatment examples (0: as the split)"
+        },
+    )
+    rare_boost: bool = field(
+        default=False,
+        metadata={
+            "help": "with --treatment-share: draw treatment examples that fill rarely filled sections more often"
+        },
+    )
+    decision_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "loss weight of the token after each section's '[' (filled or empty); 1: plain loss"
+        },
+    )
+    choose_bias: bool = field(
+        default=False,
+        metadata={"help": "after training, choose the per-section decoding bias against '[]' on val "
+                  "(decoding.json in the adapter; medlora/decisions.py)"},
+    )  # fmt: skip
+    bias_val_rows: int = field(default=96, metadata={"help": "val treatment rows --choose-bias uses"})
+    lora_top_layers: int = field(
+        default=0, metadata={"help": "LoRA on the last N decoder layers only (0: all); faster steps on a CPU"}
     )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: float = field(default=32.0, metadata={"help": "LoRA alpha (scale = alpha / r)"})
@@ -120,6 +148,7 @@ class TrainConfig:
             "limit_val_examples",
             "eval_steps",
             "early_stopping_patience",
+            "lora_top_layers",
         )
         for name in (*nonneg, "weight_decay"):
             if getattr(self, name) < 0:
@@ -128,6 +157,8 @@ class TrainConfig:
             raise UsageError("--logging-steps, --save-total-limit and --lora-alpha must be positive")
         if not 0 <= self.lora_dropout < 1 or not 0 <= self.warmup_ratio < 1:
             raise UsageError("--lora-dropout and --warmup-ratio must be in [0, 1)")
+        if not 0 <= self.treatment_share <= 1 or self.decision_weight <= 0 or self.bias_val_rows < 1:
+            raise UsageError("--treatment-share must be in [0, 1], --decision-weight and --bias-val-rows > 0")
         if self.max_length < 32:
             raise UsageError("--max-length must be at least 32 tokens")
 
@@ -242,7 +273,7 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         with step("loading the base model and adding LoRA"):
             model, counts = training.build_lora_model(
                 cfg.base_model, dtype, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules,
-                cfg.load_in_4bit, cfg.gradient_checkpointing,
+                cfg.load_in_4bit, cfg.gradient_checkpointing, top_layers=cfg.lora_top_layers,
             )  # fmt: skip
     except ValueError as e:  # PEFT names the target modules it cannot find
         raise UsageError(f"--lora-target-modules: {str(e).splitlines()[0]}") from None
@@ -259,9 +290,12 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     with args.main_process_first(desc="tokenising"):  # one process tokenises, the others read its cache
         for name in ("train", "val"):
             limit = (cfg.limit_val_examples or cfg.limit_examples) if name == "val" else cfg.limit_examples
+            mix = None
+            if name == "train" and cfg.treatment_share:
+                mix = {"treatment_share": cfg.treatment_share, "rare_boost": cfg.rare_boost, "seed": cfg.seed}
             with step(f"tokenising the {name} split"):  # datasets' own bar is off outside a terminal
                 splits[name], stats[name] = training.load_split(
-                    data / f"{name}.jsonl", tokenizer, tok_fp, cfg.max_length, cache, limit
+                    data / f"{name}.jsonl", tokenizer, tok_fp, cfg.max_length, cache, limit, mix
                 )
             log.info("%s examples: %s", name, stats[name])
     # Evaluation order does not matter, so batch the val split by length: random batches of 4 are a third padding.
@@ -281,12 +315,19 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     if cfg.tensorboard:
         callbacks.append(TensorBoardCallback())
         callbacks[-1].logging_dir = str(out.parent / "runs" / out.name / time.strftime("%Y%m%d-%H%M%S"))
-    trainer = Trainer(
+    trainer_cls = Trainer
+    if cfg.decision_weight != 1.0:
+        from medlora.data.decisions import weighted_trainer
+
+        trainer_cls = weighted_trainer(Trainer)
+    trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=splits["train"],
         eval_dataset=splits["val"] if has_eval else None,
-        data_collator=training.PadCollator(tokenizer.pad_token_id, 8 if device.startswith("cuda") else None),
+        data_collator=training.PadCollator(
+            tokenizer.pad_token_id, 8 if device.startswith("cuda") else None, cfg.decision_weight
+        ),
         processing_class=tokenizer,
         callbacks=callbacks,
     )
@@ -317,6 +358,7 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         "base_model": {**read_model_source(cfg.base_model), "path": cfg.base_model},
         "data": {**plan["data"], "examples": stats},
         "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout}
+        | {"top_layers": cfg.lora_top_layers}
         | {"target_modules": cfg.lora_target_modules, **counts},
         "training": {k: getattr(cfg, k) for k in hyper}
         | {
@@ -336,6 +378,9 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "run_config.json", config_dict(cfg))
         write_json(tmp / "model_info.json", info)
+        if cfg.choose_bias:
+            info["decoding"] = write_decoding(cfg, trainer.model, tokenizer, tmp)
+            write_json(tmp / "model_info.json", info)
         write_model_card(tmp)
         if cfg.merge:
             with step("merging the adapter into a standalone model"):
@@ -372,6 +417,42 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         eval_cfg.validate()
         train_log["evaluation"] = evaluate_model.main(eval_cfg)
     return train_log
+
+
+def write_decoding(cfg: TrainConfig, model, tokenizer, adapter_dir: Path) -> dict:
+    """Choose the per-section bias against empty sections on val (teacher-forced decision margins of the model
+    just trained) and write it, with P(empty) for filled and empty targets, to ADAPTER/decoding.json."""
+    import time as _time
+
+    from medlora.common.files import read_jsonl
+    from medlora.data import decisions
+    from medlora.training.run import sample_rows
+
+    t0 = _time.time()
+    rows = [
+        r
+        for r in read_jsonl(Path(cfg.data_dir) / "val.jsonl")
+        if r["kind"] == "treatment" and r.get("passages")
+    ]
+    rows = sample_rows(rows, cfg.bias_val_rows, cfg.seed)
+    model.eval()
+    length = max(cfg.max_length, 1536)
+    items = decisions.decision_margins(model, tokenizer, rows, max_length=length)
+    # Chosen where the decoder is when it has written nothing yet (every earlier section empty): the state
+    # generation starts from; the gold-prefix figures say whether the decisions were learned at all.
+    silent = decisions.decision_margins(model, tokenizer, rows, max_length=length, prefix="silent")
+    chosen = decisions.choose_bias(silent)
+    out = {
+        **chosen,
+        "val_rows": len(items),
+        "prefix": "silent",
+        "p_empty_before_bias": decisions.summarise(items),
+        "p_empty_silent_prefix": decisions.summarise(silent),
+        "seconds": round(_time.time() - t0, 1),
+    }
+    write_json(adapter_dir / decisions.DECODING_FILE, out)
+    log.info("decoding bias chosen on %d val rows: %s", len(items), chosen["empty_bias"])
+    return {k: out[k] for k in ("empty_bias", "val_rows", "abstention_on_val")}
 
 
 def write_merged(cfg: TrainConfig, dtype, adapter_dir: Path, info: dict) -> None:

@@ -396,3 +396,25 @@ def test_a_rerun_with_other_settings_starts_afresh(tiny_model, tiny_data, tmp_pa
     assert run([*argv, "--limit-mc", "3"]) == 0
     assert "other settings or data: starting afresh" in capsys.readouterr().err
     assert json.loads(out.read_text())["base"]["n_mc"] == 3
+
+
+def test_a_cpu_sized_run_can_leave_out_free_generation_and_the_distractor_pass(
+    tiny_model, tiny_data, tmp_path
+):
+    out = tmp_path / "r.json"
+    argv = [
+        "--base-model",
+        str(tiny_model),
+        "--data-dir",
+        str(tiny_data),
+        "--base-only",
+        "--output",
+        str(out),
+    ]
+    argv += ["--limit-mc", "2", "--limit-gen", "1", "--limit-treatment", "2", "--no-free-treatment"]
+    assert run([*argv, "--no-distractors", *TINY]) == 0
+    row = json.loads(out.read_text())["rows"]["base"]
+    assert "treatment" not in row and "treatment_constrained" in row  # no free generation
+    assert "distractors_only" not in row["grounding"] and "calibration" in row["grounding"]
+    # The no-model rows keep every part: they cost no generation.
+    assert "distractors_only" in json.loads(out.read_text())["rows"]["extractive"]["grounding"]

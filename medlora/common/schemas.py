@@ -37,6 +37,8 @@ RULES_ONLY_DISCLAIMER = (
 # immediate_actions come from the safety rules (MedQuAD has no urgent-care answers), not from passages: items
 # there cite nothing.
 UNCITED_SECTIONS = ("immediate_actions",)
+# Sections the safety rules write (the emergency line): training targets leave them empty, the model never decides.
+LEFT_TO_THE_RULES = ("immediate_actions",)
 EMERGENCY_HEAD = "EMERGENCY: call the local emergency number or go to the nearest emergency department now"
 EMERGENCY_LINE = re.compile(r"^\s*EMERGENCY\b", re.I)
 
@@ -315,14 +317,15 @@ class Grounding(_Strict):
 
 
 class SectionConfidence(_Strict):
-    """What the decoder and retrieval say about a section: not a probability that its advice is right, and
-    uncalibrated until evaluate_model.py measures calibration on a real model."""
+    """What the decoder and retrieval say about a section: not a probability that its advice is right;
+    evaluate_model.py reports its reliability table on val/test items (docs/real-model.md)."""
 
     mean_token_prob: float | None = Field(
         None,
-        description="mean probability the constrained decoder gave the tokens it chose for this section "
-        "(how sure it was of its own wording, not whether the advice is right); null when the section is "
-        "empty (an empty list is an easy choice, not a confident answer) or a rule removed or changed an item",
+        description="mean probability the constrained decoder (after the adapter's empty-section bias, if any) "
+        "gave the tokens it chose for this section where the grammar left a choice (how sure it was of its own "
+        "wording, not whether the advice is right); null when the section is empty (an empty list is an easy "
+        "choice, not a confident answer) or a rule removed or changed an item",
     )
     retrieval_scores: list[float] = Field(
         default_factory=list, description="BM25 scores of its cited passages"

@@ -200,7 +200,7 @@ def calibration(generated: Sequence[Any], rows: Rows, index: BM25Index, bins: in
     passages it cites."""
     from ..grounding.support import supports
 
-    conf, correct = [], []
+    conf, correct, filled = [], [], []
     for g, item in zip(generated, as_items(rows, index), strict=True):
         target, passages = item.target, item.passages
         for name in SECTION_NAMES:
@@ -215,6 +215,7 @@ def calibration(generated: Sequence[Any], rows: Rows, index: BM25Index, bins: in
             )
             conf.append(p)
             correct.append(float(ok))
+            filled.append(bool(items))
     if not conf:
         return {"n_sections": 0, "ece": None}
     c, y = np.array(conf), np.array(correct)
@@ -229,6 +230,27 @@ def calibration(generated: Sequence[Any], rows: Rows, index: BM25Index, bins: in
         "ece": round(float(ece), 4),
         "accuracy": float(y.mean()),
         "mean_confidence": float(c.mean()),
+        # The reliability table (docs): per confidence bin, sections, their mean confidence and share correct.
+        "bins": [
+            {
+                "from": b / bins,
+                "to": (b + 1) / bins,
+                "n": int((which == b).sum()),
+                "mean_confidence": round(float(c[which == b].mean()), 4),
+                "correct": round(float(y[which == b].mean()), 4),
+            }
+            for b in range(bins)
+            if (which == b).any()
+        ],  # fmt: skip
+        "by_filled": {
+            kind: {
+                "n": int(m.sum()),
+                "mean_confidence": round(float(c[m].mean()), 4),
+                "correct": round(float(y[m].mean()), 4),
+            }
+            for kind, m in (("filled", np.array(filled)), ("empty", ~np.array(filled)))
+            if m.any()
+        },  # fmt: skip
     }
 
 

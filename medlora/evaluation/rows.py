@@ -87,27 +87,35 @@ def model_row(
     n_boot: int,
     seed: int,
     name: str = "model",
+    free: bool = True,
+    distractors: bool = True,
 ) -> tuple[dict[str, Any], list[str]]:
-    """A model's row (and its raw treatment texts): free generation, constrained grounded generation with the
-    rows' passages and with distractors only."""
-    messages = [it.prompt for it in rows]
-    texts, _ = metrics.greedy_generate(
-        model, tokenizer, messages, max_new_tokens, batch_size, f"{name}: treatment (free)"
-    )
-    passages = [it.passages for it in rows]
-    row = {"treatment": treatment_eval.evaluate_rows(rows, texts, n_boot, seed, passages)}
+    """A model's row (and its raw treatment texts): free generation (``free``; off: no such part, no texts),
+    constrained grounded generation with the rows' passages and with distractors only."""
+    row: dict[str, Any] = {}
+    texts: list[str] = []
+    if free:
+        messages = [it.prompt for it in rows]
+        texts, _ = metrics.greedy_generate(
+            model, tokenizer, messages, max_new_tokens, batch_size, f"{name}: treatment (free)"
+        )
+        passages = [it.passages for it in rows]
+        row["treatment"] = treatment_eval.evaluate_rows(rows, texts, n_boot, seed, passages)
     row.update(
-        constrained_part(model, tokenizer, rows, index, max_new_tokens, batch_size, n_boot, seed, name)
+        constrained_part(
+            model, tokenizer, rows, index, max_new_tokens, batch_size, n_boot, seed, name, distractors
+        )
     )
     return row, texts
 
 
 def constrained_part(
     model: Any, tokenizer: Any, rows: Sequence[EvalItem], index: BM25Index, max_new_tokens: int,
-    batch_size: int, n_boot: int, seed: int, name: str,
+    batch_size: int, n_boot: int, seed: int, name: str, distractors: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     """The inference path's figures of a model (or, ``tokenizer`` None, a ready generator): constrained
-    grounded generation with the rows' passages and with distractors only, scored as published."""
+    grounded generation with the rows' passages and (``distractors``) with distractors only, scored as
+    published."""
     grounded, calibration = grounding_eval.generated_outputs(
         model, tokenizer, rows, index, max_new_tokens, batch_size, f"{name}: treatment (constrained)"
     )
@@ -117,6 +125,8 @@ def constrained_part(
         "grounding": grounding_eval.grounded_report(rows, grounded, index, seed, n_boot),
     }
     part["grounding"]["calibration"] = calibration
+    if not distractors:
+        return part
     distract = distractor_items(rows, index)
     none, _ = grounding_eval.generated_outputs(
         model, tokenizer, distract, index, max_new_tokens, batch_size, f"{name}: distractors only",
@@ -185,6 +195,7 @@ def paired_differences(rows: dict[str, dict[str, Any]], n_boot: int, seed: int) 
             rows["base"][part]["_items"], rows["fine_tuned"][part]["_items"], n_boot, seed
         )
         for part in ("treatment", "treatment_constrained")
+        if part in rows["base"] and part in rows["fine_tuned"]
     }
 
 

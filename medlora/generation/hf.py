@@ -42,10 +42,20 @@ def tokenizer_info(tokenizer: Any, vocab_size: int, eos_id: int) -> Any:
 class SectionsGenerator(GrammarGenerator):
     """Compiles the grammar once for a model and tokenizer; ``generate`` runs batches of records."""
 
-    def __init__(self, model: Any, tokenizer: Any, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        empty_bias: dict[str, float] | None = None,
+    ):
         import xgrammar as xgr
 
         self.model, self.max_new_tokens = model, max_new_tokens
+        # Per-section bias against "[]" chosen on val and stored with the adapter (``data.decisions``);
+        # ``model.loading.load_model`` puts it on the model it loads.
+        self.empty_bias = empty_bias if empty_bias is not None else getattr(model, "empty_bias", None)
+        self._pieces: Any = None
         self.eos_id = tokenizer.eos_token_id
         # Left padding needs a pad id; the attention mask hides it, so EOS is acceptable when none is set.
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
@@ -82,6 +92,13 @@ class SectionsGenerator(GrammarGenerator):
         device = next(self.model.parameters()).device
         # A slow CPU takes minutes per batch: the heartbeat says tokens so far, rate and time left meanwhile.
         beat = TokenProgress("generating", len(prompts), self.max_new_tokens)
+        processors: list[Any] = [LogitsProcessor([self.grammar(n) for n in n_passages])]
+        if self.empty_bias:
+            from ..data.decisions import EmptyBias, Pieces
+
+            if self._pieces is None:
+                self._pieces = Pieces(self.tokenizer, self.model.get_output_embeddings().weight.shape[0])
+            processors.append(EmptyBias(self.tokenizer, self._pieces, self.empty_bias, width))
         with torch.inference_mode(), beat:
             seqs = self.model.generate(
                 input_ids=ids.to(device),
@@ -89,9 +106,7 @@ class SectionsGenerator(GrammarGenerator):
                 max_new_tokens=self.max_new_tokens,
                 do_sample=do_sample,
                 # A grammar matcher holds per-call state: one processor per generate() call, one grammar per row.
-                logits_processor=LogitsProcessorList(
-                    [LogitsProcessor([self.grammar(n) for n in n_passages]), probs, beat]
-                ),
+                logits_processor=LogitsProcessorList([*processors, probs, beat]),
                 pad_token_id=self.pad_id,
                 eos_token_id=self.eos_id,
             )

@@ -310,6 +310,11 @@ def load_model(
         if merge:
             model = model.merge_and_unload()
     model.to(device).eval()
+    if adapter_dir is not None:
+        from ..data.decisions import load_bias
+
+        # The decoding biases chosen on val for this adapter travel with the model to every generator.
+        model.empty_bias = load_bias(adapter_dir)
     source = read_model_source(base_dir)
     info = {
         "base": source.get("model_id") or str(base_dir),

@@ -23,8 +23,9 @@ from ..data.prompts import IGNORE_INDEX, encode_example
 
 log = logging.getLogger(__name__)
 
-# 2: a limited split is a seeded sample over the whole file, not its first rows.
-CACHE_FORMAT = 2
+# 2: a limited split is a seeded sample over the whole file, not its first rows. 3: the decision tokens column
+# and the treatment mixture.
+CACHE_FORMAT = 3
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer.model",
@@ -55,10 +56,18 @@ def pad_token_id(tokenizer: Any) -> int:
 def _encode_row(row: dict[str, Any], tokenizer: Any, max_length: int) -> dict[str, Any]:
     enc = encode_example(tokenizer, row["messages"], max_length, kind=row["kind"])
     if enc is None:
-        return {"input_ids": [], "labels": [], "length": 0, "shortened": False, "dropped": True}
+        return {
+            "input_ids": [],
+            "labels": [],
+            "decisions": [],
+            "length": 0,
+            "shortened": False,
+            "dropped": True,
+        }
     return {
         "input_ids": enc.input_ids,
         "labels": enc.labels,
+        "decisions": sorted((enc.decisions or {}).values()),
         "length": len(enc.input_ids),
         "shortened": enc.shortened,
         "dropped": False,
@@ -72,16 +81,24 @@ def tokenise_rows(tokenizer: Any, rows: list[dict[str, Any]], max_length: int, n
     if num_proc is None:
         num_proc = min(os.cpu_count() or 1, 8) if len(rows) >= PARALLEL_THRESHOLD else 1
     table = datasets.Dataset.from_list([{"kind": r["kind"], "messages": r["messages"]} for r in rows])
+    ints = datasets.Sequence(datasets.Value("int64"))
+    # Explicit types: a first batch of QA rows alone would type "decisions" as a list of nulls.
+    features = datasets.Features(
+        {"input_ids": ints, "labels": ints, "decisions": ints, "length": datasets.Value("int64")}
+        | {"shortened": datasets.Value("bool"), "dropped": datasets.Value("bool")}
+    )
     encoded = table.map(
         _encode_row,
         fn_kwargs={"tokenizer": tokenizer, "max_length": max_length},
         remove_columns=table.column_names,
+        features=features,
         num_proc=num_proc if num_proc > 1 else None,
         desc="tokenising",
     )
     dropped = sum(encoded["dropped"])
     stats = {
         "total": len(rows),
+        "treatment": sum(r["kind"] == "treatment" for r in rows),
         "used": len(rows) - dropped,
         "shortened": sum(encoded["shortened"]),
         "dropped": dropped,
@@ -109,7 +126,9 @@ def prompt_code() -> bytes:
     return b"".join(line for line in lines if not line.startswith((b"from ", b"import ")))
 
 
-def cache_key(split_file: Path, tokenizer_fp: str, max_length: int, limit: int) -> str:
+def cache_key(
+    split_file: Path, tokenizer_fp: str, max_length: int, limit: int, mix: dict[str, Any] | None = None
+) -> str:
     code = hashlib.sha256(prompt_code()).hexdigest()
     parts = {
         "format": CACHE_FORMAT,
@@ -118,6 +137,7 @@ def cache_key(split_file: Path, tokenizer_fp: str, max_length: int, limit: int) 
         "tokenizer": tokenizer_fp,
         "max_length": max_length,
         "limit": limit,
+        **({"mixture": mix} if mix else {}),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -129,16 +149,24 @@ def load_split(
     max_length: int,
     cache_dir: Path,
     limit: int = 0,
+    mix: dict[str, Any] | None = None,
 ):
-    """The tokenised split from the cache, or tokenised now and cached (written beside, then renamed)."""
+    """The tokenised split from the cache, or tokenised now and cached (written beside, then renamed). ``mix``
+    (``treatment_share``, ``rare_boost``, ``seed``): ``limit`` rows drawn by ``learnable.mixture``."""
     import datasets
 
-    dest = cache_dir / f"{split_file.stem}-{cache_key(split_file, tokenizer_fp, max_length, limit)}"
+    dest = cache_dir / f"{split_file.stem}-{cache_key(split_file, tokenizer_fp, max_length, limit, mix)}"
     meta_file = dest / "medlora_stats.json"
     if meta_file.is_file():
         log.info("using cached tokenised %s from %s", split_file.name, dest)
         return datasets.load_from_disk(str(dest)), json.loads(meta_file.read_text(encoding="utf-8"))
-    rows = sample_rows(read_jsonl(split_file), limit)
+    rows = read_jsonl(split_file)
+    if mix and limit:
+        from .mixture import mixture
+
+        rows = mixture(rows, limit, mix["treatment_share"], mix["rare_boost"], mix.get("seed", 0))
+    else:
+        rows = sample_rows(rows, limit)
     ds, stats = tokenise_rows(tokenizer, rows, max_length)
     tmp = make_temp_dir(dest)
     try:
@@ -157,9 +185,11 @@ def load_split(
 class PadCollator:
     """Dynamic padding to the longest example of the batch; padding is masked by length, never by token id."""
 
-    def __init__(self, pad_id: int, pad_to_multiple_of: int | None = None):
+    def __init__(self, pad_id: int, pad_to_multiple_of: int | None = None, decision_weight: float = 1.0):
         self.pad_id = pad_id
         self.multiple = pad_to_multiple_of
+        # Above 1: a "weights" tensor gives the fill-or-empty tokens (``decisions``) this weight in the loss.
+        self.decision_weight = decision_weight
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -175,7 +205,14 @@ class PadCollator:
             input_ids[i, :n] = torch.as_tensor(f["input_ids"])
             labels[i, :n] = torch.as_tensor(f["labels"])
             attention[i, :n] = 1
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+        batch = {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+        if self.decision_weight != 1.0:
+            weights = torch.ones((len(features), width), dtype=torch.float32)
+            for i, f in enumerate(features):
+                for t in f.get("decisions") or []:
+                    weights[i, t] = self.decision_weight
+            batch["weights"] = weights
+        return batch
 
 
 def padding_share(lengths: list[int], batch_size: int, grouped: bool, seed: int = 0) -> float:
@@ -263,6 +300,7 @@ def build_lora_model(
     load_in_4bit: bool = False,
     gradient_checkpointing: bool = False,
     config: Any = None,
+    top_layers: int = 0,
 ):
     """``(peft_model, parameter_counts)``: the base (or a random model of ``config``'s shape) with LoRA on it.
 
@@ -287,9 +325,14 @@ def build_lora_model(
     model.config.use_cache = False  # a KV cache is of no use in training and costs memory
     if load_in_4bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    # ``top_layers``: LoRA on the last N decoder layers only; backpropagation then stops at the lowest of them,
+    # which on a CPU saves most of the backward pass through the frozen layers below (0: every layer).
+    n_layers = model.config.num_hidden_layers
+    layers = list(range(max(n_layers - top_layers, 0), n_layers)) if top_layers else None
     lora = LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, task_type="CAUSAL_LM"
-    )
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, task_type="CAUSAL_LM",
+        layers_to_transform=layers,
+    )  # fmt: skip
     model = get_peft_model(model, lora, autocast_adapter_dtype=True)
     if gradient_checkpointing:
         # Checkpointed blocks need an input that requires grad, and the frozen embeddings give none.

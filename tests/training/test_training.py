@@ -34,7 +34,7 @@ def test_labels_cover_only_the_answer_and_its_eos(tokenizer):
     assert labels[-1] == tokenizer.eos_token_id
     assert tokenizer.decode(labels[first:]) == "Gout is arthritis." + tokenizer.eos_token
     assert "<|assistant|>" in tokenizer.decode(ids[:first])
-    assert stats == {"total": 1, "used": 1, "shortened": 0, "dropped": 0, "tokens": len(ids)}
+    assert stats == {"total": 1, "treatment": 0, "used": 1, "shortened": 0, "dropped": 0, "tokens": len(ids)}
     assert ds[0]["length"] == len(ids)
 
 
