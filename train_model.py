@@ -102,7 +102,7 @@ class TrainConfig:
     choose_bias: bool = field(
         default=False,
         metadata={"help": "after training, choose the per-section decoding bias against '[]' on val "
-                  "(decoding.json in the adapter; medlora/decisions.py)"},
+                  "(decoding.json in the adapter; medlora/data/decisions.py)"},
     )  # fmt: skip
     bias_val_rows: int = field(default=96, metadata={"help": "val treatment rows --choose-bias uses"})
     lora_top_layers: int = field(
