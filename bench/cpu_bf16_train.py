@@ -64,8 +64,8 @@ def cpu_flags() -> list[str]:
 def build(base: str, mode: str):
     import torch
 
+    from medlora.training.config import LLAMA_PROJECTIONS
     from medlora.training.run import build_lora_model
-    from train_model import LLAMA_PROJECTIONS
 
     dtype = torch.bfloat16 if mode == "bf16" else torch.float32
     torch.manual_seed(0)

@@ -196,7 +196,7 @@ def test_a_few_lora_steps_on_real_examples_lower_smollm2s_loss(smollm2_dir, smol
     import torch
 
     from medlora.common.files import read_jsonl
-    from train_model import LLAMA_PROJECTIONS
+    from medlora.training.config import LLAMA_PROJECTIONS
 
     tok = smollm2_tokenizer
     rows = [r for r in read_jsonl(tiny_data / "train.jsonl") if r["kind"] == "qa"][:2]
