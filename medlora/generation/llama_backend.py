@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..common.cli import UsageError
+from ..common.progress import TokenProgress
 from ..common.schemas import PatientRecord
 from ..data.prompts import instructions_ids
 from ..data.templates import render_template, template_family
@@ -253,6 +254,8 @@ class LlamaSectionsGenerator(GrammarGenerator):
     """``SectionsGenerator``'s interface on llama.cpp: ``prompt_ids`` and ``generate`` with the same arguments,
     ``Generated`` results with the same citations and per-section token probabilities."""
 
+    progress_desc = "generating (llama.cpp)"
+
     def __init__(
         self,
         gguf_path: str | Path,
@@ -357,13 +360,25 @@ class LlamaSectionsGenerator(GrammarGenerator):
             probs.append((prob, choice))
             mask.accept(token)
             row.append(token)
+            beat(None, None)
             if lookup is not None:
                 lookup.append(token)
             return token
 
-        start = time.perf_counter()
-        logits = self._prefill(prompt)
-        self.stats["prefill_s"] = time.perf_counter() - start
+        # A slow CPU takes minutes per recommendation: the heartbeat says tokens so far, rate and time left.
+        beat = TokenProgress(self.progress_desc, 1, budget)
+        with beat:
+            start = time.perf_counter()
+            logits = self._prefill(prompt)
+            self.stats["prefill_s"] = time.perf_counter() - start
+            self._decode(logits, choose, lookup, row, budget)
+        out = finish_row(self.tokenizer, row, len(prompt), self.eos_id, grounded=True, probs=probs)
+        if out.finish == "budget":
+            log.warning("the generation used all max_new_tokens=%d", budget)
+        return out
+
+    def _decode(self, logits: Any, choose: Any, lookup: Any, row: list[int], budget: int) -> None:
+        """Greedy decoding from the prompt's logits until EOS or the budget, drafts verified as they come."""
         done = False
         while not done:
             token = choose(logits)
@@ -387,7 +402,3 @@ class LlamaSectionsGenerator(GrammarGenerator):
                     break
                 self.stats["accepted"] += 1
                 logits = views[j + 1]
-        out = finish_row(self.tokenizer, row, len(prompt), self.eos_id, grounded=True, probs=probs)
-        if out.finish == "budget":
-            log.warning("the generation used all max_new_tokens=%d", budget)
-        return out

@@ -450,6 +450,26 @@ def test_the_instructions_kept_between_recommendations_change_no_output(tiny_ggu
         assert out.text == alone.text and out.token_probs == alone.token_probs, step
 
 
+def test_generation_on_llama_cpp_says_tokens_so_far_while_it_runs(tiny_gguf, monkeypatch, caplog):
+    """A slow CPU spends minutes in one recommendation: the heartbeat speaks during decoding, as on transformers."""
+    import logging
+
+    from medlora.common import progress
+    from medlora.generation.llama_backend import LlamaSectionsGenerator
+
+    real = progress.TokenProgress
+    monkeypatch.setattr("medlora.generation.llama_backend.TokenProgress", lambda *a: real(*a, every=0.01))
+    gen = LlamaSectionsGenerator(
+        tiny_gguf / "tiny-adapter-Q8_0.gguf", max_new_tokens=48, threads=1, probe=False
+    )
+    caplog.set_level(logging.INFO, logger="medlora.common.progress")
+    record, passages = lookup_cases(1)[0]
+    out = gen.generate([record], passages=[passages])[0]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("generating (llama.cpp)")]
+    assert lines and out.generated_tokens >= 1
+    assert any("tokens of 1 sequence" in line or "reading the prompts" in line for line in lines)
+
+
 # --- a real model with tied embeddings, a GPT-2-style tokenizer and ChatML: SmolLM2-135M-Instruct ---
 
 
