@@ -39,6 +39,7 @@ from medlora.model.loading import (
     read_model_source,
     resolve_device,
 )
+from medlora.training import objective
 from medlora.training import run as training
 from medlora.training.config import TrainConfig, fingerprint, training_args
 from medlora.training.heartbeat import heartbeat_callback
@@ -141,8 +142,18 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     if cfg.tensorboard:
         callbacks.append(TensorBoardCallback())
         callbacks[-1].logging_dir = str(out.parent / "runs" / out.name / time.strftime("%Y%m%d-%H%M%S"))
+    if cfg.max_minutes:
+        callbacks.append(budget := objective.time_budget_callback(cfg.max_minutes))
+    balanced = None
+    if cfg.balance_decisions:
+        empty = objective.empty_token_ids(tokenizer)
+        rates = objective.fill_rates(splits["train"], empty)
+        balanced = (empty, objective.balanced_weights(rates, cfg.decision_weight))
+        log.info(
+            "decision weights (empty, filled) by section: %s", dict(zip(rates, balanced[1], strict=True))
+        )
     trainer_cls = Trainer
-    if cfg.decision_weight != 1.0:
+    if cfg.decision_weight != 1.0 or balanced:
         from medlora.data.decisions import weighted_trainer
 
         trainer_cls = weighted_trainer(Trainer)
@@ -152,7 +163,7 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         train_dataset=splits["train"],
         eval_dataset=splits["val"] if has_eval else None,
         data_collator=training.PadCollator(
-            tokenizer.pad_token_id, 8 if device.startswith("cuda") else None, cfg.decision_weight
+            tokenizer.pad_token_id, 8 if device.startswith("cuda") else None, cfg.decision_weight, balanced
         ),
         processing_class=tokenizer,
         callbacks=callbacks,
@@ -177,6 +188,7 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         "train_loss_last": next((r["loss"] for r in reversed(records) if r["loss"] is not None), None),
         "best_eval_loss": min(evals) if evals else None,
         "best_checkpoint_step": state.best_global_step,
+        "stopped_by_time_budget": cfg.max_minutes > 0 and budget.stopped_at is not None,
     }
     hyper = ("epochs", "max_steps", "batch_size", "gradient_accumulation_steps", "learning_rate")
     hyper += ("warmup_ratio", "weight_decay", "max_length", "load_in_4bit", "gradient_checkpointing", "seed")

@@ -332,3 +332,16 @@ def test_a_slow_step_is_not_silent(tiny_model, tiny_data, tmp_path, monkeypatch,
     )
     assert any("step 2/2" in line and "left at" in line for line in running), lines
     assert any("loss" in line for line in lines), "the Trainer's loss lines are logged off the terminal"
+
+
+def test_time_budget_stops_early_and_still_writes_a_whole_adapter(tiny_model, tiny_data, tmp_path):
+    """Issue 26's CPU recipe: ``--max-minutes`` ends training after the step that spends it; the adapter, its
+    records and the class-balanced decision weights are written as after a full run, and say where it stopped."""
+    out = tmp_path / "adapter"
+    cfg = make_config(tiny_model, tiny_data, out, max_steps=6, eval_steps=0, max_minutes=1e-6,
+                      decision_weight=2.0, balance_decisions=True)  # fmt: skip
+    train_model.main(cfg)
+    info = json.loads((out / "model_info.json").read_text())
+    results = info["training"]["results"]
+    assert results["global_step"] == 1 and results["stopped_by_time_budget"] is True
+    assert (out / "adapter_model.safetensors").is_file() and (out / "run_config.json").is_file()

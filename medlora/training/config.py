@@ -18,7 +18,7 @@ RESUME_KEYS = (
     "base_model", "data_dir", "max_length", "limit_examples", "limit_val_examples", "epochs", "max_steps",
     "batch_size", "gradient_accumulation_steps", "learning_rate", "warmup_ratio", "weight_decay", "lora_r", "lora_alpha",
     "lora_dropout", "lora_target_modules", "precision", "load_in_4bit", "seed", "eval_steps",
-    "decision_weight", "treatment_share", "rare_boost", "lora_top_layers",
+    "decision_weight", "treatment_share", "rare_boost", "lora_top_layers", "balance_decisions",
 )  # fmt: skip
 
 
@@ -64,6 +64,16 @@ class TrainConfig:
             "help": "loss weight of the token after each section's '[' (filled or empty); 1: plain loss"
         },
     )
+    balance_decisions: bool = field(
+        default=False,
+        metadata={"help": "weigh each section's filled and empty decisions equally over the training sample "
+                  "(class-balanced, times --decision-weight; medlora/training/objective.py)"},
+    )  # fmt: skip
+    max_minutes: float = field(
+        default=0.0,
+        metadata={"help": "stop after the optimizer step that passes N minutes of wall time, saving the "
+                  "adapter as at the end (0: no limit)"},
+    )  # fmt: skip
     choose_bias: bool = field(
         default=False,
         metadata={"help": "after training, choose the per-section decoding bias against '[]' on val "
@@ -114,6 +124,7 @@ class TrainConfig:
             "eval_steps",
             "early_stopping_patience",
             "lora_top_layers",
+            "max_minutes",
         )
         for name in (*nonneg, "weight_decay"):
             if getattr(self, name) < 0:
