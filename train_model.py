@@ -162,7 +162,7 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         args=args,
         train_dataset=splits["train"],
         eval_dataset=splits["val"] if has_eval else None,
-        data_collator=training.PadCollator(
+        data_collator=objective.PadCollator(
             tokenizer.pad_token_id, 8 if device.startswith("cuda") else None, cfg.decision_weight, balanced
         ),
         processing_class=tokenizer,

@@ -19,8 +19,7 @@ from typing import Any
 
 from ..common.files import atomic_path, make_temp_dir, read_jsonl, sha256_files, write_json
 from ..data import prompts
-from ..data.prompts import IGNORE_INDEX, encode_example
-from .objective import decision_weights
+from ..data.prompts import encode_example
 
 log = logging.getLogger(__name__)
 
@@ -181,50 +180,6 @@ def load_split(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return datasets.load_from_disk(str(dest)), stats
-
-
-class PadCollator:
-    """Dynamic padding to the longest example of the batch; padding is masked by length, never by token id."""
-
-    def __init__(
-        self,
-        pad_id: int,
-        pad_to_multiple_of: int | None = None,
-        decision_weight: float = 1.0,
-        balanced: tuple[set[int], list[tuple[float, float]]] | None = None,
-    ):
-        self.pad_id = pad_id
-        self.multiple = pad_to_multiple_of
-        # Above 1: a "weights" tensor gives the fill-or-empty tokens (``decisions``) this weight in the loss;
-        # ``balanced`` (empty token ids, per-section weights: ``objective.balanced_weights``) weighs them by class.
-        self.decision_weight = decision_weight
-        self.balanced = balanced
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
-        width = max(len(f["input_ids"]) for f in features)
-        if self.multiple:
-            width = -(-width // self.multiple) * self.multiple
-        input_ids = torch.full((len(features), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(features), width), IGNORE_INDEX, dtype=torch.long)
-        attention = torch.zeros((len(features), width), dtype=torch.long)
-        for i, f in enumerate(features):
-            n = len(f["input_ids"])
-            input_ids[i, :n] = torch.as_tensor(f["input_ids"])
-            labels[i, :n] = torch.as_tensor(f["labels"])
-            attention[i, :n] = 1
-        batch = {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
-        if self.decision_weight != 1.0 or self.balanced:
-            empty, slots = self.balanced or (set(), None)
-            weights = torch.ones((len(features), width), dtype=torch.float32)
-            for i, f in enumerate(features):
-                for t, w in decision_weights(
-                    f.get("decisions") or [], f["labels"], empty, slots, self.decision_weight
-                ):
-                    weights[i, t] = w
-            batch["weights"] = weights
-        return batch
 
 
 def padding_share(lengths: list[int], batch_size: int, grouped: bool, seed: int = 0) -> float:

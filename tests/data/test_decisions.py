@@ -10,7 +10,7 @@ import pytest
 from medlora.data import decisions, prompts
 from medlora.data.prompts import encode_example, treatment_messages
 from medlora.common.schemas import SECTION_NAMES, GroundedSections, PatientRecord
-from medlora.training.run import PadCollator
+from medlora.training.objective import PadCollator
 
 TARGET = GroundedSections.model_validate(
     {

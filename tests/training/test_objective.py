@@ -6,7 +6,7 @@ import pytest
 
 from medlora.common.schemas import SECTION_NAMES
 from medlora.training import objective
-from medlora.training.run import PadCollator
+from medlora.training.objective import PadCollator
 
 EMPTY, FILL = 7, 9  # stand-ins for "]" and "{" token ids
 

@@ -11,6 +11,7 @@ from medlora.common.cli import UsageError
 from medlora.common.files import write_jsonl
 from medlora.data.prompts import IGNORE_INDEX, qa_messages
 from medlora.model.loading import load_tokenizer
+from medlora.training import objective
 from medlora.training import run as training
 
 LONG_ANSWER = " ".join(f"Sentence number {i} says something about the condition." for i in range(40))
@@ -97,7 +98,7 @@ def test_the_cache_key_follows_the_prompt_code_not_its_imports(tmp_path, monkeyp
 def test_padding_never_uses_eos_and_is_masked(tokenizer):
     pad = training.pad_token_id(tokenizer)
     assert pad != tokenizer.eos_token_id
-    collate = training.PadCollator(pad, pad_to_multiple_of=8)
+    collate = objective.PadCollator(pad, pad_to_multiple_of=8)
     eos = tokenizer.eos_token_id
     batch = collate(
         [{"input_ids": [1, 5, eos], "labels": [-100, 5, eos]}, {"input_ids": [1], "labels": [-100]}]
@@ -203,7 +204,7 @@ def test_a_few_lora_steps_on_real_examples_lower_smollm2s_loss(smollm2_dir, smol
     ds, stats = training.tokenise_rows(tok, rows, max_length=128)
     assert stats["used"] == 2
     assert all(f["labels"][-1] == tok.convert_tokens_to_ids("<|im_end|>") for f in ds)
-    batch = training.PadCollator(training.pad_token_id(tok))([ds[0], ds[1]])
+    batch = objective.PadCollator(training.pad_token_id(tok))([ds[0], ds[1]])
     assert tok.eos_token_id not in batch["input_ids"][batch["attention_mask"] == 0].tolist()
     torch.manual_seed(0)
     model, counts = training.build_lora_model(smollm2_dir, torch.float32, 8, 16.0, 0.0, LLAMA_PROJECTIONS)
