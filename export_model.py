@@ -34,6 +34,7 @@ from pathlib import Path
 
 from medlora.common.cli import UsageError, run_stage
 from medlora.common.files import make_temp_dir, replace_dir, sha256_file, sha256_files, write_json
+from medlora.data.decisions import DECODING_FILE
 from medlora.data.prompts import TREATMENT_SYSTEM
 from medlora.data.templates import template_family
 from medlora.export import gguf as export
@@ -161,6 +162,9 @@ def main(cfg: ExportConfig) -> Path:
             "modelfile": {"file": "Modelfile", "from": files[target].name},
             "versions": {p: _version(p) for p in ("llama_cpp_python", "gguf", "transformers", "torch")},
         })  # fmt: skip
+        if adapter is not None and (adapter / DECODING_FILE).is_file():
+            # The per-section decoding bias chosen on val travels with the files the llama.cpp backend reads.
+            (tmp / DECODING_FILE).write_bytes((adapter / DECODING_FILE).read_bytes())
         replace_dir(tmp, out_dir)
     except BaseException:
         import shutil

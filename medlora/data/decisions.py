@@ -249,6 +249,16 @@ class EmptyBias:
         self.bias = {n: b for n, b in bias.items() if b}
         self.keys = {f'"{n}":': n for n in self.bias}
 
+    def rule(self, tail: str) -> tuple[list[int], float] | None:
+        """For generated text ending in ``tail``: the token ids to lower and by how much, or None. Both
+        backends call it (the llama.cpp one on its own vocabulary's ``Pieces``)."""
+        for key, name in self.keys.items():
+            if tail.endswith(key + "["):
+                return self.pieces.sets("")[0], self.bias[name]
+            if tail.endswith(key):
+                return self.pieces.sets("[")[0], self.bias[name]
+        return None
+
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         if not self.bias or input_ids.shape[1] <= self.prompt_len:
             return scores
@@ -257,15 +267,8 @@ class EmptyBias:
                 input_ids[row, max(self.prompt_len, input_ids.shape[1] - 32) :].tolist(),
                 skip_special_tokens=True, clean_up_tokenization_spaces=False,
             )  # fmt: skip
-            for key, name in self.keys.items():
-                if tail.endswith(key + "["):
-                    ids = self.pieces.sets("")[0]
-                elif tail.endswith(key):
-                    ids = self.pieces.sets("[")[0]
-                else:
-                    continue
-                scores[row, ids] -= self.bias[name]
-                break
+            if (hit := self.rule(tail)) is not None:
+                scores[row, hit[0]] -= hit[1]
         return scores
 
 

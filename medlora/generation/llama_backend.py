@@ -30,6 +30,7 @@ from typing import Any
 from ..common.cli import UsageError
 from ..common.progress import TokenProgress
 from ..common.schemas import PatientRecord
+from ..data.decisions import EmptyBias, Pieces, load_bias
 from ..data.prompts import instructions_ids
 from ..data.templates import render_template, template_family
 from .base import DEFAULT_MAX_NEW_TOKENS, Generated, GrammarGenerator, bytes_tokenizer_info, finish_row
@@ -264,6 +265,7 @@ class LlamaSectionsGenerator(GrammarGenerator):
         prompt_lookup: bool = PROMPT_LOOKUP_DEFAULT,
         probe: bool = True,
         extra_bufts: bool | None = None,
+        empty_bias: dict[str, float] | None = None,
     ):
         import llama_cpp
         import numpy as np
@@ -283,6 +285,11 @@ class LlamaSectionsGenerator(GrammarGenerator):
                                     and llama_cpp.llama_vocab_is_eog(self.tokenizer._vocab, t)], dtype=np.int32)  # fmt: skip
         super().__init__(grammar_compiler(self.tokenizer, self.n_vocab), self.tokenizer)
         self.grammar(0)  # fail now, not mid-request
+        # The per-section bias against "[]" chosen on val for the adapter, copied beside the GGUF by the export.
+        self.empty_bias = empty_bias if empty_bias is not None else load_bias(Path(gguf_path).parent)
+        self._bias = None
+        if self.empty_bias:
+            self._bias = EmptyBias(self.tokenizer, Pieces(self.tokenizer, self.n_vocab), self.empty_bias, 0)
         self._instructions = instructions_ids(self.tokenizer)
 
     def generate(
@@ -355,6 +362,9 @@ class LlamaSectionsGenerator(GrammarGenerator):
 
         def choose(logits: Any) -> int:
             """Greedy over what the grammar allows (EOS the only end of turn, as on the transformers path)."""
+            if self._bias is not None and row and (hit := self._bias.rule(self.tokenizer.decode(row[-32:]))):
+                logits = logits.copy()  # a view into llama.cpp's buffer: never written
+                logits[hit[0]] -= hit[1]
             # As generation.TokenProbs: the constrained probability, and whether the grammar left a choice.
             token, prob, choice = mask.pick(logits, self._other_eog)
             probs.append((prob, choice))

@@ -91,6 +91,24 @@ def test_export_writes_each_file_with_its_hash_and_a_modelfile(tiny_gguf, tiny_a
     assert TREATMENT_SYSTEM in modelfile and 'PARAMETER stop "</s>"' in modelfile
 
 
+def test_the_adapters_decoding_bias_is_copied_beside_the_gguf(tiny_model, tiny_adapter, tiny_gguf, tmp_path):
+    """The per-section bias chosen on val (decoding.json) goes with the export, where the llama.cpp backend reads
+    it; an adapter without one exports none (tiny_gguf)."""
+    import shutil
+
+    from medlora.data.decisions import DECODING_FILE
+
+    assert not (tiny_gguf / DECODING_FILE).exists()
+    adapter = tmp_path / "adapter"
+    shutil.copytree(tiny_adapter, adapter)
+    (adapter / DECODING_FILE).write_text(json.dumps({"empty_bias": {"medications": 1.25}}), encoding="utf-8")
+    cfg = export_model.ExportConfig(base_model=str(tiny_model), adapter=str(adapter),
+                                    output_dir=str(tmp_path / "gguf"), quants=["F16"])  # fmt: skip
+    cfg.validate()
+    out = export_model.main(cfg)
+    assert json.loads((out / DECODING_FILE).read_text())["empty_bias"] == {"medications": 1.25}
+
+
 def test_the_f16_gguf_gives_the_merged_models_greedy_tokens(tiny_model, tiny_adapter, tiny_gguf):
     model, tokenizer, _ = load_model(tiny_model, tiny_adapter, "cpu", "fp32", merge=True)
     prompt = encode_prompt(tokenizer, treatment_messages(RECORD))

@@ -573,3 +573,31 @@ def test_the_pick_and_its_probability_are_the_transformers_paths(tiny):
         mask.accept(token)
         assert matcher.accept_token(token)
     assert choices == {True, False}  # forced steps and free ones were both compared
+
+
+def test_the_adapters_decoding_bias_reaches_llama_cpp_from_beside_the_gguf(tiny_gguf, tmp_path):
+    """The bias chosen on val (decoding.json, copied beside the GGUF by export_model.py) lowers "]" after a
+    section's "[" on llama.cpp as on the transformers path (here a large negative one: the sections the plain
+    decoder fills close at once); without the file the decoder is unbiased."""
+    import shutil
+
+    from medlora.common.schemas import SECTION_NAMES
+    from medlora.data.decisions import DECODING_FILE
+    from medlora.generation.llama_backend import LlamaSectionsGenerator
+
+    record = PatientRecord(age=50, conditions=["Gout"])
+    passages = [_Passage("Gout. Colchicine treats gout.")]
+    src = tiny_gguf / "tiny-adapter-Q8_0.gguf"
+    plain = LlamaSectionsGenerator(src, max_new_tokens=60, threads=1, probe=False)
+    assert not plain.empty_bias
+    folder = tmp_path / "export"
+    folder.mkdir()
+    shutil.copy(src, folder / src.name)
+    bias = dict.fromkeys(SECTION_NAMES, -50.0)
+    (folder / DECODING_FILE).write_text(json.dumps({"empty_bias": bias}), encoding="utf-8")
+    pushed_gen = LlamaSectionsGenerator(folder / src.name, max_new_tokens=60, threads=1, probe=False)
+    assert pushed_gen.empty_bias == bias
+    before = plain.generate([record], passages=[passages])[0].text
+    pushed = pushed_gen.generate([record], passages=[passages])[0].text
+    assert not before.startswith('{"immediate_actions":[]')  # the tiny random model writes an item first
+    assert pushed.startswith('{"immediate_actions":[],"medications":[]')
