@@ -61,7 +61,8 @@ class TrainConfig:
     decision_weight: float = field(
         default=1.0,
         metadata={
-            "help": "loss weight of the token after each section's '[' (filled or empty); 1: plain loss"
+            "help": "loss weight of the token after each section's '[' (filled or empty); 1: plain loss; "
+            "0: left out of the loss (the base model decides, calibrated by --choose-bias)"
         },
     )
     balance_decisions: bool = field(
@@ -133,8 +134,10 @@ class TrainConfig:
             raise UsageError("--logging-steps, --save-total-limit and --lora-alpha must be positive")
         if not 0 <= self.lora_dropout < 1 or not 0 <= self.warmup_ratio < 1:
             raise UsageError("--lora-dropout and --warmup-ratio must be in [0, 1)")
-        if not 0 <= self.treatment_share <= 1 or self.decision_weight <= 0 or self.bias_val_rows < 1:
-            raise UsageError("--treatment-share must be in [0, 1], --decision-weight and --bias-val-rows > 0")
+        if not 0 <= self.treatment_share <= 1 or self.decision_weight < 0 or self.bias_val_rows < 1:
+            raise UsageError(
+                "--treatment-share must be in [0, 1], --decision-weight >= 0, --bias-val-rows > 0"
+            )
         if self.max_length < 32:
             raise UsageError("--max-length must be at least 32 tokens")
 
