@@ -200,6 +200,12 @@ def main() -> int:
         help="also choose the question threshold on the val consumer questions (as a rebuild would) and print it; "
         "val only",
     )
+    ap.add_argument(
+        "--question-threshold",
+        type=float,
+        default=None,
+        help="measure with this question threshold instead of the one in force (a what-if, never a choice on test)",
+    )
     args = ap.parse_args()
     if args.choose_question and args.consumer != "val":
         print("error: --choose-question chooses on val only: add --consumer val", file=sys.stderr)
@@ -221,6 +227,12 @@ def main() -> int:
         from medlora.retrieval import hybrid
 
         hybrid.DENSE_WEIGHT = args.dense_weight
+    if args.question_threshold is not None:
+        from medlora.retrieval.hybrid import INTENTS_VERSION
+
+        dense_meta = index.meta.setdefault("dense", {})
+        dense_meta["thresholds"] = {**dense_meta.get("thresholds", {}), "question": args.question_threshold}
+        dense_meta["intents"] = INTENTS_VERSION
     result = {
         "split": args.split,
         "evidence_rule": index.evidence_rule,

@@ -73,6 +73,7 @@ _DRUG_USE = re.compile(
     r"morning|at night|time of day|empty stomach)\b",
     re.I,
 )
+_WHILE_ON = re.compile(r"\b(?:while|when|whilst) (?:on|taking|using)\b", re.I)
 _MEDS = re.compile(r"\b(?:pills?|tablets?|meds|medications?|medicines?|vitamins?|supplements?)\b", re.I)
 _TAKE = re.compile(
     r"\b(?:take|taking|took|give|giving|use|using|drink|drinking|mix|mixing|combine|have)\b", re.I
@@ -115,8 +116,11 @@ def out_of_scope(text: str) -> str | None:
     found = drugs.find_drugs(text)
     if found and _DOSE.search(text):
         return "drug_dose"
-    if (len(found) >= 2 and _TAKE.search(text)) or (
-        (found or _MEDS.search(text)) and _TAKE.search(text) and _DRUG_USE.search(text)
+    meds = found or _MEDS.search(text)
+    if (
+        (len(found) >= 2 and _TAKE.search(text))
+        or (meds and _TAKE.search(text) and _DRUG_USE.search(text))
+        or (meds and _WHILE_ON.search(text))  # "can i get a tattoo while on blood thinners"
     ):
         return "drug_use"
     if _shopping(text):

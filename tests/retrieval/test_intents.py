@@ -28,6 +28,7 @@ ASKS = [
     ("drug_use", "can i have a glass of wine while on metronidazole"),
     ("drug_use", "should i take my statin at night"),
     ("drug_use", "can i take my iron pills with coffee"),
+    ("drug_use", "is it safe to get a tattoo while on warfarin"),
 ]
 ANSWERED = [
     "what is medicare",
@@ -47,6 +48,7 @@ ANSWERED = [
     "what medicine can i take for a cold while pregnant",
     "white coating on my tongue after a course of antibiotics",
     "who should get the flu shot every year",
+    "i feel dizzy when taking a shower",
     "",
 ]
 
