@@ -58,13 +58,18 @@ def tiny_encoder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
-def onnx_cache(tmp_path, monkeypatch):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
+def cache(tmp_path, monkeypatch):
     monkeypatch.setenv(query_runtime.ENV_CACHE, str(tmp_path / "onnx"))
     monkeypatch.delenv(query_runtime.ENV_RUNTIME, raising=False)
     query_runtime._said.clear()
     return tmp_path / "onnx"
+
+
+@pytest.fixture()
+def onnx_cache(cache):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    return cache
 
 
 def consumer_texts() -> list[str]:
@@ -108,18 +113,18 @@ def test_torch_is_kept_when_the_vectors_differ(tiny_encoder, onnx_cache, monkeyp
     assert sum("differ from torch" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_torch_is_kept_without_onnxruntime_said_once(tiny_encoder, onnx_cache, monkeypatch, caplog):
+def test_torch_is_kept_without_onnxruntime_said_once(tiny_encoder, cache, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
     with caplog.at_level(logging.WARNING, logger=query_runtime.__name__):
         encs = [dense.MiniLM(tiny_encoder, threads=1) for _ in range(2)]
     assert [e.runtime for e in encs] == ["torch", "torch"]
     assert sum("onnxruntime is not installed" in r.getMessage() for r in caplog.records) == 1
-    assert not list(onnx_cache.glob("*.onnx"))
+    assert not list(cache.glob("*.onnx"))
     v = encs[0].encode(["chest pain"])
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
 
 
-def test_torch_on_request(tiny_encoder, onnx_cache, monkeypatch):
+def test_torch_on_request(tiny_encoder, cache, monkeypatch):
     monkeypatch.setenv(query_runtime.ENV_RUNTIME, "torch")
     assert dense.MiniLM(tiny_encoder, threads=1).runtime == "torch"
 
