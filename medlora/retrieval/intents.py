@@ -63,6 +63,7 @@ _ANIMAL_PATIENT = re.compile(
     rf"|\bcan\s+(?:my|our|a|the)\s+{_ANIMAL}\s+(?:catch|get|have|eat)\b",
     re.I,
 )
+_BITE = re.compile(r"\b(?:bit|bite|bites|bitten|biting|scratch\w*|rabies|licked|attacked|mauled)\b", re.I)
 _DOSE = re.compile(
     r"\b(?:doses?|dosage|dosing|overdose|mg|milligrams?|mcg|micrograms?|ml|millilit\w*|iu|tablets?|pills?|"
     r"capsules?|teaspoons?|spoonfuls?)\b|\bhow (?:much|many|often)\b|\b\d+\s*(?:mg|mcg|ml|g|iu)\b",
@@ -111,7 +112,7 @@ def out_of_scope(text: str) -> str | None:
         return None
     if _COST.search(text):
         return "cost"
-    if _ANIMAL_PATIENT.search(text):
+    if _ANIMAL_PATIENT.search(text) and not _BITE.search(text):  # a bite or scratch is the person's injury
         return "animal"
     found = drugs.find_drugs(text)
     if found and _DOSE.search(text):

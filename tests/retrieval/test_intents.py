@@ -35,6 +35,8 @@ ANSWERED = [
     "what is health insurance",
     "can i catch something from my cat",
     "i was bitten by a dog, do i need a rabies shot",
+    "do i need antibiotics for a dog bite",
+    "is it safe to take ibuprofen when pregnant",
     "my son got scratched by a kitten and now has a swollen lump",
     "what is the best treatment for gout",
     "what is the best way to lower my blood pressure",
