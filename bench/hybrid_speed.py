@@ -7,7 +7,8 @@
 
 Records timed: the split's treatment patients (conditions as written) and the consumer-style questions and
 symptom-led records (``tests/fixtures/consumer_questions.jsonl``), each through ``retrieve_for_record`` with and
-without the encoder on the same loaded index. The encoder's query cache is emptied before every pass, so each
+without the encoder on the same loaded index, and, when the queries run on ONNX Runtime
+(``medlora.retrieval.query_runtime``), once more with torch encoding them. The encoder's query cache is emptied before every pass, so each
 query is encoded as a first request would be. Memory: resident set size after loading BM25 alone and after
 attaching the encoder and the passage vectors. Passage-encoding time at index build is read from the index
 (``meta.json`` -> ``dense.vectors``: seconds, threads, cores). Exit 2 on a missing index, encoder or vectors.
@@ -137,6 +138,7 @@ def main() -> int:
     hybrid_rss = rss_mib()
     side = index.dense
     timings = {}
+    runtime = side.encoder.queries
     for name, recs in groups.items():
         with_dense = timed(index, recs, args.repeats)
         index.dense = None
@@ -148,9 +150,21 @@ def main() -> int:
             "hybrid_ms": {"median": ms(with_dense, 0.5), "p95": ms(with_dense, 0.95)},
             "hybrid_over_bm25_median": round(ms(with_dense, 0.5) / max(1e-9, ms(alone, 0.5)), 2),
         }
+        if runtime is not None:  # the same records with torch encoding the queries, in the same run
+            side.encoder.queries = None
+            on_torch = timed(index, recs, args.repeats)
+            side.encoder.queries = runtime
+            timings[name]["hybrid_torch_queries_ms"] = {
+                "median": ms(on_torch, 0.5),
+                "p95": ms(on_torch, 0.95),
+            }
+            timings[name]["hybrid_torch_queries_over_bm25_median"] = round(
+                ms(on_torch, 0.5) / max(1e-9, ms(alone, 0.5)), 2
+            )
     out = {
         "repeats": args.repeats,
         "threads": 1,
+        "query_encoder": side.encoder.runtime,
         "load_s": {"bm25": round(t1 - t0, 2), "encoder_and_vectors": round(t2 - t1, 2)},
         "rss_mib": {
             "bm25_index": round(bm25_rss - base, 1),

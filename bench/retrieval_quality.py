@@ -6,6 +6,8 @@
     python bench/retrieval_quality.py --data-dir data/medquad --medquad ../shared/data/medquad
     # the consumer-style questions and symptom-led records: BM25, dense and hybrid side by side
     python bench/retrieval_quality.py --data-dir data/medquad --consumer test
+    # the question threshold chosen on the val consumer questions, as a rebuild would store it
+    python bench/retrieval_quality.py --data-dir data/medquad --split val --consumer val --choose-question
 
 Records: the test split's treatment rows, by ``variant`` ("exact": the condition is the focus name; "reworded":
 a MedQuAD synonym, an abbreviation the answers define, a lay name or a misspelling; "no_evidence": a real topic
@@ -192,7 +194,22 @@ def main() -> int:
         help="the MedQuAD XML source: also report TPR/FPR per condition length over all of the split's foci "
         "(exact and reworded) and all of its no-evidence topics, as the rule was chosen on val",
     )
+    ap.add_argument(
+        "--choose-question",
+        action="store_true",
+        help="also choose the question threshold on the val consumer questions (as a rebuild would) and print it; "
+        "val only",
+    )
+    ap.add_argument(
+        "--question-threshold",
+        type=float,
+        default=None,
+        help="measure with this question threshold instead of the one in force (a what-if, never a choice on test)",
+    )
     args = ap.parse_args()
+    if args.choose_question and args.consumer != "val":
+        print("error: --choose-question chooses on val only: add --consumer val", file=sys.stderr)
+        return 2
     try:
         path = Path(args.data_dir) / f"{args.split}.jsonl"
         if not path.is_file():
@@ -210,6 +227,12 @@ def main() -> int:
         from medlora.retrieval import hybrid
 
         hybrid.DENSE_WEIGHT = args.dense_weight
+    if args.question_threshold is not None:
+        from medlora.retrieval.hybrid import INTENTS_VERSION
+
+        dense_meta = index.meta.setdefault("dense", {})
+        dense_meta["thresholds"] = {**dense_meta.get("thresholds", {}), "question": args.question_threshold}
+        dense_meta["intents"] = INTENTS_VERSION
     result = {
         "split": args.split,
         "evidence_rule": index.evidence_rule,
@@ -220,6 +243,14 @@ def main() -> int:
     result["chest_pain_example"] = chest_pain_example(index, args.k)
     if args.consumer:
         result["consumer"] = consumer(index, args.consumer, args.k)
+    if args.choose_question and index.dense is not None:
+        from medlora.retrieval.hybrid import thresholds
+        from medlora.retrieval.hybrid_rules import choose_question_threshold, read_consumer_set
+
+        result["question_threshold"] = {
+            "in_force": thresholds(index)["question"],
+            "chosen_on_val": choose_question_threshold(index, read_consumer_set(split="val"), []),
+        }
     if args.medquad:
         result["rates_per_length"] = length_rates(index, rows, args.split, Path(args.medquad))
     print(json.dumps(result, indent=2))

@@ -146,7 +146,8 @@ class Encoder(Protocol):
 
 
 class MiniLM:
-    """all-MiniLM-L6-v2 through ``transformers``: mean pooling over real tokens, L2-normalised, float32."""
+    """all-MiniLM-L6-v2 through ``transformers``: mean pooling over real tokens, L2-normalised, float32; queries
+    through ONNX Runtime where it gives the same vectors (``medlora.retrieval.query_runtime``)."""
 
     def __init__(self, directory: str | Path, threads: int | None = None):
         import torch
@@ -161,6 +162,20 @@ class MiniLM:
         self.model = AutoModel.from_pretrained(directory, dtype=torch.float32).eval()
         self.dim = int(self.model.config.hidden_size)
         self._cache: dict[str, np.ndarray] = {}
+        # Queries (one short text at a time) through ONNX Runtime when it is installed and gives torch's vectors;
+        # passages (``encode_many``) always through torch, as the stored vectors were.
+        from . import query_runtime
+
+        self.queries = query_runtime.load(
+            self.model, self.tokenizer, self.name, self.digest, self._batch, MAX_PIECES, threads or 1
+        )
+        self.runtime = "onnxruntime" if self.queries is not None else "torch"
+
+    def _query_batch(self, texts: list[str]) -> np.ndarray:
+        if self.queries is None:
+            return self._batch(texts)
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=MAX_PIECES, return_tensors="np")
+        return self.queries.encode(enc)
 
     def _batch(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -177,7 +192,7 @@ class MiniLM:
         texts = list(texts)
         todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if todo:
-            for t, v in zip(todo, self._batch(todo), strict=True):
+            for t, v in zip(todo, self._query_batch(todo), strict=True):
                 if len(self._cache) >= QUERY_CACHE:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[t] = v

@@ -7,7 +7,9 @@ cosine similarity to each answer's opening passage; the two rankings are fused b
 ``DENSE_WEIGHT``, chosen on the val consumer questions.
 
 Evidence by meaning: a hit of a free-text query (a question, the presenting complaint, a condition no known name
-covers) is evidence when its cosine similarity reaches the threshold of its route ("question" or "condition"),
+covers) is evidence when its cosine similarity reaches the threshold of its route ("question" or "condition"); a
+question asking for what MedQuAD never answers (a price, a product, an animal's care, one drug's dose or use:
+``medlora.retrieval.intents``) has no evidence,
 chosen on val for a stated false-grounding rate (``medlora.retrieval.hybrid_rules``) and stored in the index's
 ``meta.json``. A cosine does not depend on which tokenizer cut the passages, as a BM25 share does.
 
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import dense
+from . import dense, intents
 from .hits import Hit
 
 if TYPE_CHECKING:  # the index imports this module when it searches: no import back at run time
@@ -41,6 +43,13 @@ DENSE_WEIGHT = 1.0
 ROUTES = ("question", "condition")
 # Used only when meta.json carries no threshold chosen on val: strict, so that an unchosen rule grounds little.
 FALLBACK_THRESHOLDS = {"question": 0.6, "condition": 0.7}
+# The question rule abstains on intents MedQuAD never answers (``medlora.retrieval.intents``) before the cosine is
+# weighed; a threshold chosen without that rule (an index built before it, ``meta["dense"]`` without
+# ``"intents"``) is replaced by this one, chosen on the val consumer questions of the full build under the same
+# objective (``python bench/retrieval_quality.py --data-dir data/medquad --split val --consumer val
+# --choose-question``). A rebuild stores its own choice.
+INTENTS_VERSION = 1
+QUESTION_THRESHOLD_WITH_INTENTS = 0.46
 ENV_ENCODER = "MEDLORA_ENCODER_DIR"
 _said: set[str] = set()
 
@@ -94,7 +103,13 @@ def attach(index: BM25Index, directory: str | Path | None, encoder: Any = None) 
 
 
 def thresholds(index: BM25Index) -> dict[str, float]:
-    return {**FALLBACK_THRESHOLDS, **index.meta.get("dense", {}).get("thresholds", {})}
+    chosen = index.meta.get("dense", {})
+    out = {**FALLBACK_THRESHOLDS, **chosen.get("thresholds", {})}
+    if (
+        "chosen_on" in chosen and chosen.get("intents") != INTENTS_VERSION
+    ):  # chosen on val, before the intents
+        out["question"] = QUESTION_THRESHOLD_WITH_INTENTS
+    return out
 
 
 def _top(scores: np.ndarray, depth: int, tiebreak: np.ndarray | None = None) -> np.ndarray:
@@ -153,6 +168,8 @@ def search(
                 fused[int(i)] = fused.get(int(i), 0.0) + 1.0 / (RRF_K + r + 1)
             ranked = sorted(fused, key=lambda i: (-fused[i], -float(sims[i]), i))[:k]
     limit = thresholds(index).get(route, 1.0)
+    if route == "question" and intents.out_of_scope(text):
+        limit = float("inf")  # asks for what MedQuAD never answers: ranked, never evidence
     out = []
     for i in ranked:
         sim = float(sims[i]) if sims is not None else None

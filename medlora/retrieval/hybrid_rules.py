@@ -9,7 +9,8 @@ Two thresholds on the cosine of a query with an answer's opening (``medlora.retr
 
 - ``question`` (a free-text question, the presenting complaint, a note): positives are the val answerable
   questions and records (the gold focus among the first ``k`` evidence hits), negatives the val no-answer
-  questions; the val no-evidence topics asked as questions ("what is X used for") are reported beside them, not
+  questions, a question asking for what MedQuAD never answers (``medlora.retrieval.intents``) having no evidence
+  at any threshold; the val no-evidence topics asked as questions ("what is X used for") are reported beside them, not
   chosen on (a drug or a test asked about this way is often answered in passing by a condition's passages);
 - ``condition`` (a written condition with no lexical evidence, searched by meaning): positives and negatives as
   for the lexical rule (``retrieval_rules``), the lexical evidence kept as it is.
@@ -26,8 +27,9 @@ from typing import Any
 
 from ..data.medquad import focus_key
 from .hits import Hit
-from .hybrid import complaint, search
+from .hybrid import INTENTS_VERSION, complaint, search
 from .index import DEFAULT_K, BM25Index, condition_hits
+from .intents import out_of_scope
 
 CONSUMER_SET = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "consumer_questions.jsonl"
 GRID = tuple(round(0.3 + 0.01 * i, 2) for i in range(61))
@@ -73,8 +75,14 @@ def _hit_gold(hits: Sequence[Hit], gold: set[str]) -> bool:
 def choose_question_threshold(
     index: BM25Index, rows: Sequence[dict[str, Any]], topics: Sequence[str], k: int = DEFAULT_K
 ) -> dict[str, Any]:
-    pos = [(search(index, query_of(r), 20), {focus_key(g) for g in r["gold"]}) for r in rows if r["gold"]]
-    neg = [search(index, query_of(r), 20) for r in rows if not r["gold"]]
+    def hits(
+        r: dict[str, Any],
+    ) -> list[Hit]:  # a question MedQuAD never answers has no evidence at any threshold
+        q = query_of(r)
+        return [] if out_of_scope(q) else search(index, q, 20)
+
+    pos = [(hits(r), {focus_key(g) for g in r["gold"]}) for r in rows if r["gold"]]
+    neg = [hits(r) for r in rows if not r["gold"]]
     step = max(1, len(topics) // TOPIC_QUESTIONS)
     asked = [f"what is {t} used for" for t in list(topics)[::step][:TOPIC_QUESTIONS]]
     neg_topics = [search(index, q, 20) for q in asked]
@@ -160,6 +168,7 @@ def choose_dense_rules(
     )
     return {
         "thresholds": {"question": question["threshold"], "condition": cond["threshold"]},
+        "intents": INTENTS_VERSION,
         "chosen_on": f"val: TPR - FPR with FPR <= {MAX_FPR} (grid {GRID[0]}..{GRID[-1]}, ties to the higher)",
         "question": question["val"],
         "condition": cond["val"],

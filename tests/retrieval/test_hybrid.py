@@ -112,6 +112,35 @@ def test_evidence_needs_the_threshold(index):
     assert all(not h.relevant for h in hybrid.search(index, "my tummy hurts after meals", 5))
 
 
+def test_a_question_medquad_never_answers_has_no_evidence(index):
+    near = "my tummy hurts after meals"
+    assert hybrid.retrieve_for_question(index, near)
+    for asked in (
+        "how much does it cost to treat my tummy that hurts after meals",
+        "my dog's tummy hurts after meals",
+    ):
+        hits = hybrid.search(index, asked, 5)
+        assert hits and hits[0].passage.focus == "Indigestion"  # still ranked
+        assert not any(h.relevant for h in hits) and hybrid.retrieve_for_question(index, asked) == []
+    record = PatientRecord(symptoms=["how much does it cost to treat my tummy that hurts after meals"])
+    assert retrieve_for_record(record, index) == []
+    # a condition is a name, not a question: the intents do not apply to its route
+    assert any(
+        h.relevant for h in hybrid.search(index, "my dog's tummy hurts after meals", 5, route="condition")
+    )
+
+
+def test_a_question_threshold_chosen_before_the_intents_is_replaced(index):
+    index.meta["dense"] = {"thresholds": {"question": 0.99, "condition": 0.3}, "chosen_on": "val"}
+    assert hybrid.thresholds(index)["question"] == hybrid.QUESTION_THRESHOLD_WITH_INTENTS
+    index.meta["dense"]["intents"] = hybrid.INTENTS_VERSION
+    assert hybrid.thresholds(index)["question"] == 0.99
+    from medlora.retrieval import hybrid_rules
+
+    rules = hybrid_rules.choose_dense_rules(index, [("indigestion", "indigestion")], ["zinc"], [])
+    assert rules["intents"] == hybrid.INTENTS_VERSION
+
+
 def test_fusion_keeps_the_bm25_ranking_where_words_match(index):
     hits = hybrid.search(index, "gout colchicine", 3)
     assert hits[0].passage.focus == "Gout"
@@ -245,6 +274,14 @@ def test_question_threshold_is_chosen_under_the_false_grounding_limit(index):
     chosen = hybrid_rules.choose_question_threshold(index, rows, ["zinc"])
     assert chosen["val"]["fpr"] <= hybrid_rules.MAX_FPR and chosen["val"]["tpr"] == 1.0
     assert chosen["threshold"] in hybrid_rules.GRID
+    # a no-answer question asking a price is never grounded, however near its meaning: no threshold is spent on it
+    priced = [*rows, {"text": "how much does it cost to treat my tummy that hurts after meals", "gold": []}]
+    again = hybrid_rules.choose_question_threshold(index, priced, ["zinc"])
+    assert (
+        again["val"]["fpr"] == 0.0
+        and again["val"]["tpr"] == 1.0
+        and again["threshold"] == chosen["threshold"]
+    )
 
 
 def test_download_config_refuses_an_unknown_encoder(tmp_path):
