@@ -177,6 +177,7 @@ def run_once(name: str, cfg: ThroughputConfig, arch, sample, tokenizer, device: 
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer
 
+    from medlora.training import objective
     from medlora.training import run as training
 
     torch.manual_seed(cfg.seed)  # identical LoRA init and dropout stream for every contender
@@ -188,7 +189,7 @@ def run_once(name: str, cfg: ThroughputConfig, arch, sample, tokenizer, device: 
         if name == "project":
             args = project_args(cfg, out_dir, device, dtype)
             data = sample
-            inner = training.PadCollator(tokenizer.pad_token_id, 8 if device == "cuda" else None)
+            inner = objective.PadCollator(tokenizer.pad_token_id, 8 if device == "cuda" else None)
         else:
             args = plain_args(cfg, out_dir, device, dtype)
             data = sample.remove_columns(["length"])

@@ -274,7 +274,7 @@ class EmptyBias:
 
 def weighted_trainer(base: type) -> type:
     """A ``transformers.Trainer`` subclass whose training loss weights each label token by the batch's
-    ``weights`` (``training.PadCollator(decision_weight=...)``). Logits are computed only where some row of the
+    ``weights`` (``training.objective.PadCollator(decision_weight=...)``). Logits are computed only where some row of the
     batch has a label (the prompt's positions need none: a fifth of a forward pass at SmolLM2's vocabulary).
     Evaluation keeps the plain loss, so eval_loss stays comparable across runs."""
 
