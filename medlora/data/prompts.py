@@ -190,8 +190,6 @@ def encode_example(
         decisions = None
         if kind == "treatment":
             decisions = decision_tokens(answer, enc["offset_mapping"][: len(ids)], prompt_len_chars)
-            for t in always_empty_closings(answer, enc["offset_mapping"][: len(ids)], prompt_len_chars):
-                labels[t] = IGNORE_INDEX
         return Encoded(ids, labels, decisions=decisions)
 
     enc = build(messages[-1]["content"])
@@ -221,26 +219,6 @@ def count_tokens(tokenizer: Any, texts: list[str]) -> list[int]:
         chunk = texts[i : i + batch]
         add = not (bos and chunk and chunk[0].startswith(bos))
         out.extend(len(ids) for ids in tokenizer(chunk, add_special_tokens=add)["input_ids"])
-    return out
-
-
-# Lists the treatment targets never fill: no source in the data states a medication's side effects. Their
-# closing "]" teaches only "a list closes at once", which the model carried over to every section's decision
-# (bench/pilot_masked_lists.py: with these tokens in the loss P(empty) rose above 0.95 in every section within 50
-# steps; without them it stayed between 0.3 and 0.9). The grammar still writes the list; only its label goes.
-ALWAYS_EMPTY = ('"side_effects":[]',)
-
-
-def always_empty_closings(answer: str, offsets: Sequence[Sequence[int]], start: int) -> list[int]:
-    """Indexes of the tokens covering the ``]`` of each ``ALWAYS_EMPTY`` list in ``answer`` (which begins at
-    character ``start`` of the text the ``offsets`` map); their labels are left out of the loss."""
-    out = []
-    for pattern in ALWAYS_EMPTY:
-        i = answer.find(pattern)
-        while i >= 0:
-            q = start + i + len(pattern) - 1
-            out.extend(t for t, (a, b) in enumerate(offsets) if a <= q < b)
-            i = answer.find(pattern, i + 1)
     return out
 
 

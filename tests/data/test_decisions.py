@@ -176,17 +176,3 @@ def test_margins_teacher_forced_on_the_target_or_on_a_silent_prefix(tiny_model, 
     assert gold["immediate_actions"]["margin"] == silent["immediate_actions"]["margin"]
     assert gold["follow_up"]["margin"] != silent["follow_up"]["margin"]
     assert decisions.decision_margins(model, tok, [{**row, "passages": []}]) == []  # no passages: no decision
-
-
-def test_the_always_empty_side_effects_closing_is_left_out_of_the_loss(tok):
-    """The one list the targets never fill teaches "lists close at once" (bench/pilot_masked_lists.py): its "]"
-    carries no label; every other token of the answer keeps its label, the decisions included."""
-    msgs = treatment_messages(RECORD, TARGET)
-    assert '"side_effects":[]' in msgs[-1]["content"]
-    enc = encode_example(tok, msgs, 4096, kind="treatment")
-    first = next(i for i, label in enumerate(enc.labels) if label != -100)
-    unlabelled = [t for t in range(first, len(enc.labels)) if enc.labels[t] == -100]
-    assert len(unlabelled) == msgs[-1]["content"].count('"side_effects":[]') == 1
-    t = unlabelled[0]
-    assert "]" in tok.decode([enc.input_ids[t]]) and tok.decode(enc.input_ids[max(0, t - 24) : t]).endswith('side_effects":[')
-    assert all(enc.labels[d] == enc.input_ids[d] for d in enc.decisions.values())

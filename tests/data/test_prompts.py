@@ -76,9 +76,9 @@ def test_overlong_treatment_drops_items_and_stays_valid_json(tok):
     full = encode_example(tok, msgs, max_length=100000, kind="treatment")
     enc = encode_example(tok, msgs, max_length=len(full.input_ids) - 20, kind="treatment")
     assert enc.shortened and enc.input_ids[-1] == tok.eos_token_id
-    # The answer's tokens (the always-empty side_effects closings among them carry no label, but are there).
-    first = next(i for i, label in enumerate(enc.labels) if label != IGNORE_INDEX)
-    text = tok.decode(enc.input_ids[first:-1])
+    text = tok.decode(
+        [t for t, label in zip(enc.input_ids, enc.labels, strict=True) if label != IGNORE_INDEX][:-1]
+    )
     Sections.model_validate_json(text.strip())
 
 
