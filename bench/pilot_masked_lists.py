@@ -1,6 +1,6 @@
 """Pilot (issue 26): do the always-empty ``"side_effects":[]`` lists push every section's decision to "empty"?
 
-    OMP_NUM_THREADS=1 python bench/pilot_masked_lists.py mask    # their closing "]" left out of the loss (now the default)
+    OMP_NUM_THREADS=1 python bench/pilot_masked_lists.py mask    # their closing "]" left out of the loss
     OMP_NUM_THREADS=1 python bench/pilot_masked_lists.py plain   # the loss before: their "]" supervised
 
 50 steps of 4 on 200 seeded train treatment examples with the recipe's run-2 settings (lr 5e-4 on a 200-step
@@ -39,7 +39,7 @@ def features(tok, rows: list[dict], mask: bool) -> tuple[list[dict], int]:
         for t in range(max(first, 4), len(labels)):
             closes = tok.decode([enc.input_ids[t]]).startswith("]")
             if closes and tok.decode(enc.input_ids[t - 4 : t]).endswith('effects":['):
-                # mask: out of the loss (what encode_example does since this pilot); plain: the loss before
+                # mask: out of the loss; plain: supervised, as in training
                 labels[t] = IGNORE_INDEX if mask else enc.input_ids[t]
                 masked += mask
         decisions = sorted((enc.decisions or {}).values())
