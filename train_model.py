@@ -118,8 +118,9 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         for name in ("train", "val"):
             limit = (cfg.limit_val_examples or cfg.limit_examples) if name == "val" else cfg.limit_examples
             mix = None
-            if name == "train" and cfg.treatment_share:
-                mix = {"treatment_share": cfg.treatment_share, "rare_boost": cfg.rare_boost, "seed": cfg.seed}
+            if cfg.treatment_share:  # val as mixed as train: the best checkpoint is chosen by what is trained
+                rare = cfg.rare_boost and name == "train"
+                mix = {"treatment_share": cfg.treatment_share, "rare_boost": rare, "seed": cfg.seed}
             with step(f"tokenising the {name} split"):  # datasets' own bar is off outside a terminal
                 splits[name], stats[name] = training.load_split(
                     data / f"{name}.jsonl", tokenizer, tok_fp, cfg.max_length, cache, limit, mix

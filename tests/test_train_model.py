@@ -345,3 +345,15 @@ def test_time_budget_stops_early_and_still_writes_a_whole_adapter(tiny_model, ti
     results = info["training"]["results"]
     assert results["global_step"] == 1 and results["stopped_by_time_budget"] is True
     assert (out / "adapter_model.safetensors").is_file() and (out / "run_config.json").is_file()
+
+
+def test_val_sample_is_mixed_as_the_training_sample(tiny_model, tiny_data, tmp_path):
+    """The best checkpoint is chosen by eval loss: with ``--treatment-share 1`` (the CPU recipe) the val sample
+    must hold treatment examples only, or a QA-heavy val sample picks the checkpoint for what is not trained."""
+    out = tmp_path / "adapter"
+    cfg = make_config(tiny_model, tiny_data, out, max_steps=1, eval_steps=0, limit_examples=4,
+                      limit_val_examples=4, treatment_share=1.0, max_length=2048)  # fmt: skip
+    train_model.main(cfg)
+    examples = json.loads((out / "model_info.json").read_text())["data"]["examples"]
+    assert examples["train"]["total"] == examples["train"]["treatment"] == 4
+    assert examples["val"]["total"] == examples["val"]["treatment"] == 4
