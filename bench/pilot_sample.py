@@ -32,7 +32,9 @@ MODES = {"mix800": (True, False), "noqa": (True, True), "norare": (False, False)
 def probe_rows() -> list[dict]:
     from medlora.common.files import read_jsonl
 
-    probe = [r for r in read_jsonl(DATA / "train.jsonl") if r.get("kind") == "treatment" and r.get("passages")]
+    probe = [
+        r for r in read_jsonl(DATA / "train.jsonl") if r.get("kind") == "treatment" and r.get("passages")
+    ]
     random.Random(1).shuffle(probe)
     med = lambda r: bool(json.loads(r["messages"][-1]["content"]).get("medications"))  # noqa: E731
     return [r for r in probe if med(r)][:5] + [r for r in probe if not med(r) and not r.get("abstain")][:5]
