@@ -202,6 +202,9 @@ def strip_modifiers(key: str) -> str:
 # ------------------------------------------------------------------------------------------- abbreviations
 
 _ABBR_DEF = re.compile(r"([A-Za-z][\w'\- ,]{2,120}?)\s*\(\s*([A-Z][A-Za-z0-9\-]{1,9})\s*\)")
+# Its parenthesis alone: a text without one cannot match, and the lazy run above is slow to fail (two thirds of
+# the answers hold none; the lexicon build spent 43 s in that regex).
+_ABBR_PAREN = re.compile(r"\(\s*[A-Z][A-Za-z0-9\-]{1,9}\s*\)")
 
 
 def _long_form(words_before: list[str], abbr: str) -> str | None:
@@ -227,7 +230,9 @@ def _long_form(words_before: list[str], abbr: str) -> str | None:
 
 def defined_abbreviations(text: str) -> list[tuple[str, str]]:
     """``(abbreviation, long form)`` for each "long form (ABBR)" in ``text``."""
-    out = []
+    out: list[tuple[str, str]] = []
+    if not _ABBR_PAREN.search(text):
+        return out
     for m in _ABBR_DEF.finditer(text):
         abbr = m.group(2)
         if not sum(c.isupper() for c in abbr) >= 2:  # "(Sinemet)" names a brand, not an abbreviation
