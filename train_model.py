@@ -217,8 +217,10 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "run_config.json", config_dict(cfg))
         write_json(tmp / "model_info.json", info)
+        # Minutes on a CPU (one forward pass per val row): step() says every 25 s that it is still running.
         if cfg.choose_bias:
-            info["decoding"] = write_decoding(cfg, trainer.model, tokenizer, tmp)
+            with step(f"choosing the decoding bias on up to {cfg.bias_val_rows} val rows"):
+                info["decoding"] = write_decoding(cfg, trainer.model, tokenizer, tmp)
             write_json(tmp / "model_info.json", info)
         write_model_card(tmp)
         if cfg.merge:
