@@ -30,6 +30,7 @@ class FuzzyIndex:
 
     def __init__(self, strings: Iterable[str]):
         self.strings = sorted(set(strings))
+        self._known = frozenset(self.strings)
         self._grams: dict[str, list[int]] = defaultdict(list)
         for i, s in enumerate(self.strings):
             for g in set(self._trigrams(s)):
@@ -43,17 +44,19 @@ class FuzzyIndex:
     def lookup(self, query: str, max_edits: int) -> list[tuple[int, str]]:
         """``(distance, string)`` for strings within ``max_edits`` of ``query``, nearest first; exact included."""
         if max_edits <= 0:
-            return [(0, query)] if query in set(self.strings) else []
-        grams = self._trigrams(query)
+            return [(0, query)] if query in self._known else []
+        # Sorted, not a set's order: the 200 candidates below are the first among equal counts in this order, and a
+        # set's order changed with the hash seed (so did one rate the data step reports).
+        grams = sorted(set(self._trigrams(query)))
         counts: Counter = Counter()
-        for g in set(grams):
+        for g in grams:
             counts.update(self._grams.get(g, ()))
         # Each edit destroys at most three trigrams (a transposition four): a string sharing fewer is out of reach.
-        need = len(set(grams)) - 4 * max_edits
+        need = len(grams) - 4 * max_edits
+        # Most shared first, ties in the order above (sorted() is stable): what Counter.most_common gave.
+        reach = sorted(((i, n) for i, n in counts.items() if n >= need), key=lambda x: -x[1])
         out = []
-        for i, shared in counts.most_common(200):
-            if shared < need:
-                break
+        for i, _ in reach[:200]:
             s = self.strings[i]
             d = edit_distance(query, s, max_edits)
             if d <= max_edits:
