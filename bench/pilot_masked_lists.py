@@ -5,25 +5,22 @@
 
 50 steps of 4 on 200 seeded train treatment examples with the recipe's run-2 settings (lr 5e-4 on a 200-step
 cosine, class-balanced decisions x2, LoRA on the top 10 layers, fp32), then P(empty) teacher-forced at each
-section's decision on 10 train rows (5 whose target fills medications, 5 whose target leaves it empty), one JSON
-line per row: {section: [P(empty), target filled]}. About 17 minutes on one thread. Needs models/smollm2-135m
+section's decision on 10 train rows (5 whose target fills medications, 5 whose target leaves it empty), the mode and a JSON
+object per row: {section: [P(empty), target filled]}. About 17 minutes on one thread. Needs models/smollm2-135m
 and data/medquad (download_model.py). docs/real-model.md reports the run.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-BASE, DATA = "models/smollm2-135m", "data/medquad/train.jsonl"
-PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+DATA = "data/medquad/train.jsonl"
 
 
 def features(tok, rows: list[dict], mask: bool) -> tuple[list[dict], int]:
@@ -50,53 +47,18 @@ def features(tok, rows: list[dict], mask: bool) -> tuple[list[dict], int]:
 
 def main() -> None:
     import datasets
-    import torch
-    from transformers import Trainer, TrainerCallback
+    from pilot_sample import probe_rows, report, setup, train_pilot  # the training and the probe, shared
 
     from medlora.common.files import read_jsonl
-    from medlora.data.decisions import decision_margins, p_empty, weighted_trainer
-    from medlora.model.loading import load_tokenizer
-    from medlora.training import objective
-    from medlora.training import run as training
-    from medlora.training.config import TrainConfig, training_args
 
-    torch.set_num_threads(1)
-    tok = load_tokenizer(BASE)
-    tok.pad_token_id = training.pad_token_id(tok)
-    model, _ = training.build_lora_model(BASE, torch.float32, 16, 32, 0.05, PROJECTIONS, top_layers=10)
+    mode = "mask" if sys.argv[1:] == ["mask"] else "plain"
+    model, tok = setup()
     rows = [r for r in read_jsonl(DATA) if r.get("kind") == "treatment"]
     random.Random(7).shuffle(rows)
-    feats, masked = features(tok, rows[:200], sys.argv[1:] == ["mask"])
+    feats, masked = features(tok, rows[:200], mode == "mask")
     print("examples", len(feats), "masked side_effects closings", masked, flush=True)
-    ds = datasets.Dataset.from_list(feats)
-    empty = objective.empty_token_ids(tok)
-    balanced = (empty, objective.balanced_weights(objective.fill_rates(ds, empty), 2.0))
-    cfg = TrainConfig(base_model=BASE, output_dir="/tmp/pilot_masked_lists", batch_size=1, precision="fp32",
-                      gradient_accumulation_steps=4, learning_rate=5e-4, max_steps=200, warmup_ratio=0.05,
-                      logging_steps=10, device="cpu")  # fmt: skip
-    args = training_args(cfg, "cpu", torch.float32, has_eval=False)
-    args.save_strategy = "no"
-
-    class Stop(TrainerCallback):  # the recipe's 200-step schedule, stopped where its first checkpoint is
-        def on_step_end(self, a, state, control, **kwargs):
-            control.should_training_stop = state.global_step >= 50
-
-    collator = objective.PadCollator(tok.pad_token_id, None, 2.0, balanced)
-    trainer = weighted_trainer(Trainer)(model=model, args=args, train_dataset=ds, data_collator=collator,
-                                        processing_class=tok, callbacks=[Stop()])  # fmt: skip
-    start = time.time()
-    trainer.train()
-    print(f"trained in {time.time() - start:.0f} s", flush=True)
-    model.eval()
-    probe = [r for r in read_jsonl(DATA) if r.get("kind") == "treatment" and r.get("passages")]
-    random.Random(1).shuffle(probe)
-    med = lambda r: bool(json.loads(r["messages"][-1]["content"]).get("medications"))  # noqa: E731
-    chosen = [r for r in probe if med(r)][:5] + [r for r in probe if not med(r) and not r.get("abstain")][:5]
-    for r in chosen:
-        sections = decision_margins(model, tok, [r])[0]["sections"]
-        print(
-            json.dumps({k: [round(p_empty(v["margin"]), 4), int(v["filled"])] for k, v in sections.items()})
-        )
+    train_pilot(model, tok, datasets.Dataset.from_list(feats), Path("/tmp/pilot_masked_lists"))
+    report(mode, model, tok, probe_rows())
 
 
 if __name__ == "__main__":

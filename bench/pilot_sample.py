@@ -49,42 +49,41 @@ def report(label: str, model, tok, rows: list[dict]) -> None:
         print(label, json.dumps(line), flush=True)
 
 
-def main() -> None:
+def setup():
+    """SmolLM2 with LoRA as the recipe adds it (top 10 layers, fp32, one thread), and its tokenizer."""
     import torch
-    from transformers import Trainer, TrainerCallback
 
-    from medlora.data.decisions import weighted_trainer
-    from medlora.model.loading import load_model, load_tokenizer
-    from medlora.training import objective
+    from medlora.model.loading import load_tokenizer
     from medlora.training import run as training
-    from medlora.training.config import TrainConfig, training_args
 
-    mode = sys.argv[1] if len(sys.argv) == 2 else ""
-    if mode not in MODES:
-        sys.exit(f"usage: python bench/pilot_sample.py {{{'|'.join(MODES)}}}")
-    rare, drop_qa = MODES[mode]
     torch.set_num_threads(1)
     tok = load_tokenizer(BASE)
     tok.pad_token_id = training.pad_token_id(tok)
     model, _ = training.build_lora_model(BASE, torch.float32, 16, 32, 0.05, PROJECTIONS, top_layers=10)
-    mix = {"treatment_share": 0.9, "rare_boost": rare, "seed": 42}
-    fp = training.tokenizer_fingerprint(BASE)
-    ds, stats = training.load_split(DATA / "train.jsonl", tok, fp, 1152, DATA / "cache", 800, mix)
-    if drop_qa:
-        ds = ds.filter(lambda d: len(d) > 0, input_columns="decisions")
-    print(mode, "examples", len(ds), stats, flush=True)
+    return model, tok
+
+
+def train_pilot(model, tok, ds, out: Path) -> None:
+    """Run 2's settings (lr 5e-4 on a 200-step cosine, class-balanced decisions x2), stopped at step 50 where
+    the recipe's first checkpoint is; the model is left in eval mode."""
+    import torch
+    from transformers import Trainer, TrainerCallback
+
+    from medlora.data.decisions import weighted_trainer
+    from medlora.training import objective
+    from medlora.training.config import TrainConfig, training_args
+
     empty = objective.empty_token_ids(tok)
     rates = objective.fill_rates(ds, empty)
     print("fill rates", rates, flush=True)
     balanced = (empty, objective.balanced_weights(rates, 2.0))
-    out = Path(f"/tmp/pilot_sample_{mode}")
     cfg = TrainConfig(base_model=BASE, output_dir=str(out), batch_size=1, precision="fp32",
                       gradient_accumulation_steps=4, learning_rate=5e-4, max_steps=200, warmup_ratio=0.05,
                       logging_steps=10, device="cpu", seed=42)  # fmt: skip
     args = training_args(cfg, "cpu", torch.float32, has_eval=False)
     args.save_strategy = "no"
 
-    class Stop(TrainerCallback):  # the recipe's 200-step schedule, stopped where its first checkpoint is
+    class Stop(TrainerCallback):
         def on_step_end(self, a, state, control, **kwargs):
             control.should_training_stop = state.global_step >= 50
 
@@ -95,6 +94,25 @@ def main() -> None:
     trainer.train()
     print(f"trained in {time.time() - start:.0f} s", flush=True)
     model.eval()
+
+
+def main() -> None:
+    from medlora.model.loading import load_model
+    from medlora.training import run as training
+
+    mode = sys.argv[1] if len(sys.argv) == 2 else ""
+    if mode not in MODES:
+        sys.exit(f"usage: python bench/pilot_sample.py {{{'|'.join(MODES)}}}")
+    rare, drop_qa = MODES[mode]
+    model, tok = setup()
+    mix = {"treatment_share": 0.9, "rare_boost": rare, "seed": 42}
+    fp = training.tokenizer_fingerprint(BASE)
+    ds, stats = training.load_split(DATA / "train.jsonl", tok, fp, 1152, DATA / "cache", 800, mix)
+    if drop_qa:
+        ds = ds.filter(lambda d: len(d) > 0, input_columns="decisions")
+    print(mode, "examples", len(ds), stats, flush=True)
+    out = Path(f"/tmp/pilot_sample_{mode}")
+    train_pilot(model, tok, ds, out)
     rows = probe_rows()
     report("memory", model, tok, rows)
     model.save_pretrained(out / "adapter")
