@@ -13,9 +13,9 @@
 - US-label contraindications and warnings that are not in the paper (bosentan-glyburide, cisapride,
   methotrexate-trimethoprim, pimozide, potassium with potassium-sparing diuretics, PDE5 inhibitors with
   nitrates, thioridazine, linezolid or methylene blue with serotonergic drugs), bleeding on warfarin (NSAIDs,
-  aspirin, TMP-SMX, azoles, metronidazole), lithium (NSAIDs, thiazides, ACEi/ARB), and a mineralocorticoid
-  antagonist with an ACEi/ARB where potassium is high or kidney function low (``patient_state``): each cites
-  its label.
+  aspirin, TMP-SMX, azoles, metronidazole) and on a direct oral anticoagulant (NSAIDs), lithium (NSAIDs,
+  thiazides, ACEi/ARB), and a mineralocorticoid antagonist with an ACEi/ARB where potassium is high or kidney
+  function low (``patient_state``): each cites its label.
 
 ``interactions(current, recommended, state)`` reports every pair among the current medications and the
 recommended drugs, once per code and pair of drugs; a drug the patient already takes counts like a recommended
@@ -228,6 +228,12 @@ PAIRS: tuple[Pair, ...] = (
     Pair("warfarin_metronidazole", _set("warfarin"), _set("metronidazole, tinidazole"),
          "warfarin with metronidazole (INR rise, bleeding)",
          _WARFARIN_LABEL + "; Flagyl US label: potentiates the anticoagulant effect of warfarin"),
+    # --- bleeding on a direct oral anticoagulant (the same NSAID risk as warfarin's; it was missing: issue 26's
+    # clinician-style check, "Xarelto 20mg" with ibuprofen, came back with no interaction)
+    Pair("doac_nsaid", _set("apixaban, rivaroxaban, dabigatran, edoxaban"), _NSAIDS,
+         "a direct oral anticoagulant with an NSAID (major bleeding, GI bleeding)",
+         "Eliquis, Xarelto, Pradaxa and Savaysa US labels, 7 Drug Interactions: NSAIDs increase bleeding risk",
+         exclude=_set("aspirin")),
     # --- lithium
     Pair("lithium_nsaid", _LITHIUM, _NSAIDS, "lithium with an NSAID (lithium toxicity)", _LITHIUM_LABEL,
          exclude=_set("aspirin")),

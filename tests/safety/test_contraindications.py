@@ -200,3 +200,13 @@ def test_hypnotic_dose_doxepin_is_not_an_anticholinergic_antidepressant():
     assert found(check(["doxepin 50 mg qhs"], age=80)) == {
         ("older_anticholinergic_antidepressant", "doxepin 50 mg qhs", "caution")
     }
+
+
+@pytest.mark.parametrize(
+    ("current", "recommend", "where"),
+    [(["Xarelto 20mg", "ibuprofen"], [], "both current"), (["Eliquis 5 mg bd"], ["naproxen 500 mg bid"],
+     "recommended with current"), (["dabigatran 150 mg bd"], ["Advil"], "recommended with current")],
+)  # fmt: skip
+def test_a_direct_oral_anticoagulant_with_an_nsaid_is_an_interaction(current, recommend, where):
+    out = check(recommend, age=72, medications=current)
+    assert [(i.code, i.where) for i in out.safety.interactions] == [("doac_nsaid", where)]
