@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..common.schemas import SECTION_NAMES
+from ..common.schemas import WRITE_ORDER
 from ..data.prompts import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
@@ -37,13 +37,14 @@ def empty_token_ids(tokenizer: Any) -> set[int]:
 
 def fill_rates(rows: Iterable[dict[str, Any]], empty_ids: set[int]) -> dict[str, tuple[int, int]]:
     """Per section, (filled, total) decisions over rows holding one decision per section (others are QA rows or
-    targets cut before their end, whose decisions cannot be told apart by position)."""
-    counts = {name: [0, 0] for name in SECTION_NAMES}
+    targets cut before their end, whose decisions cannot be told apart by position). A row's positions are
+    sorted, so they follow the order the sections are written in (``WRITE_ORDER``)."""
+    counts = {name: [0, 0] for name in WRITE_ORDER}
     for row in rows:
         positions = row.get("decisions") or []
-        if len(positions) != len(SECTION_NAMES):
+        if len(positions) != len(WRITE_ORDER):
             continue
-        for name, pos in zip(SECTION_NAMES, positions, strict=True):
+        for name, pos in zip(WRITE_ORDER, positions, strict=True):
             counts[name][0] += row["labels"][pos] not in empty_ids
             counts[name][1] += 1
     return {name: (f, n) for name, (f, n) in counts.items()}
@@ -52,10 +53,11 @@ def fill_rates(rows: Iterable[dict[str, Any]], empty_ids: set[int]) -> dict[str,
 def balanced_weights(
     rates: dict[str, tuple[int, int]], weight: float, cap: float = MAX_BALANCE
 ) -> list[tuple[float, float]]:
-    """Per section in schema order, (weight if empty, weight if filled): ``weight`` times 0.5 / the class's share,
-    capped; a section always empty (or always filled) in the sample keeps ``weight``."""
+    """Per section in the order written (``WRITE_ORDER``, as a row's sorted positions), (weight if empty,
+    weight if filled): ``weight`` times 0.5 / the class's share, capped; a section always empty (or always
+    filled) in the sample keeps ``weight``."""
     out = []
-    for name in SECTION_NAMES:
+    for name in WRITE_ORDER:
         filled, total = rates[name]
         if not total or filled in (0, total):
             out.append((weight, weight))

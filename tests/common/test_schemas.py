@@ -110,3 +110,27 @@ def test_a_typo_d_field_gets_a_did_you_mean_and_a_stranger_does_not():
     assert "allergys: Extra inputs are not permitted (did you mean 'allergies'?)" in line
     assert "vitals.sp02: Extra inputs are not permitted (did you mean 'spo2'?)" in line
     assert "smoker: Extra inputs are not permitted;" in line + ";" and "did you mean 'sex'" not in line
+
+
+def test_the_model_writes_its_sections_in_write_order_and_clients_read_them_in_theirs():
+    """Training targets, the grammar and the silent prefix follow WRITE_ORDER (patient_education, the section
+    most targets fill, right after the rules' section); what clients get keeps the reading order."""
+    from medlora.common.schemas import SECTION_NAMES, WRITE_ORDER, GroundedSections, to_published
+    from medlora.generation.base import sections_grammar
+
+    assert tuple(GroundedSections.model_fields) == WRITE_ORDER != SECTION_NAMES
+    assert WRITE_ORDER[:2] == ("immediate_actions", "patient_education")
+    grammar = sections_grammar(3)
+    root = next(line for line in grammar.splitlines() if line.startswith("sections ::="))
+    assert [root.index(f'\\"{n}\\":') for n in WRITE_ORDER] == sorted(
+        root.index(f'\\"{n}\\":') for n in WRITE_ORDER
+    )
+    target = GroundedSections.model_validate(
+        {
+            "medications": [{"citations": [1], "name": "colchicine"}],
+            "patient_education": [{"citations": [1], "text": "Rest."}],
+        }
+    ).model_dump_json()
+    assert target.index('"patient_education"') < target.index('"medications"')
+    published, cites = to_published(GroundedSections.model_validate_json(target))
+    assert tuple(published.model_dump()) == SECTION_NAMES and cites["medications"] == [[1]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medlora.common.schemas import SECTION_NAMES
+from medlora.common.schemas import SECTION_NAMES, WRITE_ORDER
 from medlora.training import objective
 from medlora.training.objective import PadCollator
 
@@ -12,8 +12,8 @@ EMPTY, FILL = 7, 9  # stand-ins for "]" and "{" token ids
 
 
 def _row(filled: set[str]) -> dict:
-    # decisions at positions 1..7, one per section in schema order
-    labels = [-100] + [FILL if name in filled else EMPTY for name in SECTION_NAMES]
+    # decisions at positions 1..7, one per section in the order the model writes them
+    labels = [-100] + [FILL if name in filled else EMPTY for name in WRITE_ORDER]
     return {"input_ids": list(range(8)), "labels": labels, "decisions": list(range(1, 8))}
 
 
@@ -30,7 +30,7 @@ def test_fill_rates_count_rows_with_one_decision_per_section_only():
 
 def test_balanced_weights_give_both_classes_equal_total_weight():
     rates = {name: (0, 10) for name in SECTION_NAMES} | {"medications": (2, 10), "patient_education": (8, 10)}
-    slots = dict(zip(SECTION_NAMES, objective.balanced_weights(rates, 2.0), strict=True))
+    slots = dict(zip(WRITE_ORDER, objective.balanced_weights(rates, 2.0), strict=True))
     empty_w, fill_w = slots["medications"]
     assert 8 * empty_w == pytest.approx(2 * fill_w)  # 8 empty rows x their weight = 2 filled rows x theirs
     assert fill_w > empty_w and slots["patient_education"][0] > slots["patient_education"][1]
@@ -45,10 +45,11 @@ def test_balanced_weights_are_capped():
 def test_collator_weighs_filled_and_empty_decisions_by_section():
     rows = [_row({"medications"})]
     slots = [(1.0, 1.0)] * len(SECTION_NAMES)
-    slots[1] = (0.5, 4.0)  # medications
-    slots[2] = (3.0, 6.0)  # lifestyle, empty here
+    med, life = WRITE_ORDER.index("medications"), WRITE_ORDER.index("lifestyle")
+    slots[med] = (0.5, 4.0)
+    slots[life] = (3.0, 6.0)  # empty here
     weights = PadCollator(0, decision_weight=2.0, balanced=({EMPTY}, slots))(rows)["weights"][0].tolist()
-    assert weights[2] == 4.0 and weights[3] == 3.0 and weights[0] == 1.0
+    assert weights[1 + med] == 4.0 and weights[1 + life] == 3.0 and weights[0] == 1.0
     # a row whose target was cut (fewer decisions than sections) falls back to the plain decision weight
     cut = {"input_ids": [0, 1, 2], "labels": [-100, FILL, EMPTY], "decisions": [1, 2]}
     assert PadCollator(0, decision_weight=2.0, balanced=({EMPTY}, slots))([cut])["weights"][0].tolist() == [
