@@ -73,6 +73,14 @@ _MODIFIERS = frozenset(
         "long",
         "standing",
         "longstanding",
+        # The organism class: "streptococcal pharyngitis" is answered by the sore-throat topic, "viral
+        # gastroenteritis" by gastroenteritis (a name that holds the word, "viral hepatitis", matches first).
+        "viral",
+        "bacterial",
+        "fungal",
+        "streptococcal",
+        "staphylococcal",
+        "pneumococcal",
     ]
 )
 

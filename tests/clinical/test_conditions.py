@@ -113,3 +113,17 @@ def test_a_different_medical_ending_is_a_different_condition_not_a_misspelling(n
     lex = Lexicon.build([known], rule=EditRule(4, 6))
     assert lex.lookup(near).foci == ()
     assert lex.lookup(known[:-1] + known[-1] * 2).foci != ()  # a doubled last letter still matches
+
+
+def test_the_organism_class_qualifies_a_condition_without_naming_another_topic():
+    """Clinicians write the organism ("streptococcal pharyngitis"); the topic that answers it is the site's
+    (MedQuAD's "Sore Throat", whose synonym is pharyngitis). A name holding the word still matches as a whole."""
+    lex = Lexicon.build(
+        ["Sore Throat", "Gastroenteritis", "Hepatitis", "Viral Hepatitis"],
+        {"Sore Throat": ["pharyngitis"]},
+        [],
+    )
+    assert lex.lookup("streptococcal pharyngitis").foci == ("sore throat",)
+    assert lex.lookup("Viral gastroenteritis").foci == ("gastroenteritis",)
+    assert lex.lookup("viral hepatitis").foci == ("viral hepatitis",)
+    assert lex.lookup("bacterial").foci == ()
