@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..common.schemas import SECTION_NAMES, WRITE_ORDER
+from ..common.schemas import SECTION_NAMES, GroundedSections
 
 DECODING_FILE = "decoding.json"
 # Sections decided by the safety rules, not the model: trained always empty, never biased.
@@ -83,7 +83,7 @@ def decision_margins(
             continue
         messages = row["messages"]
         if prefix == "silent":
-            empty = json.dumps({name: [] for name in WRITE_ORDER}, separators=(",", ":"))
+            empty = GroundedSections().model_dump_json()  # every section empty, in the order the model writes
             messages = [*messages[:-1], {"role": "assistant", "content": empty}]
         enc = encode_example(tokenizer, messages, max_length, kind="treatment")
         if enc is None or not enc.decisions:
