@@ -96,6 +96,12 @@ class PatientRecord(_Strict):
                 raise ValueError("contains control characters")
         return v
 
+    @property
+    def primary(self) -> str:
+        """What the recommendation is for: the first condition, else the first symptom. The prompt names it and
+        the grounding check publishes only items vouched for by passages about it or the presenting complaint."""
+        return (self.conditions or self.symptoms)[0]
+
     @model_validator(mode="after")
     def _needs_a_complaint(self) -> PatientRecord:
         if not self.conditions and not self.symptoms:

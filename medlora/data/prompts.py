@@ -71,11 +71,10 @@ def passages_text(passages: Sequence[Any]) -> str:
 
 
 def primary_text(record: PatientRecord) -> str:
-    """The line naming the condition the recommendation is for: the record's first condition (else its first
-    symptom). Passages are retrieved for every condition, so without it a prompt holding passages about a
-    comorbidity does not say which ones the answer is about. "<" escaped as in ``patient_text``."""
-    first = (record.conditions or record.symptoms or [""])[0]
-    return "Primary condition: " + json.dumps(first, ensure_ascii=False).replace("<", "\\u003c")
+    """The line naming the condition the recommendation is for (``PatientRecord.primary``). Passages are
+    retrieved for every condition, so without it a prompt holding passages about a comorbidity does not say which
+    ones the answer is about. "<" escaped as in ``patient_text``."""
+    return "Primary condition: " + json.dumps(record.primary, ensure_ascii=False).replace("<", "\\u003c")
 
 
 def treatment_user_text(record: PatientRecord, passages: Sequence[Any] = ()) -> str:

@@ -5,7 +5,9 @@
 no evidence), then, given the passages that were in the prompt, ``check_grounding``:
 
 - every item cites at least one passage in the prompt (a medication the patient already takes excepted: the
-  record vouches for it); a non-medication item's cited passages together hold most of its content words
+  record vouches for it) and, where retrieval can tell (``medlora.retrieval.subject``), one that concerns the
+  primary condition or the presenting complaint: the prompt says to ignore passages about other conditions, and
+  here that is a rule; only such passages vouch for the item and stay among its citations; a non-medication item's cited passages together hold most of its content words
   (``medlora.grounding.support``), and no clause of it says the opposite of the cited clause it repeats;
 - every drug any field of any item names is vouched for: one it prescribes ("switch to oxycodone" in
   ``side_effects``) by a cited sentence giving it (a sentence forbidding or warning against it does not count),
@@ -79,6 +81,12 @@ class Removal(str):
     """Why an item is removed (a plain ``str`` is a text item to publish)."""
 
 
+OTHER_CONDITIONS = (
+    "its cited passages are about other conditions: the recommendation is for the primary condition "
+    "and the presenting complaint"
+)
+
+
 def _check_item(
     section: str, it: Any, cited: list[Passage], record: PatientRecord, report: Grounding, drugs: RecordDrugs
 ):
@@ -144,9 +152,12 @@ def check_grounding(
     citations: Citations,
     passages: Sequence[Passage],
     drugs: RecordDrugs | None = None,
+    concerns: Sequence[bool] | None = None,
 ) -> GroundingResult:
     """The rules of the module docstring, item by item. Citations outside 1..len(passages) are dropped.
-    ``drugs``: the record's medication lines read once (``RecordDrugs.of(record)``), else read here."""
+    ``drugs``: the record's medication lines read once (``RecordDrugs.of(record)``), else read here.
+    ``concerns``: per passage, whether it concerns the primary condition or the complaint
+    (``medlora.retrieval.subject``); given, only those passages can vouch for an item or be cited by it."""
     drugs = record_drugs(record, drugs)
     report = Grounding()
     data: dict[str, list] = {}
@@ -157,8 +168,13 @@ def check_grounding(
         kept, kept_cites = [], []
         for i, it in enumerate(items):
             cited = sorted({n for n in (cites[i] if i < len(cites) else []) if 1 <= n <= len(passages)})
+            elsewhere = concerns is not None and bool(cited) and not any(concerns[n - 1] for n in cited)
+            if concerns is not None:
+                cited = [n for n in cited if concerns[n - 1]]
             if name == "immediate_actions" and EMERGENCY_LINE.match(it):
                 out = it  # the safety rules drop it and decide the emergency themselves
+            elif elsewhere and not (name == "medications" and own_medication(it.name, record, drugs)):
+                out = Removal(OTHER_CONDITIONS)
             else:
                 out = _check_item(name, it, [passages[n - 1] for n in cited], record, report, drugs)
             if isinstance(out, Removal):
@@ -181,16 +197,18 @@ def check_output(
     citations: Citations,
     passages: Sequence[Passage] | None,
     drugs: RecordDrugs | None = None,
+    concerns: Sequence[bool] | None = None,
 ) -> GroundingResult:
     """Every output's path to publication: ``publishable``, then ``check_grounding`` when passages are given
     (``None``: no retrieval, nothing to check citations against; ``[]`` would remove every item). ``drugs``: the
-    record's medication lines read once for both (``RecordDrugs.of(record)``), else read here once."""
+    record's medication lines read once for both (``RecordDrugs.of(record)``), else read here once.
+    ``concerns``: which passages concern the primary condition or the complaint (``check_grounding``)."""
     drugs = record_drugs(record, drugs)
     pub = publishable(record, sections, citations, checked=passages is not None, drugs=drugs)
     report = Grounding(unsupported=list(pub.removed), nulled=list(pub.nulled))
     if passages is None:
         return GroundingResult(pub.sections, pub.citations, report, pub.edited)
-    g = check_grounding(record, pub.sections, pub.citations, passages, drugs)
+    g = check_grounding(record, pub.sections, pub.citations, passages, drugs, concerns)
     report.unsupported += g.grounding.unsupported
     report.nulled += g.grounding.nulled
     return GroundingResult(g.sections, g.citations, report, pub.edited | g.edited)

@@ -25,6 +25,7 @@ from ..grounding.publishable import repetition_loop
 from ..model.loading import load_model, require_model_files
 from ..retrieval.hits import Hit
 from ..retrieval.index import load_index, retrieve_for_record
+from ..retrieval.subject import concerns
 from ..safety.rules import SafetyFacts, apply_safety
 from .logs import IdHasher
 from .present import tidy, without_removed
@@ -111,6 +112,7 @@ class Recommender:
     def _grounded(self, record: PatientRecord, gen: Any, hits: list[Hit]) -> tuple[Recommendation, Any]:
         """The checks after generation, then the safety rules, then the published form (citations follow their
         items)."""
+        concerned = None
         if self.index is None:
             sections, cites, evidence, passages = gen.sections, gen.citations, "unchecked", None
         elif not hits:  # nothing relevant retrieved: abstain, keep only what the safety rules add
@@ -118,8 +120,9 @@ class Recommender:
         else:
             sections, cites, evidence = gen.sections, gen.citations, "retrieved"
             passages = [h.passage for h in hits]
+            concerned = concerns(self.index, record, passages)  # comorbidities' passages vouch for nothing
         facts = SafetyFacts.of(record)  # the record's drugs, read once for the check and the safety rules
-        g = check_output(record, sections, cites, passages, facts.drugs)
+        g = check_output(record, sections, cites, passages, facts.drugs, concerned)
         checked = apply_safety(record, g.sections, facts)
         cites = realign(g.sections, g.citations, checked.sections) if cites else {}
         probs = getattr(gen, "token_probs", None) if gen is not None else None

@@ -117,6 +117,28 @@ def test_a_drug_in_free_text_needs_a_cited_passage_too():
     assert "ibuprofen" in out.grounding.unsupported[0].reason
 
 
+def test_only_passages_that_concern_the_primary_condition_vouch_for_an_item():
+    asthma = passage(3, "Drink plenty of water and use an inhaled corticosteroid every day.", focus="Asthma")
+    rec = PatientRecord(conditions=["gout", "asthma"], medications=["budesonide inhaler"])
+    sections = Sections(
+        lifestyle=["Drink plenty of water and limit alcohol.", "Drink plenty of water every day."],
+        medications=[Medication(name="budesonide"), Medication(name="colchicine")],
+    )
+    cites = {"lifestyle": [[2, 4], [4]], "medications": [[4], [1]]}
+    concerns = [True, True, True, False]  # the fourth passage is about a comorbidity
+    out = check_grounding(rec, sections, cites, [*GOUT, asthma], concerns=concerns)
+    # Supported by the gout passage it cites; the asthma citation is dropped, not published as a source.
+    assert out.sections.lifestyle == ["Drink plenty of water and limit alcohol."]
+    assert out.citations["lifestyle"] == [[2]]
+    [removed] = out.grounding.unsupported
+    assert removed.item == "Drink plenty of water every day." and "other conditions" in removed.reason
+    # The patient's own drug stays whatever it cites (the record vouches for it).
+    assert [m.name for m in out.sections.medications] == ["budesonide", "colchicine"]
+    # Without the judgement (no index) the comorbidity's passage vouches as before.
+    plain = check_grounding(rec, sections, cites, [*GOUT, asthma])
+    assert len(plain.sections.lifestyle) == 2
+
+
 PROHIBITION = passage(3, "Aspirin should never be given to people with gout. Colchicine is taken at 0.5 mg daily. "
                          "Do not take more than 6 mg of colchicine.")  # fmt: skip
 
