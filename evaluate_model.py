@@ -58,6 +58,7 @@ from medlora.evaluation.config import EvalConfig
 from medlora.evaluation.parts import Parts, build_report, model_parts, parts_path, resume_key
 from medlora.model.loading import check_adapter_matches, load_model, missing_model_error, resolve_device
 from medlora.retrieval import index as retrieval
+from medlora.retrieval.subject import concerns
 
 log = logging.getLogger("evaluate_model")
 
@@ -244,7 +245,7 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
     started = time.time()
     index = retrieval.load_index(data_dir)  # exit 2 naming the rebuild when missing or stale
     # Each test row read once (record, passages, target, variant, distractors) for every row below.
-    treat_items = eval_items.build_items(treat_rows, index)
+    treat_items = eval_items.build_items(treat_rows, index, judge=concerns)  # judged as inference judges
     parts = Parts(parts_path(cfg.output_path), resume_key(cfg, data_dir), cfg.resume)
     results: dict[str, Any] = {}
     rows: dict[str, Any] = {}

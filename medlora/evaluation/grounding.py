@@ -30,7 +30,9 @@ from ..common.progress import Progress
 from ..common.schemas import SECTION_NAMES, UNCITED_SECTIONS, Citations, PatientRecord, Sections, to_published
 from ..data.medquad import focus_key
 from ..datasets.targets import extractive_target
+from ..grounding.check import check_output
 from ..retrieval.index import BM25Index, condition_query, retrieve_for_record
+from ..safety.rules import apply_safety
 from .citations import citation_scores
 from .items import EvalItem, as_items, distractor_passages, has_content
 from .stats import bootstrap_indices, ratio_ci
@@ -104,14 +106,29 @@ def grounded_scores(
         out[name], out[f"{name}_ci"] = ratio_ci(arr[num], arr[den], idx)
     out["cited_items"] = int(arr["items"].sum())
     abstain = np.array([it.abstain for it in items], dtype=np.float64)
-    empty = np.array([not has_content(s) for s, _ in outputs], dtype=np.float64)
-    out["abstention_n"] = int(abstain.sum())
-    out["abstention"], out["abstention_ci"] = ratio_ci(empty * abstain, abstain, idx)
     evidence = np.array([it.evidence for it in items], dtype=np.float64)
+    out["abstention_n"] = int(abstain.sum())
     out["answered_on_evidence_n"] = int(evidence.sum())
-    out["answered_on_evidence"], out["answered_on_evidence_ci"] = ratio_ci(
-        (1 - empty) * evidence, evidence, idx
-    )
+    # As generated, and as published (after the grounding check and the safety rules: what a user reads).
+    for suffix, sections in (("", [s for s, _ in outputs]), ("_published", published(items, outputs))):
+        empty = np.array([not has_content(s) for s in sections], dtype=np.float64)
+        out[f"abstention{suffix}"], out[f"abstention{suffix}_ci"] = ratio_ci(empty * abstain, abstain, idx)
+        out[f"answered_on_evidence{suffix}"], out[f"answered_on_evidence{suffix}_ci"] = ratio_ci(
+            (1 - empty) * evidence, evidence, idx
+        )
+    return out
+
+
+def published(items: Sequence[EvalItem], outputs: Sequence[tuple[Sections, Citations]]) -> list[Sections]:
+    """What inference publishes of each output: the grounding check (given what the passages concern), then the
+    safety rules."""
+    out = []
+    for it, (sections, cites) in zip(items, outputs, strict=True):
+        if it.record is None or it.facts is None:
+            out.append(sections)
+            continue
+        g = check_output(it.record, sections, cites, it.passages, it.facts.drugs, it.concerns)
+        out.append(apply_safety(it.record, g.sections, it.facts).sections)
     return out
 
 

@@ -3,14 +3,15 @@
 Every row of ``medlora.evaluation.rows`` (no-model, base, fine-tuned, each GGUF) and every scorer
 (``evaluation.treatment``, ``evaluation.grounding``) reads the same things from a treatment row: its
 validated ``PatientRecord``, its prompt passages, its parsed target, its input variant, the record's safety
-facts, and its distractor-only copy (passages about other foci, found by BM25). ``build_items`` reads them
+facts, which of its passages concern the primary condition or the complaint (what the grounding check is given at
+inference), and its distractor-only copy (passages about other foci, found by BM25). ``build_items`` reads them
 once per row; the scorers take items (a plain row still works: ``as_items`` reads it on the spot).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -71,6 +72,9 @@ class EvalItem:
     has_flag: bool  # the row lists red flags for its record
     facts: SafetyFacts | None  # the record's drugs, allergies and red flags (``apply_safety``'s input)
     distractors: EvalItem | None = None  # the same item with passages about other foci only
+    # Per passage, whether it concerns the primary condition or the complaint (``medlora.retrieval.subject``):
+    # what inference gives the grounding check; None where that cannot be judged (no index).
+    concerns: tuple[bool, ...] | None = None
 
     @property
     def evidence(self) -> bool:
@@ -109,24 +113,42 @@ def distractor_passages(focus: str, index: BM25Index, k: int = DISTRACTORS_K) ->
     return [h.passage for h in index.search(condition_query(focus), k, exclude_focus=focus)]
 
 
-def with_distractors(item: EvalItem, index: BM25Index, k: int = DISTRACTORS_K) -> EvalItem:
+# ``medlora.retrieval.subject.concerns``: given by the caller (evaluate_model.py), so that this module, which every
+# scorer imports, stays one import above the index.
+Judge = Callable[[BM25Index, PatientRecord, Sequence[Passage]], "list[bool] | None"]
+
+
+def with_concerns(item: EvalItem, index: BM25Index, judge: Judge | None) -> EvalItem:
+    """The item with ``concerns`` judged for its passages by ``judge``, as inference judges them."""
+    if judge is None or item.concerns is not None or item.record is None:
+        return item
+    judged = judge(index, item.record, item.passages)
+    return replace(item, concerns=tuple(judged)) if judged is not None else item
+
+
+def with_distractors(
+    item: EvalItem, index: BM25Index, k: int = DISTRACTORS_K, judge: Judge | None = None
+) -> EvalItem:
     """The item with its distractor-only copy attached (found once; an item that has one keeps it)."""
     if item.distractors is not None:
         return item
-    copy = replace(item, passages=tuple(distractor_passages(item.row["focus"], index, k)), abstain=True)
-    return replace(item, distractors=copy)
+    passages = tuple(distractor_passages(item.row["focus"], index, k))
+    copy = replace(item, passages=passages, abstain=True, concerns=None)
+    return replace(item, distractors=with_concerns(copy, index, judge))
 
 
 def build_items(
-    rows: Sequence[Mapping[str, Any]], index: BM25Index, distractors: bool = True
+    rows: Sequence[Mapping[str, Any]], index: BM25Index, distractors: bool = True, judge: Judge | None = None
 ) -> list[EvalItem]:
-    """Every row read once, with its passages and (``distractors``) its distractor-only copy."""
-    items = [read_item(r, row_passages(r, index)) for r in rows]
-    return [with_distractors(it, index) for it in items] if distractors else items
+    """Every row read once, with its passages, (``judge``) what they concern and (``distractors``) its
+    distractor-only copy."""
+    items = [with_concerns(read_item(r, row_passages(r, index)), index, judge) for r in rows]
+    return [with_distractors(it, index, judge=judge) for it in items] if distractors else items
 
 
 def as_items(rows: Sequence[Any], index: BM25Index | None = None) -> list[EvalItem]:
-    """Items as they are; plain rows read now (passages from ``index``, none without one)."""
+    """Items as they are; plain rows read now (passages from ``index``, none without one; what the passages
+    concern is judged by ``build_items`` only)."""
     return [
         r if isinstance(r, EvalItem) else read_item(r, row_passages(r, index) if index is not None else ())
         for r in rows

@@ -182,7 +182,8 @@ TABLE = (
     ("citation recall", "grounding", ("citation_recall",)),
     ("grounded answer on evidence", "grounding", ("answered_on_evidence",)),
     ("abstention (target abstains)", "grounding", ("abstention",)),
-    ("abstention (distractors only)", "grounding", ("distractors_only", "abstention")),
+    ("abstention (distractors only, raw)", "grounding", ("distractors_only", "abstention")),
+    ("abstention (distractors only, published)", "grounding", ("distractors_only", "abstention_published")),
 )
 
 

@@ -165,7 +165,12 @@ def item_scores(
         "no_evidence": not item.evidence,
     }
     raw = raw or Sections()
-    checked = raw if passages is None else check_output(record, raw, cites, passages, facts.drugs).sections
+    concerned = item.concerns if passages is not None and len(passages) == len(item.passages) else None
+    checked = (
+        raw
+        if passages is None
+        else check_output(record, raw, cites, passages, facts.drugs, concerned).sections
+    )
     # The safety rules run once for what is published; the raw audit is that same run when nothing was checked.
     first = apply_safety(record, checked, facts)
     raw_audit = first if passages is None else apply_safety(record, raw, facts)

@@ -3,6 +3,7 @@ as the row read again by each scorer; and the safety rules' first result reused 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
@@ -123,9 +124,33 @@ def test_built_items_score_like_the_rows_and_carry_their_distractors(tiny_data):
     assert outputs == grounding_eval.extractive_outputs(items, index)
     passages = [eval_items.row_passages(r, index) for r in rows]
     by_row = treatment_eval.evaluate_rows(rows, outputs, 50, 0, passages)
-    by_item = treatment_eval.evaluate_rows(items, outputs, 50, 0, [it.passages for it in items])
+    # A plain row is not judged for what its passages concern (that needs the record and the index together).
+    unjudged = [dataclasses.replace(it, concerns=None) for it in items]
+    by_item = treatment_eval.evaluate_rows(unjudged, outputs, 50, 0, [it.passages for it in items])
     assert by_row == by_item
     distract = eval_items.distractor_items(items, index)
     assert grounding_eval.grounded_report(old, outputs, index, 0, 50) == grounding_eval.grounded_report(
         distract, outputs, index, 0, 50
     )
+
+
+def test_distractor_copies_are_judged_and_their_published_abstention_follows_the_check(tiny_data):
+    """What the passages concern is judged for every item as inference judges it; the extractive rules write
+    from distractors, and what is published of it is what the grounding check then lets through."""
+    from medlora.retrieval.index import load_index
+    from medlora.retrieval.subject import concerns
+
+    index = load_index(tiny_data)
+    test = [json.loads(x) for x in (tiny_data / "test.jsonl").read_text().splitlines()]
+    items = eval_items.build_items([r for r in test if r["kind"] == "treatment"][:6], index, judge=concerns)
+    assert all(
+        it.concerns is not None and len(it.concerns) == len(it.passages) for it in items if it.passages
+    )
+    distract = eval_items.distractor_items(items, index)
+    outputs = grounding_eval.extractive_outputs(distract, index)
+    published = grounding_eval.published(distract, outputs)
+    elsewhere = [i for i, it in enumerate(distract) if it.concerns is not None and not any(it.concerns)]
+    assert any(eval_items.has_content(outputs[i][0]) for i in elsewhere)  # the rules did write from them
+    assert not any(eval_items.has_content(published[i]) for i in elsewhere)
+    report = grounding_eval.grounded_scores(distract, outputs, index, 0, 50)
+    assert report["abstention_published"] > report["abstention"]
