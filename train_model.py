@@ -101,9 +101,11 @@ def main(cfg: TrainConfig, callbacks: list | None = None) -> dict:
             model, counts = training.build_lora_model(
                 cfg.base_model, dtype, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules,
                 cfg.load_in_4bit, cfg.gradient_checkpointing, top_layers=cfg.lora_top_layers,
+                init_adapter=cfg.init_adapter,
             )  # fmt: skip
-    except ValueError as e:  # PEFT names the target modules it cannot find
-        raise UsageError(f"--lora-target-modules: {str(e).splitlines()[0]}") from None
+    except ValueError as e:  # PEFT names the target modules it cannot find; a mismatched --init-adapter
+        what = "--init-adapter" if "LoRA layout" in str(e) else "--lora-target-modules"
+        raise UsageError(f"{what}: {str(e).splitlines()[0]}") from None
     if args.should_save:
         if ckpt.exists() and plan["resume_from"] is None:
             log.info("starting afresh: removing %s", ckpt)
@@ -267,6 +269,8 @@ def write_decoding(cfg: TrainConfig, model, tokenizer, adapter_dir: Path) -> dic
 
     from medlora.common.files import read_jsonl
     from medlora.data import decisions
+    from medlora.retrieval.index import load_index
+    from medlora.retrieval.subject import mark_concerns
     from medlora.training.run import sample_rows
 
     t0 = _time.time()
@@ -282,6 +286,7 @@ def write_decoding(cfg: TrainConfig, model, tokenizer, adapter_dir: Path) -> dic
     # Chosen where the decoder is when it has written nothing yet (every earlier section empty): the state
     # generation starts from; the gold-prefix figures say whether the decisions were learned at all.
     silent = decisions.decision_margins(model, tokenizer, rows, max_length=length, prefix="silent")
+    mark_concerns(silent, rows, load_index(cfg.data_dir))
     chosen = decisions.choose_bias(silent)
     out = {
         **chosen,

@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         + " ".join(["bench/decision_probs.py", *(argv if argv is not None else sys.argv[1:])]),
     }
     if args.write_bias:
+        from medlora.retrieval.index import load_index
+        from medlora.retrieval.subject import mark_concerns
+
+        mark_concerns(items, rows, load_index(args.data_dir))
         chosen = decisions.choose_bias(items)
         report["chosen"] = chosen
         write_json(

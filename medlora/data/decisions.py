@@ -11,7 +11,9 @@ reproducing base rates (every section empty).
   (``P(empty)`` in reports is that restricted probability). ``bench/decision_probs.py`` reports it for filled
   and empty targets: a model that has learned the decisions puts clearly less on empty where the target fills.
 - ``choose_bias``: a per-section bias ``b`` chosen on val: decoding subtracts ``b`` from the logits of the
-  tokens that close the array, so a section is filled where ``margin < b``. Stored with the adapter
+  tokens that close the array, so a section is filled where ``margin < b``; abstaining rows whose passages
+  concern nothing of the primary condition must stay silent (``medlora.retrieval.subject.mark_concerns``: the
+  grounding check sees to it). Stored with the adapter
   (``decoding.json``) and applied by ``EmptyBias`` in the generator.
 """
 
@@ -156,13 +158,18 @@ def summarise(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _decide(items: Sequence[dict[str, Any]], bias: dict[str, float]) -> dict[str, float]:
-    """Per section, share of filled targets filled and of empty targets left empty under ``bias``; and the
-    share of abstaining rows that stay silent in every section."""
+    """The share of abstaining rows that must stay silent and do so in every section under ``bias``. A row
+    whose passages concern nothing of the patient's primary condition or complaint must, and is (the grounding
+    check removes what is written); a row whose passages concern it is not held to silence (its target abstains
+    when the target's own items are not in the passages; grounded advice from them is not a false write);
+    a row not judged (``concerned`` None or absent: ``medlora.retrieval.subject.mark_concerns``) must be silent by
+    the model's own margins."""
     stats: dict[str, float] = {}
     silent = [
-        all(s["margin"] > bias.get(n, 0.0) for n, s in it["sections"].items() if n not in NOT_BIASED)
+        it.get("concerned") is False
+        or all(s["margin"] > bias.get(n, 0.0) for n, s in it["sections"].items() if n not in NOT_BIASED)
         for it in items
-        if it["abstain"]
+        if it["abstain"] and it.get("concerned") is not True
     ]
     stats["abstention"] = sum(silent) / len(silent) if silent else 1.0
     return stats
@@ -171,6 +178,9 @@ def _decide(items: Sequence[dict[str, Any]], bias: dict[str, float]) -> dict[str
 # A section whose val margins separate filled from empty targets less than this (AUC) is not biased: without
 # separation a bias only trades silence for writing at random (measured: AUC 0.20-0.64 after the CPU run).
 MIN_AUC = 0.6
+# Nor is a section filled in fewer val targets than this: a balanced accuracy over one or two filled targets is
+# noise (run 5: specialist_referrals, 2 of 64, got +1.89 and would have been filled nearly everywhere).
+MIN_FILLED = 5
 
 
 def choose_bias(
@@ -192,9 +202,10 @@ def choose_bias(
             if name in it["sections"] and not it["sections"][name]["filled"]
         ]
         auc = _auc(f, e)  # filled targets should have the lower margins
-        if not f or not e or auc is None or auc < min_auc:
+        if len(f) < MIN_FILLED or not e or auc is None or auc < min_auc:
+            why = f"fewer than {MIN_FILLED} filled targets" if len(f) < MIN_FILLED else "AUC below min_auc"
             bias[name] = 0.0
-            per[name] = {"auc": auc, "n_filled": len(f), "n_empty": len(e), "not_biased": "AUC below min_auc"}
+            per[name] = {"auc": auc, "n_filled": len(f), "n_empty": len(e), "not_biased": why}
             continue
         best = (-1.0, 0.0)
         values = sorted({*f, *e})
@@ -223,8 +234,9 @@ def choose_bias(
         "per_section": per,
         "rule": "decoding subtracts empty_bias[section] from the logits of tokens that close the section's array; "
         f"chosen on val (teacher-forced margins): balanced accuracy per section where the AUC is at least {min_auc} "
-        "(else 0), then lowered together until abstaining val rows stay silent at least "
-        f"{1 - max_false_write:.2f} of the time",
+        f"and at least {MIN_FILLED} targets fill it (else 0), then lowered together until abstaining val rows stay silent at least "
+        f"{1 - max_false_write:.2f} of the time (a row whose passages concern nothing of its primary condition or "
+        "complaint is silent by the grounding check; one whose passages concern it is not held to silence)",
     }
 
 

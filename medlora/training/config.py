@@ -18,7 +18,7 @@ RESUME_KEYS = (
     "base_model", "data_dir", "max_length", "limit_examples", "limit_val_examples", "epochs", "max_steps",
     "batch_size", "gradient_accumulation_steps", "learning_rate", "warmup_ratio", "weight_decay", "lora_r", "lora_alpha",
     "lora_dropout", "lora_target_modules", "precision", "load_in_4bit", "seed", "eval_steps",
-    "decision_weight", "treatment_share", "rare_boost", "lora_top_layers", "balance_decisions",
+    "decision_weight", "treatment_share", "rare_boost", "lora_top_layers", "balance_decisions", "init_adapter",
 )  # fmt: skip
 
 
@@ -84,6 +84,11 @@ class TrainConfig:
     lora_top_layers: int = field(
         default=0, metadata={"help": "LoRA on the last N decoder layers only (0: all); faster steps on a CPU"}
     )
+    init_adapter: str | None = field(
+        default=None,
+        metadata={"help": "start the LoRA weights from this adapter (same rank, modules and layers), e.g. to "
+                  "train an earlier run on more of the split; the optimizer and schedule start afresh"},
+    )  # fmt: skip
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: float = field(default=32.0, metadata={"help": "LoRA alpha (scale = alpha / r)"})
     lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
@@ -140,6 +145,8 @@ class TrainConfig:
             )
         if self.max_length < 32:
             raise UsageError("--max-length must be at least 32 tokens")
+        if self.init_adapter and not (Path(self.init_adapter) / "adapter_model.safetensors").is_file():
+            raise UsageError(f"--init-adapter {self.init_adapter}: no adapter_model.safetensors there")
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -257,6 +257,24 @@ def plot_loss(records: list[dict[str, Any]], path: Path, title: str = "") -> Non
     plt.close(fig)
 
 
+def load_adapter_weights(model: Any, adapter_dir: str | Path) -> None:
+    """Set ``model``'s LoRA weights to those saved in ``adapter_dir``; a ValueError when they do not match its
+    LoRA layout (rank, target modules, layers), so that no weight is silently left at its initial value."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    state = load_file(str(Path(adapter_dir) / "adapter_model.safetensors"))
+    mine = {k for k in model.state_dict() if "lora_" in k}
+    result = set_peft_model_state_dict(model, state)
+    missing = [k for k in result.missing_keys if "lora_" in k]
+    if result.unexpected_keys or len(missing) or len(state) != len(mine):
+        raise ValueError(
+            f"the adapter in {adapter_dir} does not match this LoRA layout ({len(state)} tensors there, "
+            f"{len(mine)} here): use the same --lora-r, --lora-target-modules and --lora-top-layers"
+        )
+    log.info("LoRA weights loaded from %s (%d tensors)", adapter_dir, len(state))
+
+
 def build_lora_model(
     base_dir: str | Path,
     dtype: Any,
@@ -268,6 +286,7 @@ def build_lora_model(
     gradient_checkpointing: bool = False,
     config: Any = None,
     top_layers: int = 0,
+    init_adapter: str | Path | None = None,
 ):
     """``(peft_model, parameter_counts)``: the base (or a random model of ``config``'s shape) with LoRA on it.
 
@@ -301,6 +320,8 @@ def build_lora_model(
         layers_to_transform=layers,
     )  # fmt: skip
     model = get_peft_model(model, lora, autocast_adapter_dtype=True)
+    if init_adapter:
+        load_adapter_weights(model, init_adapter)
     if gradient_checkpointing:
         # Checkpointed blocks need an input that requires grad, and the frozen embeddings give none.
         model.enable_input_require_grads()

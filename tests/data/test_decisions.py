@@ -111,6 +111,21 @@ def test_choose_bias_separates_on_val_and_keeps_abstaining_rows_silent():
     assert summary["p_empty_where_filled"] < summary["p_empty_where_empty"] and summary["auc"] == 1.0
 
 
+def test_abstaining_rows_the_grounding_check_silences_do_not_lower_the_bias():
+    """An abstaining row whose passages concern nothing of its primary condition is silent whatever the model
+    writes (the check removes it); one whose passages concern it is not held to silence. Only rows not judged
+    lower the bias, as before."""
+    items = [_item({"medications": 0.5}, {"medications"}) for _ in range(10)]
+    items += [_item({"medications": 3.0}, set()) for _ in range(20)]
+    unjudged = [_item({"medications": 0.5}, set(), abstain=True) for _ in range(5)]
+    assert decisions.choose_bias(items + unjudged)["lowered_by"] > 0
+    for concerned in (False, True):
+        judged = [{**it, "concerned": concerned} for it in unjudged]
+        out = decisions.choose_bias(items + judged)
+        assert out["lowered_by"] == 0 and 0.5 < out["empty_bias"]["medications"] < 3.0
+        assert out["abstention_on_val"] == 1.0
+
+
 def test_bias_is_stored_with_the_adapter_and_loaded(tmp_path):
     assert decisions.load_bias(tmp_path) is None and decisions.load_bias(None) is None
     (tmp_path / decisions.DECODING_FILE).write_text(json.dumps({"empty_bias": {"medications": 1.5}}))
@@ -154,11 +169,14 @@ def test_generator_applies_the_adapters_bias(tiny_model, tok):
 
 
 def test_a_section_whose_margins_do_not_separate_on_val_is_not_biased():
-    items = [_item({"medications": m, "lifestyle": 0.5}, {"medications", "lifestyle"}) for m in (1.0, 3.0)]
-    items += [_item({"medications": m, "lifestyle": 3.0}, set()) for m in (1.0, 3.0)]
+    items = [_item({"medications": m, "lifestyle": 0.5}, {"medications", "lifestyle"}) for m in (1.0, 3.0) * 3]
+    items += [_item({"medications": m, "lifestyle": 3.0}, set()) for m in (1.0, 3.0) * 3]
     out = decisions.choose_bias(items, max_false_write=1.0)
     assert out["per_section"]["medications"]["auc"] == 0.5 and out["empty_bias"]["medications"] == 0.0
     assert out["per_section"]["lifestyle"]["auc"] == 1.0 and 0.5 < out["empty_bias"]["lifestyle"] <= 3.0
+    # Perfectly separated, but on too few filled targets to choose anything.
+    few = decisions.choose_bias(items[:4] + items[6:], max_false_write=1.0)
+    assert few["empty_bias"]["lifestyle"] == 0.0 and "fewer than" in few["per_section"]["lifestyle"]["not_biased"]
 
 
 def test_margins_teacher_forced_on_the_target_or_on_a_silent_prefix(tiny_model, tok):

@@ -184,6 +184,26 @@ def test_lora_weights_stay_fp32_under_a_half_precision_base(tiny_model):
     assert any(p.dtype == torch.bfloat16 for p in model.parameters() if not p.requires_grad)
 
 
+def test_lora_weights_start_from_an_earlier_adapter_of_the_same_layout_only(tiny_model, tmp_path):
+    import torch
+
+    first, _ = training.build_lora_model(tiny_model, torch.float32, 4, 8, 0.0, ["q_proj", "v_proj"])
+    with torch.no_grad():
+        for name, p in first.named_parameters():
+            if "lora_B" in name:
+                p.fill_(0.5)  # LoRA starts with B = 0: a value it would not have by chance
+    first.save_pretrained(tmp_path / "a")
+    again, _ = training.build_lora_model(
+        tiny_model, torch.float32, 4, 8, 0.0, ["q_proj", "v_proj"], init_adapter=tmp_path / "a"
+    )
+    b = [p for n, p in again.named_parameters() if "lora_B" in n]
+    assert b and all(bool((p == 0.5).all()) and p.requires_grad for p in b)
+    with pytest.raises(ValueError, match="LoRA layout"):
+        training.build_lora_model(
+            tiny_model, torch.float32, 4, 8, 0.0, ["q_proj"], init_adapter=tmp_path / "a"
+        )
+
+
 def test_plot_loss_writes_a_png(tmp_path):
     recs = [{"step": 1, "loss": 2.0, "eval_loss": None}, {"step": 2, "loss": 1.0, "eval_loss": 1.5}]
     training.plot_loss(recs, tmp_path / "loss.png")
