@@ -6,6 +6,8 @@
 - A ``medications`` item is kept only when its name resolves to a drug or drug class (``medlora.clinical.drugs``) or is
   one of the patient's own medications; a dosage or frequency that repeats the name or holds no dose or
   frequency is set to null.
+- A ``patient_education`` item needs ``MIN_EDUCATION_WORDS`` distinct content words: a two-word fragment teaches
+  nothing, however well grounded.
 - ``immediate_actions`` the model wrote are kept only when passages will check them (``medlora.grounding.check``:
   cited and supported); without passages only the safety rules' actions are published.
 - ``repetition_loop`` says whether a generation that ran out of tokens was stuck in a loop.
@@ -29,7 +31,7 @@ from ..common.schemas import (
     UnsupportedItem,
     item_text,
 )
-from ..common.text import normalised, split_sentences, tokens
+from ..common.text import normalised, split_sentences, tokens, words
 from .support import among
 
 # Words about the output format or the conversation, which advice for a patient never needs. Each was checked
@@ -43,6 +45,10 @@ _META = re.compile(
     r"|\b(?:immediate_actions|patient_education|specialist_referrals|side_effects|follow_up)\b|[{}]|\"\s*:",
     re.I,
 )
+# A patient_education item is a sentence that teaches something. A fragment of two content words ("Strep
+# throat.", "Mononucleosis smoking.", both grounded word for word in the run-5 model's output) passes every other
+# rule and teaches nothing; 25 of 6,493 target items (0.4%, mostly "Treatment is symptomatic.") are that short.
+MIN_EDUCATION_WORDS = 3
 _NUMBER = re.compile(
     r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|half|single|double)\b", re.I
 )  # fmt: skip
@@ -188,6 +194,12 @@ def publishable(
                     else [v for v in it.model_dump().values() if isinstance(v, str)]
                 )
                 why = next((w for f in fields if (w := degenerate(f))), None)
+                if (
+                    why is None
+                    and name == "patient_education"
+                    and len(set(words(text))) < MIN_EDUCATION_WORDS
+                ):
+                    why = f"too short to teach anything: fewer than {MIN_EDUCATION_WORDS} content words"
             if why is None and normalised(text) in seen:
                 why = "degenerate: repeats an earlier item of this section"
             if why is None and name == "immediate_actions" and not checked and not EMERGENCY_LINE.match(text):

@@ -71,6 +71,25 @@ def test_the_two_items_of_issue_22_are_removed_and_reported():
     assert out.edited == {"immediate_actions", "medications"}
 
 
+def test_a_two_word_fragment_is_no_patient_education_and_a_short_lifestyle_line_stays():
+    strep = PatientRecord(conditions=["strep throat"])
+    sections = Sections(
+        patient_education=[
+            "Strep throat.",
+            "Mononucleosis smoking.",
+            "Strep throat is treated with antibiotics.",
+        ],
+        lifestyle=["Be physically active."],
+    )
+    out = publishable(
+        strep, sections, {"patient_education": [[1], [1], [1]], "lifestyle": [[1]]}, checked=True
+    )
+    assert out.sections.patient_education == ["Strep throat is treated with antibiotics."]
+    assert out.citations["patient_education"] == [[1]]
+    assert out.sections.lifestyle == ["Be physically active."]
+    assert all("too short" in why for why in reasons(out).values()) and len(out.removed) == 2
+
+
 def test_dose_fields_that_repeat_the_name_or_hold_no_dose_are_nulled():
     meds = [
         Medication(name="albuterol", dosage="albuterol", frequency="every 4 hours as needed"),
