@@ -4,8 +4,9 @@ A patient is built for one focus (the condition) from the focus's own answers: a
 about who has it ("infants", "children", "adults over 50"), sex from sex-specific anatomy or wording
 ("prostate", "ovarian", "occurs only in males"), then common comorbidities with their usual current
 medications, allergies from the commonest reported allergy labels (spelled as records spell them: brand
-names, abbreviations), vitals (mostly normal for the age, a share abnormal enough to raise red flags) and
-pregnancy for some women of child-bearing age.
+names, abbreviations), vitals (mostly normal for the age, a share abnormal enough to raise red flags),
+pregnancy for some women of child-bearing age, for half the patients a few of the focus's common findings as
+symptoms, and for half a line or two of free-text notes (now and then one that reads as an instruction).
 
 The patient is context, never a source: no clinical fact about the focus is taken from here into a target.
 Targets are the focus's sourced sections transformed by the same deterministic rules as at inference
@@ -23,6 +24,7 @@ from typing import Any
 
 from ..common.schemas import PatientRecord, Vitals
 from ..common.text import plain_words
+from .patient_context import NOTES_SHARE, SYMPTOMS_SHARE, notes_text, symptom_terms
 
 # ------------------------------------------------------------------------------------------------------- age
 
@@ -376,10 +378,17 @@ def make_patient(
     pregnant = None
     if sex == "female" and 15 <= age <= 45:
         pregnant = pregnancy_condition or rng.random() < 0.1
+    terms = symptom_terms(answers)
+    symptoms = (
+        rng.sample(terms, min(len(terms), rng.choice((1, 2, 3)))) if rng.random() < SYMPTOMS_SHARE else []
+    )
+    notes = notes_text(rng) if rng.random() < NOTES_SHARE else None
     return PatientRecord(
         age=age,
         sex=sex,
         conditions=conditions,
+        symptoms=symptoms,
+        notes=notes,
         medications=medications,
         allergies=allergies,
         vitals=Vitals(**vitals) if vitals else Vitals(),

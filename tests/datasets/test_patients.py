@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
 from medlora.clinical import drugs
 from medlora.data.medquad import QAPair
-from medlora.datasets import patients
+from medlora.datasets import patient_context, patients
 
 
 def _answers(text: str, qtype: str = "information") -> dict:
@@ -133,3 +134,29 @@ def test_abnormal_vitals_leave_the_normal_range_for_the_age():
                 age=age, conditions=["x"], vitals=patients.Vitals(**patients.normal_vitals(age, rng))
             )
             assert not patients.abnormal(normal)
+
+
+HPO = (
+    "What are the signs and symptoms of X? The Human Phenotype Ontology provides the following list of signs and "
+    "symptoms for X. Signs and Symptoms Approximate number of patients (when available) Malabsorption 90% "
+    "Abnormality of movement 50% Incoordination 7.5% Muscular hypotonia 90% Autosomal recessive inheritance - "
+)
+
+
+def test_symptoms_are_the_focus_common_findings_and_notes_state_nothing_clinical_about_it():
+    assert patient_context.symptom_terms(_answers(HPO, "symptoms")) == [
+        "abnormality of movement", "malabsorption", "muscular hypotonia",
+    ]  # fmt: skip
+    assert patient_context.symptom_terms(_answers("Symptoms include pain and swelling.", "symptoms")) == []
+    people = [patients.make_patient("X", _answers(HPO, "symptoms"), random.Random(i)) for i in range(400)]
+    with_symptoms = [p for p in people if p.symptoms]
+    assert 0.4 < len(with_symptoms) / 400 < 0.6 and 0.4 < sum(bool(p.notes) for p in people) / 400 < 0.6
+    assert all(
+        set(p.symptoms) <= {"abnormality of movement", "malabsorption", "muscular hypotonia"} for p in people
+    )
+    assert {len(p.symptoms) for p in with_symptoms} == {1, 2, 3}
+    lines = set(patient_context.NOTE_LINES) | set(patient_context.INSTRUCTION_NOTES)
+    for p in people:
+        said = p.notes or ""
+        assert "X" not in said.split() and all(s in lines for s in re.split(r"(?<=\.) ", said) if s)
+    assert any(any(i in (p.notes or "") for i in patient_context.INSTRUCTION_NOTES) for p in people)
