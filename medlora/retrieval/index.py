@@ -353,12 +353,22 @@ _NOTE_SPAN = 6
 NOTE_WORD_MAX_SHARE = 0.005
 
 
+_FAMILY_HISTORY = re.compile(
+    r"\b(?:family history|fhx?|fh)\b[^.;\n]*|\b(?:mother|father|sister|brother|parent|grandmother|grandfather)"
+    r"(?:'s)? (?:has|had|with|died of)\b[^.;\n]*",
+    re.I,
+)
+
+
 def note_conditions(index: BM25Index, note: str, conditions: Iterable[str] = (), limit: int = 3) -> list[str]:
     """Names of answered foci that a free-text note mentions (longest first): two or more words, or one rare
     word (``NOTE_WORD_MAX_SHARE``) or abbreviation that is a focus name or alias. A name whose words all come
     from the record's own conditions is skipped: those were judged already, and a word of an unrecognised
     condition ("giant cell vasculitis") must not come back through the note as a shared-word match. A pointer
-    for retrieval only: nothing in the note is followed."""
+    for retrieval only: nothing in the note is followed; a family history ("FHx of diabetes", "mother had breast
+    cancer") names a relative's condition, not the patient's, and is skipped."""
+    # A relative's condition is not the patient's: "Family history of heart disease" names none of theirs.
+    note = _FAMILY_HISTORY.sub(" ", note)
     toks = re.findall(r"[A-Za-z0-9']+", note)
     own = {w for c in conditions for w in words(c)}
     found: list[str] = []

@@ -11,8 +11,9 @@ A passage concerns them when retrieval keeps it as evidence for them (the primar
 meaning where the lexical search finds none, and the complaint's), or when the evidence rule's ``is_about`` finds
 it about one of their names (a focus, synonym, abbreviation or lay name the lexicon gives).
 
-No judgement (``None``: nothing is held back) when no condition of the record is recognised at all: retrieval
-then reads the notes (``retrieve_for_record``), and what the passages should be about is not the written name.
+When no condition of the record is recognised, retrieval reads the notes (``retrieve_for_record``): the
+conditions the notes name (not a relative's) then count as what the recommendation is for, and what the note read
+as a question found does not. No judgement (``None``) only without an index.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..data.passages import Passage
-from .index import BM25Index, condition_hits, is_about
+from .index import BM25Index, condition_hits, is_about, note_conditions
 
 DEPTH = 20
 
@@ -38,17 +39,19 @@ def concerns(
     splits: Iterable[str] | None = None,
     depth: int = DEPTH,
 ) -> list[bool] | None:
-    """Per passage, whether it concerns the record's primary condition or presenting complaint; ``None`` when
-    that cannot be judged (no index, or no condition of the record recognised: see the module docstring)."""
+    """Per passage, whether it concerns the record's primary condition or presenting complaint (or, when no
+    condition is recognised, a condition its notes name); ``None`` without an index or passages."""
     from .hybrid import complaint, condition_fallback
     from .hybrid import search as hybrid_search
 
     if index is None or not passages:
         return None
-    if record.conditions and not any(_recognised(index, c) for c in record.conditions):
-        return None
     splits = tuple(splits) if splits is not None else None
     subjects = [record.conditions[0]] if record.conditions else []
+    if record.conditions and not any(_recognised(index, c) for c in record.conditions):
+        # Retrieval read the notes: the conditions they name stand for the unrecognised one. What the note read
+        # as a question found ("symptoms worse at night": lymphoma, narcolepsy) concerns nothing of the patient.
+        subjects += note_conditions(index, record.notes or "", record.conditions)
     lists = [
         condition_fallback(index, c, condition_hits(index, c, splits, depth), splits, depth) for c in subjects
     ]

@@ -37,9 +37,22 @@ def test_the_primary_condition_is_the_first_condition_else_the_first_symptom(ind
     assert concerns(index, PatientRecord(conditions=["asthma", "gout"]), gout + asthma) == [False, True]
 
 
-def test_nothing_is_judged_without_an_index_or_a_recognised_condition(index):
-    some = index.passages[:2]
-    assert concerns(None, PatientRecord(conditions=["gout"]), some) is None
-    # Retrieval reads the notes when no condition is recognised: the written name says nothing of the passages.
-    assert concerns(index, PatientRecord(conditions=["qzxv blorft"]), some) is None
+def test_nothing_is_judged_without_an_index(index):
+    assert concerns(None, PatientRecord(conditions=["gout"]), index.passages[:2]) is None
     assert concerns(index, PatientRecord(conditions=["gout"]), []) is None
+
+
+def test_an_unrecognised_condition_stands_for_what_the_notes_name_but_not_a_relatives_condition(index):
+    anemia = [p for p in index.passages if medquad.focus_key(p.focus) == "iron deficiency anemia"][:2]
+    gout = [p for p in index.passages if medquad.focus_key(p.focus) == "gout"][:1]
+    assert anemia and gout
+    plain = PatientRecord(conditions=["qzxv blorft"])
+    assert concerns(index, plain, anemia + gout) == [False, False, False]
+    known = PatientRecord(conditions=["qzxv blorft"], notes="Known iron deficiency anemia, on tablets.")
+    assert concerns(index, known, anemia + gout) == [True, True, False]
+    relative = PatientRecord(conditions=["qzxv blorft"], notes="Family history of iron deficiency anemia.")
+    assert concerns(index, relative, anemia + gout) == [False, False, False]
+    assert not retrieve_for_record(relative, index) or all(
+        medquad.focus_key(h.passage.focus) != "iron deficiency anemia"
+        for h in retrieve_for_record(relative, index)
+    )
