@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from medlora.common.files import read_jsonl, write_json
+    from medlora.common.files import read_jsonl, update_json, write_json
     from medlora.data import decisions
     from medlora.model.loading import load_model
     from medlora.training.run import sample_rows
@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                 "p_empty_before_bias": report["p_empty"],
             },
         )
+        info = Path(args.adapter) / "model_info.json"
+        if info.is_file():  # the folder describes itself: its model_info says which bias decodes it
+            summary = {k: chosen[k] for k in ("empty_bias", "abstention_on_val")}
+            update_json(info, lambda d: {**d, "decoding": {**summary, "val_rows": len(items)}}, {})
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
