@@ -7,7 +7,8 @@ no evidence), then, given the passages that were in the prompt, ``check_groundin
 - every item cites at least one passage in the prompt (a medication the patient already takes excepted: the
   record vouches for it) and, where retrieval can tell (``medlora.retrieval.subject``), one that concerns the
   primary condition or the presenting complaint: the prompt says to ignore passages about other conditions, and
-  here that is a rule; only such passages vouch for the item and stay among its citations; a non-medication item's cited passages together hold most of its content words
+  here that is a rule; only such passages vouch for the item and stay among its citations;
+- a non-medication item's cited passages together hold most of its content words
   (``medlora.grounding.support``), and no clause of it says the opposite of the cited clause it repeats;
 - every drug any field of any item names is vouched for: one it prescribes ("switch to oxycodone" in
   ``side_effects``) by a cited sentence giving it (a sentence forbidding or warning against it does not count),

@@ -313,6 +313,12 @@ class BM25Index:
         return [self._hit(i, scores[i], reach, band, names) for i in ranked]
 
 
+def recognised(index: BM25Index, condition: str) -> bool:
+    """The lexicon knows the condition (a focus, an alias, a drug) or some focus's names spell it out."""
+    m = index.lookup(condition)
+    return m.how != "none" or bool(m.named_by)
+
+
 def condition_query(condition: str) -> str:
     # The prompt asks for treatment: the question prefix of treatment passages says "treatments for X".
     return f"{condition} treatment"
@@ -427,7 +433,7 @@ def retrieve_for_record(
     def notes() -> list[list[Hit]]:
         # A condition the lexicon knows (a focus, an alias, a drug) but with no evidence is an honest "nothing
         # here": the note is read only when no condition was recognised at all.
-        if any(index.lookup(c).how != "none" or index.lookup(c).named_by for c in record.conditions):
+        if any(recognised(index, c) for c in record.conditions):
             return []
         lists = [
             condition_hits(index, c, splits, depth)

@@ -22,14 +22,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..data.passages import Passage
-from .index import BM25Index, condition_hits, is_about, note_conditions
+from .index import BM25Index, condition_hits, is_about, note_conditions, recognised
 
 DEPTH = 20
-
-
-def _recognised(index: BM25Index, condition: str) -> bool:
-    m = index.lookup(condition)
-    return m.how != "none" or bool(m.named_by)
 
 
 def concerns(
@@ -48,7 +43,7 @@ def concerns(
         return None
     splits = tuple(splits) if splits is not None else None
     subjects = [record.conditions[0]] if record.conditions else []
-    if record.conditions and not any(_recognised(index, c) for c in record.conditions):
+    if record.conditions and not any(recognised(index, c) for c in record.conditions):
         # Retrieval read the notes: the conditions they name stand for the unrecognised one. What the note read
         # as a question found ("symptoms worse at night": lymphoma, narcolepsy) concerns nothing of the patient.
         subjects += note_conditions(index, record.notes or "", record.conditions)
